@@ -1,0 +1,186 @@
+"""The ride model and the hard constraints, one named function per constraint.
+
+Ride model (first version): a driver starts its shift at its start location and serves one
+booking at a time, in the problem's service order (pickup window, then id): drive to the
+pickup, wait for the window to open if early, board (`service` minutes), ride to the drop-off,
+then on to the next pickup.
+
+Every constraint function returns a machine-readable reason code when it rejects, else None.
+A *violation* is a `(reason, subject index)` pair; an upstream plan may already contain some,
+and the search rule is that no move may add one (see `new_violations`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from optimizer.problem import IntArray, Problem
+
+Reason = Literal["time_window", "shift", "capability", "locked", "priority", "driver_limit"]
+Violation = tuple[Reason, int]
+"""A broken hard constraint: the reason and the booking (or, for shift/driver_limit, driver)."""
+
+
+# ------------------------------------------------------------------ one function per constraint
+
+
+def check_capability(problem: Problem, booking: int, driver: int) -> Reason | None:
+    """The driver must have every capability the booking requires (e.g. `wheelchair`)."""
+    return None if problem.capable[booking, driver] else "capability"
+
+
+def check_locked(problem: Problem, booking: int, from_driver: int, to_driver: int) -> Reason | None:
+    """A locked booking stays with its upstream driver."""
+    if from_driver != to_driver and problem.locked[booking]:
+        return "locked"
+    return None
+
+
+def check_time_window(problem: Problem, booking: int, pickup_at: float) -> Reason | None:
+    """A normal booking's pickup may be at most the tolerance after its window closes."""
+    if problem.priority[booking] >= problem.rules.high_priority:
+        return None  # judged by check_priority, with no tolerance
+    if pickup_at > problem.latest[booking] + problem.rules.late_tolerance_minutes + _EPS:
+        return "time_window"
+    return None
+
+
+def check_priority(problem: Problem, booking: int, pickup_at: float) -> Reason | None:
+    """A high-priority booking may not be picked up after its window closes."""
+    if problem.priority[booking] >= problem.rules.high_priority and (
+        pickup_at > problem.latest[booking] + _EPS
+    ):
+        return "priority"
+    return None
+
+
+def check_shift(problem: Problem, driver: int, end_at: float) -> Reason | None:
+    """A driver's last drop-off must be done by the end of its shift."""
+    return "shift" if end_at > problem.shift_end[driver] + _EPS else None
+
+
+def check_driver_limit(problem: Problem, driver: int, rides: int) -> Reason | None:
+    """A driver with a ride cap takes no more rides than the cap."""
+    cap = int(problem.max_rides[driver])
+    return "driver_limit" if 0 <= cap < rides else None
+
+
+_EPS = 1e-6
+
+
+# ------------------------------------------------------------------ route schedule
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSchedule:
+    """One driver's planned day: rides in service order with times, and its aggregates."""
+
+    driver: int
+    bookings: tuple[int, ...]
+    pickup_at: tuple[float, ...]
+    dropoff_at: tuple[float, ...]
+    workload_minutes: float  # driving (empty and loaded) + boarding; waiting excluded
+    deadhead_km: float
+    lateness_minutes: float  # sum of minutes after each window closed
+    violations: frozenset[Violation]
+
+    @property
+    def rides(self) -> int:
+        return len(self.bookings)
+
+
+def service_sorted(problem: Problem, bookings: Iterable[int]) -> tuple[int, ...]:
+    """The bookings in the order a driver serves them."""
+    order = problem.order
+    return tuple(sorted(bookings, key=lambda b: order[b]))
+
+
+def schedule_route(problem: Problem, driver: int, bookings: Sequence[int]) -> RouteSchedule:
+    """Plan `bookings` (already in service order) for `driver` and check every constraint."""
+    tt = problem.travel
+    t = float(problem.shift_start[driver])
+    workload = deadhead = lateness = 0.0
+    pickups: list[float] = []
+    dropoffs: list[float] = []
+    violations: set[Violation] = set()
+    prev = -1
+    for b in bookings:
+        if prev < 0:
+            leg, leg_km = tt.start_to_pickup[driver, b], tt.start_to_pickup_km[driver, b]
+        else:
+            leg, leg_km = tt.dropoff_to_pickup[prev, b], tt.dropoff_to_pickup_km[prev, b]
+        pickup = max(t + leg, problem.earliest[b])
+        dropoff = pickup + problem.service[b] + tt.ride[b]
+        workload += leg + problem.service[b] + tt.ride[b]
+        deadhead += leg_km
+        lateness += max(0.0, pickup - problem.latest[b])
+        for reason in (
+            check_capability(problem, b, driver),
+            check_time_window(problem, b, pickup),
+            check_priority(problem, b, pickup),
+        ):
+            if reason is not None:
+                violations.add((reason, b))
+        pickups.append(float(pickup))
+        dropoffs.append(float(dropoff))
+        t, prev = dropoff, b
+    if bookings and (reason := check_shift(problem, driver, t)) is not None:
+        violations.add((reason, driver))
+    if (reason := check_driver_limit(problem, driver, len(bookings))) is not None:
+        violations.add((reason, driver))
+    return RouteSchedule(
+        driver=driver,
+        bookings=tuple(bookings),
+        pickup_at=tuple(pickups),
+        dropoff_at=tuple(dropoffs),
+        workload_minutes=float(workload),
+        deadhead_km=float(deadhead),
+        lateness_minutes=float(lateness),
+        violations=frozenset(violations),
+    )
+
+
+def routes_of(problem: Problem, assignment: IntArray) -> list[tuple[int, ...]]:
+    """Each driver's bookings in service order."""
+    routes: list[list[int]] = [[] for _ in range(problem.n_drivers)]
+    for b in np.argsort(problem.order, kind="stable"):
+        k = int(assignment[b])
+        if k >= 0:
+            routes[k].append(int(b))
+    return [tuple(r) for r in routes]
+
+
+def schedule_all(problem: Problem, assignment: IntArray) -> list[RouteSchedule]:
+    """Every driver's schedule under `assignment`."""
+    return [schedule_route(problem, k, r) for k, r in enumerate(routes_of(problem, assignment))]
+
+
+def violations(problem: Problem, assignment: IntArray) -> frozenset[Violation]:
+    """All hard-constraint violations of a complete plan."""
+    out: set[Violation] = set()
+    for s in schedule_all(problem, assignment):
+        out |= s.violations
+    return frozenset(out)
+
+
+def new_violations(
+    before: frozenset[Violation], after: frozenset[Violation]
+) -> frozenset[Violation]:
+    """Violations a change would add; an accepted move must add none."""
+    return after - before
+
+
+def is_feasible_change(
+    problem: Problem, before: IntArray, after: IntArray
+) -> tuple[bool, frozenset[Violation]]:
+    """Whether `after` keeps every hard constraint `before` kept, and locked bookings stayed."""
+    added = set(new_violations(violations(problem, before), violations(problem, after)))
+    moved = np.nonzero(before != after)[0]
+    for b in moved:
+        if check_locked(problem, int(b), int(before[b]), int(after[b])) is not None:
+            added.add(("locked", int(b)))
+    return not added, frozenset(added)

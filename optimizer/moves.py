@@ -1,0 +1,225 @@
+"""Moves and the candidate set a policy scores.
+
+A move has one or two steps. Every candidate is stored in flat arrays: step 1 moves `b1` from
+`src` to `dst`; step 2, when `b2 >= 0`, moves `b2` from `dst` to `dst2`. So:
+
+- `move`  (b1: src -> dst), `b2 = dst2 = -1`;
+- `swap`  (b1: src -> dst, b2: dst -> src), `dst2 = src`;
+- `chain` (b1: src -> dst, b2: dst -> dst2), three drivers: an ejection chain for when b1 can
+  only go where b2 is, and b2 can go where b1 could not.
+
+Candidate generation masks out what is structurally illegal (locked bookings, missing
+capabilities, a booking its new driver could not serve even alone within shift and window) and,
+for the count-fairness part of the objective, records each candidate's gap and squared
+deviation after the move, which the pass uses to drop moves that cannot improve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
+
+MOVE, SWAP, CHAIN = 0, 1, 2
+KIND_NAMES: dict[int, Literal["move", "swap", "chain"]] = {
+    MOVE: "move",
+    SWAP: "swap",
+    CHAIN: "chain",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    booking: int
+    from_driver: int
+    to_driver: int
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One candidate as a unit of validation and audit."""
+
+    kind: Literal["move", "swap", "chain"]
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Parallel arrays, one entry per candidate (see the module docstring)."""
+
+    kind: IntArray
+    b1: IntArray
+    src: IntArray
+    dst: IntArray
+    b2: IntArray
+    dst2: IntArray
+    gap_after: IntArray
+    sq_after: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def move(self, i: int) -> Move:
+        steps = [Step(int(self.b1[i]), int(self.src[i]), int(self.dst[i]))]
+        if self.b2[i] >= 0:
+            steps.append(Step(int(self.b2[i]), int(self.dst[i]), int(self.dst2[i])))
+        return Move(KIND_NAMES[int(self.kind[i])], tuple(steps))
+
+    def take(self, idx: IntArray) -> Candidates:
+        return Candidates(
+            kind=self.kind[idx],
+            b1=self.b1[idx],
+            src=self.src[idx],
+            dst=self.dst[idx],
+            b2=self.b2[idx],
+            dst2=self.dst2[idx],
+            gap_after=self.gap_after[idx],
+            sq_after=self.sq_after[idx],
+        )
+
+
+def solo_feasible(problem: Problem) -> BoolArray:
+    """(N, K): driver k could serve booking b as its only ride, within window and shift.
+
+    A necessary condition for b to be on k's route at all, so masking with it loses nothing.
+    """
+    tol = problem.tolerance
+    arrive = problem.shift_start[None, :] + problem.travel.start_to_pickup.T  # (N, K)
+    pickup = np.maximum(arrive, problem.earliest[:, None])
+    done = pickup + (problem.service + problem.travel.ride)[:, None]
+    ok: BoolArray = (pickup <= (problem.latest + tol)[:, None] + 1e-6) & (
+        done <= problem.shift_end[None, :] + 1e-6
+    )
+    return ok & problem.capable
+
+
+def _counts_after(
+    counts: IntArray, drivers: list[IntArray], deltas: list[IntArray]
+) -> tuple[IntArray, FloatArray]:
+    """Gap and squared deviation after adding `deltas` to up to three drivers per candidate."""
+    n = len(drivers[0])
+    k = len(counts)
+    mean = counts.mean()
+    sq_before = float(((counts - mean) ** 2).sum())
+    # Net change per (candidate, touched driver); the same driver may appear twice (a swap).
+    touched = np.stack(drivers, axis=1)  # (n, t)
+    delta = np.stack(deltas, axis=1)
+    valid = touched >= 0
+    t = touched.shape[1]
+    net = np.zeros((n, t), dtype=np.int64)
+    for j in range(t):
+        same = (touched == touched[:, [j]]) & valid
+        net[:, j] = np.where(valid[:, j], (delta * same).sum(axis=1), 0)
+    # Count each driver once: keep the first occurrence of a repeated driver.
+    first = np.ones((n, t), dtype=bool)
+    for j in range(t):
+        for i in range(j):
+            first[:, j] &= touched[:, j] != touched[:, i]
+    first &= valid
+    old = np.where(first, counts[np.clip(touched, 0, k - 1)], 0)
+    new = old + np.where(first, net, 0)
+    sq_after = sq_before + (((new - mean) ** 2) - ((old - mean) ** 2)).sum(axis=1) * 1.0
+    # Max/min over untouched drivers: the first of the top (t+1) not touched.
+    order_desc = np.argsort(-counts, kind="stable")[: t + 1]
+    order_asc = np.argsort(counts, kind="stable")[: t + 1]
+
+    def extreme(order: IntArray, fill: int) -> IntArray:
+        out = np.full(n, fill, dtype=np.int64)
+        done = np.zeros(n, dtype=bool)
+        for d in order:
+            free = ~done & ~((touched == d) & first).any(axis=1)
+            out = np.where(free, counts[d], out)
+            done |= free
+        return out
+
+    big = int(counts.max()) + 10
+    max_rest = extreme(order_desc, -big) if k > t else np.full(n, -big, dtype=np.int64)
+    min_rest = extreme(order_asc, big) if k > t else np.full(n, big, dtype=np.int64)
+    new_max = np.maximum(max_rest, np.where(first, new, -big).max(axis=1))
+    new_min = np.minimum(min_rest, np.where(first, new, big).min(axis=1))
+    return (new_max - new_min).astype(np.int64), sq_after
+
+
+def generate(
+    problem: Problem,
+    assignment: IntArray,
+    counts: IntArray,
+    solo: BoolArray,
+    routes: list[list[int]],
+    *,
+    swap_window: int = 6,
+    chains: bool = False,
+    chain_ends: int = 2,
+) -> Candidates:
+    """Every structurally legal candidate of the current plan.
+
+    Moves: any movable booking to any other driver that could serve it. Swaps: pairs of
+    bookings close in service order on different drivers (`swap_window` neighbours each).
+    Chains (only when `chains`): from one of the `chain_ends` fullest drivers, through any
+    driver, to one of the `chain_ends` emptiest.
+    """
+    assigned = assignment >= 0
+    movable = assigned & ~problem.locked
+    parts: list[tuple[int, IntArray, IntArray, IntArray, IntArray, IntArray]] = []
+
+    if not chains:
+        ok = solo & movable[:, None]
+        ok[np.arange(len(assignment)), np.clip(assignment, 0, None)] &= ~assigned
+        b, k = np.nonzero(ok)
+        neg = np.full(len(b), -1, dtype=np.int64)
+        parts.append((MOVE, b, assignment[b], k, neg, neg))
+
+        ranked = np.argsort(problem.order, kind="stable")
+        ranked = ranked[movable[ranked]]
+        for off in range(1, swap_window + 1):
+            x, y = ranked[:-off], ranked[off:]
+            ax, ay = assignment[x], assignment[y]
+            keep = (ax != ay) & solo[x, ay] & solo[y, ax]
+            x, y, ax, ay = x[keep], y[keep], ax[keep], ay[keep]
+            parts.append((SWAP, x, ax, ay, y, ax))
+    else:
+        by_count = np.argsort(counts, kind="stable")
+        ends_from = by_count[::-1][:chain_ends]
+        ends_to = by_count[:chain_ends]
+        for src in ends_from:
+            for dst2 in ends_to:
+                if src == dst2 or counts[src] - counts[dst2] < 2:
+                    continue
+                for b1 in routes[src]:
+                    if not movable[b1]:
+                        continue
+                    vias = np.nonzero(solo[b1])[0]
+                    for via in vias:
+                        if via in (src, dst2):
+                            continue
+                        b2s = np.array(
+                            [x for x in routes[via] if movable[x] and solo[x, dst2]],
+                            dtype=np.int64,
+                        )
+                        if len(b2s) == 0:
+                            continue
+                        one = np.ones(len(b2s), dtype=np.int64)
+                        parts.append(
+                            (CHAIN, one * b1, one * src, one * via, b2s, one * dst2)
+                        )
+
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return Candidates(empty, empty, empty, empty, empty, empty, empty, np.zeros(0))
+    kind = np.concatenate([np.full(len(p[1]), p[0], dtype=np.int64) for p in parts])
+    b1, src, dst, b2, dst2 = (
+        np.concatenate([np.asarray(p[i], dtype=np.int64) for p in parts]) for i in range(1, 6)
+    )
+    if len(kind) == 0:
+        return Candidates(kind, b1, src, dst, b2, dst2, kind.copy(), np.zeros(0))
+    one = np.ones(len(kind), dtype=np.int64)
+    has2 = b2 >= 0
+    gap_after, sq_after = _counts_after(
+        counts,
+        [src, dst, np.where(has2, dst, -1), np.where(has2, dst2, -1)],
+        [-one, one, -one * has2, one * has2],
+    )
+    return Candidates(kind, b1, src, dst, b2, dst2, gap_after, sq_after)
