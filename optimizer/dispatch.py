@@ -1,0 +1,308 @@
+"""One dispatch, end to end without Kafka: `HeuristicDone` in, `Optimized` and audits out.
+
+This is the function the stream agent and the CLI both call. It never raises for a valid
+event: whatever goes wrong inside the pass gives status `fallback` with the heuristic
+assignment unchanged, so a dispatch is never lost.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import structlog
+
+from optimizer.feasibility import RouteSchedule, schedule_all
+from optimizer.objective import Evaluation, evaluate
+from optimizer.problem import IntArray, Problem, Rules
+from optimizer.swap_pass import CheckedMove, MovePolicy, PassConfig, PassResult, run_pass
+from optimizer.travel import TravelModel
+from schemas import (
+    Assignment,
+    DriverSchedule,
+    HeuristicDone,
+    Metrics,
+    MetricsPair,
+    MoveStep,
+    Optimized,
+    PlannedRide,
+    SwapAudit,
+)
+
+log = structlog.get_logger("dispatch_rl.optimizer")
+_NAMESPACE = uuid.UUID("5b0c6f7e-3d0e-4c52-9a63-8f1d2d8f0a11")
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    """What the service decides per dispatch (built from the settings at the edge)."""
+
+    enabled: bool = True
+    """False passes every dispatch through unchanged (status `disabled`)."""
+    modes: frozenset[str] = frozenset({"auto"})
+    """Dispatch modes that are optimized; others pass through (status `skipped_mode`)."""
+    pass_config: PassConfig = field(default_factory=PassConfig)
+    rules: Rules = field(default_factory=Rules)
+    travel: TravelModel = field(default_factory=TravelModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    optimized: Optimized
+    audits: tuple[SwapAudit, ...]
+    result: PassResult | None = None
+
+
+def optimized_event_id(source_event_id: str) -> str:
+    """Deterministic: a redelivered input yields the same output id (dedupe downstream)."""
+    return str(uuid.uuid5(_NAMESPACE, f"{source_event_id}/optimized"))
+
+
+def audit_event_id(source_event_id: str, sequence: int) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{source_event_id}/audit/{sequence}"))
+
+
+def optimize_event(
+    event: HeuristicDone,
+    policy: MovePolicy,
+    config: DispatchConfig | None = None,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Outcome:
+    """Run the swap pass on one dispatch day and encode the result as events."""
+    config = config or DispatchConfig()
+    started = time.perf_counter()
+    bound = log.bind(dispatch_id=event.dispatch_id, event_id=event.event_id)
+    try:
+        problem, upstream = Problem.from_event(event, travel_model=config.travel, rules=config.rules)
+        before = evaluate(schedule_all(problem, upstream), int((upstream < 0).sum()))
+    except Exception as exc:  # the pass never loses a dispatch
+        bound.exception("problem_build_failed")
+        return _passthrough(event, "fallback", f"error: {type(exc).__name__}: {exc}", policy,
+                            started, now)
+    if not config.enabled:
+        return _unchanged(event, problem, upstream, before, "disabled",
+                          "optimizer disabled by configuration", policy, started, now)
+    if event.mode not in config.modes:
+        return _unchanged(event, problem, upstream, before, "skipped_mode",
+                          f"mode {event.mode!r} is not optimized", policy, started, now)
+    try:
+        bound.info("pass_started", bookings=problem.n_bookings, drivers=problem.n_drivers,
+                   initial_gap=before.gap, rides=before.counts.tolist(),
+                   model_version=policy.version)
+        result = run_pass(problem, upstream, policy, config.pass_config)
+        _log_moves(bound, problem, result)
+    except Exception as exc:
+        bound.exception("pass_failed_fallback")
+        return _unchanged(event, problem, upstream, before, "fallback",
+                          f"error: {type(exc).__name__}: {exc}", policy, started, now)
+    status = "optimized" if result.accepted else "unchanged"
+    reason = f"{result.stop_reason}; gap {result.before.gap} -> {result.after.gap}"
+    bound.info("pass_finished", status=status, stop=result.stop_reason, gap_before=before.gap,
+               gap_after=result.after.gap, steps=result.steps, proposed=len(result.checked),
+               accepted=len(result.accepted), elapsed_ms=round(result.elapsed_s * 1000, 2))
+    at = now()
+    audits = tuple(
+        _audit(event, problem, c, policy.version, at) for c in result.checked
+    )
+    optimized = _optimized(event, problem, result.assignment, before, result.after, status,
+                           reason, policy.version, len(result.checked), len(result.accepted),
+                           started, at)
+    return Outcome(optimized, audits, result)
+
+
+# ------------------------------------------------------------------ encoding
+
+
+def metrics(problem: Problem, ev: Evaluation) -> Metrics:
+    ids = problem.driver_ids
+    return Metrics(
+        rides_per_driver={d: int(c) for d, c in zip(ids, ev.counts)},
+        gap=ev.gap,
+        count_sq_dev=round(ev.value[1], 6),
+        unfairness=round(ev.unfairness, 6),
+        workload_minutes={d: round(float(w), 3) for d, w in zip(ids, ev.workload)},
+        workload_spread_minutes=round(ev.value[2], 3),
+        deadhead_km=round(ev.deadhead_km, 3),
+        lateness_minutes=round(ev.lateness_minutes, 3),
+        violations=ev.violations,
+        unassigned=ev.unassigned,
+    )
+
+
+def schedules(problem: Problem, routes: list[RouteSchedule]) -> tuple[DriverSchedule, ...]:
+    late = problem.latest
+    return tuple(
+        DriverSchedule(
+            driver_id=problem.driver_ids[r.driver],
+            rides=tuple(
+                PlannedRide(
+                    booking_id=problem.booking_ids[b],
+                    pickup_at=problem.at(p),
+                    dropoff_at=problem.at(d),
+                    late_minutes=round(max(0.0, p - float(late[b])), 3),
+                )
+                for b, p, d in zip(r.bookings, r.pickup_at, r.dropoff_at)
+            ),
+        )
+        for r in routes
+    )
+
+
+def assignments(problem: Problem, assignment: IntArray) -> tuple[Assignment, ...]:
+    return tuple(
+        Assignment(booking_id=problem.booking_ids[b], driver_id=problem.driver_ids[int(k)])
+        for b, k in enumerate(assignment)
+        if k >= 0
+    )
+
+
+def _optimized(
+    event: HeuristicDone,
+    problem: Problem,
+    assignment: IntArray,
+    before: Evaluation,
+    after: Evaluation,
+    status: str,
+    reason: str,
+    model_version: str,
+    proposed: int,
+    accepted: int,
+    started: float,
+    at: datetime,
+) -> Optimized:
+    return Optimized(
+        event_id=optimized_event_id(event.event_id),
+        dispatch_id=event.dispatch_id,
+        source_event_id=event.event_id,
+        company_id=event.company_id,
+        service_date=event.service_date,
+        status=status,  # type: ignore[arg-type]
+        reason=reason,
+        model_version=model_version,
+        assignments=assignments(problem, assignment),
+        schedules=schedules(problem, schedule_all(problem, assignment)),
+        metrics=MetricsPair(before=metrics(problem, before), after=metrics(problem, after)),
+        moves_proposed=proposed,
+        moves_accepted=accepted,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        produced_at=at,
+    )
+
+
+def _unchanged(
+    event: HeuristicDone,
+    problem: Problem,
+    upstream: IntArray,
+    before: Evaluation,
+    status: str,
+    reason: str,
+    policy: MovePolicy,
+    started: float,
+    now: Callable[[], datetime],
+) -> Outcome:
+    log.info("passthrough", dispatch_id=event.dispatch_id, status=status, reason=reason)
+    return Outcome(
+        _optimized(event, problem, upstream, before, before, status, reason, policy.version,
+                   0, 0, started, now()),
+        (),
+    )
+
+
+def _passthrough(
+    event: HeuristicDone,
+    status: str,
+    reason: str,
+    policy: MovePolicy,
+    started: float,
+    now: Callable[[], datetime],
+) -> Outcome:
+    """Last resort when not even the problem can be built: echo the upstream assignment."""
+    counts: dict[str, int] = {d.driver_id: 0 for d in event.drivers}
+    for a in event.assignments:
+        counts[a.driver_id] += 1
+    values = np.array(list(counts.values()))
+    sq = float(((values - values.mean()) ** 2).sum())
+    m = Metrics(
+        rides_per_driver=counts,
+        gap=int(values.max() - values.min()),
+        count_sq_dev=round(sq, 6),
+        unfairness=round(sq**0.5, 6),
+        workload_minutes={d: 0.0 for d in counts},
+        workload_spread_minutes=0.0,
+        deadhead_km=0.0,
+        lateness_minutes=0.0,
+        violations=0,
+        unassigned=len(event.bookings) - len(event.assignments),
+    )
+    return Outcome(
+        Optimized(
+            event_id=optimized_event_id(event.event_id),
+            dispatch_id=event.dispatch_id,
+            source_event_id=event.event_id,
+            company_id=event.company_id,
+            service_date=event.service_date,
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            model_version=policy.version,
+            assignments=event.assignments,
+            schedules=(),
+            metrics=MetricsPair(before=m, after=m),
+            moves_proposed=0,
+            moves_accepted=0,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            produced_at=now(),
+        ),
+        (),
+    )
+
+
+def _audit(
+    event: HeuristicDone, problem: Problem, c: CheckedMove, model_version: str, at: datetime
+) -> SwapAudit:
+    d, b = problem.driver_ids, problem.booking_ids
+    return SwapAudit(
+        event_id=audit_event_id(event.event_id, c.sequence),
+        dispatch_id=event.dispatch_id,
+        source_event_id=event.event_id,
+        sequence=c.sequence,
+        kind=c.move.kind,
+        steps=tuple(
+            MoveStep(booking_id=b[s.booking], from_driver=d[s.from_driver],
+                     to_driver=d[s.to_driver])
+            for s in c.move.steps
+        ),
+        score=c.score if np.isfinite(c.score) else None,
+        objective_before=tuple(round(v, 6) for v in c.value_before),
+        objective_after=None if c.value_after is None else tuple(round(v, 6) for v in c.value_after),
+        gap_before=int(c.value_before[0]),
+        gap_after=None if c.value_after is None else int(c.value_after[0]),
+        delta=None if c.gain is None else round(c.gain, 6),
+        decision=c.decision,
+        reason=c.reason,
+        detail=c.detail,
+        model_version=model_version,
+        at=at,
+    )
+
+
+def _log_moves(bound: structlog.typing.FilteringBoundLogger, problem: Problem,
+               result: PassResult) -> None:
+    """One line per accepted move, like the original system's log, plus the stop reason."""
+    n = 0
+    for c in result.accepted:
+        n += 1
+        steps = ", ".join(
+            f"{problem.booking_ids[s.booking]} -> {problem.driver_ids[s.to_driver]}"
+            for s in c.move.steps
+        )
+        gap_after = None if c.value_after is None else int(c.value_after[0])
+        bound.info("move_accepted", n=n, budget=result.budget, kind=c.move.kind, steps=steps,
+                   gap_before=int(c.value_before[0]), gap_after=gap_after,
+                   delta=None if c.gain is None else round(c.gain, 3))
+    if result.stop_reason == "target_reached":
+        bound.info("target_reached", gap=result.after.gap)
