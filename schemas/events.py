@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 DEFAULT_MAX_BOOKINGS = 2000
 DEFAULT_MAX_DRIVERS = 300
 
