@@ -23,15 +23,14 @@ from schemas.events import (
 from schemas.jsonschema import EVENT_MODELS, render_json_schemas
 
 __all__ = [
-    "DEFAULT_MAX_BOOKINGS",
-    "DEFAULT_MAX_DRIVERS",
-    "EVENT_MODELS",
-    "SCHEMA_VERSION",
     "Assignment",
     "Booking",
+    "DEFAULT_MAX_BOOKINGS",
+    "DEFAULT_MAX_DRIVERS",
     "DeadLetter",
     "Driver",
     "DriverSchedule",
+    "EVENT_MODELS",
     "ErrorDetail",
     "HeuristicDone",
     "Limits",
@@ -41,6 +40,7 @@ __all__ = [
     "MoveStep",
     "Optimized",
     "PlannedRide",
+    "SCHEMA_VERSION",
     "SwapAudit",
     "render_json_schemas",
 ]

@@ -1,0 +1,165 @@
+"""Offline commands (no Kafka): optimize a day from a file, generate days, convert DARP, exact.
+
+`add_commands` registers them on the `dispatch-rl` parser (see `streams.cli`); each handler
+takes the parsed arguments and the settings object and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from optimizer.dispatch import DispatchConfig, optimize_event
+from optimizer.exact import solve_min_gap
+from optimizer.policy import GreedyPolicy
+from optimizer.problem import Problem
+from optimizer.report import render_outcome
+from optimizer.serving import default_provider
+from optimizer.swap_pass import MovePolicy
+from schemas import HeuristicDone, Limits
+
+
+class CliSettings(Protocol):
+    """What the offline commands need of the settings (`streams.settings.Settings`)."""
+
+    model_dir: Path
+
+    def dispatch_config(self) -> DispatchConfig: ...
+
+    def limits(self) -> Limits: ...
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("optimize", help="optimize one dispatch day from a HeuristicDone JSON file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true", help="print the Optimized event (JSON)")
+    p.add_argument("--audit-out", type=Path, help="write the SwapAudit events here (JSON lines)")
+    p.add_argument(
+        "--policy",
+        choices=["auto", "greedy"],
+        default="auto",
+        help="auto: the registry's champion model, else the shipped one, else greedy",
+    )
+    p.set_defaults(handler=cmd_optimize)
+
+    p = sub.add_parser("generate", help="write a synthetic dispatch day (seeded)")
+    p.add_argument("--bookings", type=int, default=10)
+    p.add_argument("--drivers", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("darp", help="write the dispatch day made from a Cordeau DARP instance")
+    p.add_argument("name", nargs="?", help="e.g. a2-16; omit with --list")
+    p.add_argument("--list", action="store_true", help="list the instances")
+    p.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    p.set_defaults(handler=cmd_darp)
+
+    p = sub.add_parser("exact", help="the proven minimum ride-count gap of a day (CP-SAT)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--time-limit", type=float, default=30.0, help="seconds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_exact)
+
+
+def load_day(path: Path, limits: Limits | None = None) -> HeuristicDone:
+    """Read and validate a day; a validation error names the field."""
+    context = (limits or Limits()).context()
+    return HeuristicDone.model_validate_json(path.read_bytes(), context=context)
+
+
+def _load_or_report(path: Path, settings: CliSettings) -> HeuristicDone | None:
+    try:
+        return load_day(path, settings.limits())
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"error: {path} is not a valid HeuristicDone:\n{exc}", file=sys.stderr)
+    return None
+
+
+def cmd_optimize(args: argparse.Namespace, settings: CliSettings) -> int:
+    event = _load_or_report(args.file, settings)
+    if event is None:
+        return 2
+    policy: MovePolicy = (
+        GreedyPolicy() if args.policy == "greedy" else default_provider(settings.model_dir).policy()
+    )
+    outcome = optimize_event(event, policy, settings.dispatch_config())
+    if args.audit_out:
+        args.audit_out.write_text("".join(a.model_dump_json() + "\n" for a in outcome.audits))
+    if args.json:
+        doc: dict[str, Any] = outcome.optimized.model_dump(mode="json")
+        if not args.audit_out:
+            doc["audits"] = [a.model_dump(mode="json") for a in outcome.audits]
+        print(json.dumps(doc, indent=2))
+    else:
+        print(render_outcome(outcome.optimized, outcome.audits))
+    return 0 if outcome.optimized.status != "fallback" else 1
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+
+
+def cmd_generate(args: argparse.Namespace, settings: CliSettings) -> int:
+    from optimizer.generate import generate_day
+
+    day = generate_day(args.bookings, args.drivers, args.seed)
+    _write(day.model_dump_json(indent=2) + "\n", args.out)
+    return 0
+
+
+def cmd_darp(args: argparse.Namespace, settings: CliSettings) -> int:
+    from optimizer.darp import darp_day, list_instances
+
+    if args.list or not args.name:
+        print("\n".join(list_instances()))
+        return 0
+    day, notes = darp_day(args.name)
+    print(f"{args.name}: {notes.reason}", file=sys.stderr)
+    _write(day.model_dump_json(indent=2) + "\n", args.out)
+    return 0
+
+
+def cmd_exact(args: argparse.Namespace, settings: CliSettings) -> int:
+    event = _load_or_report(args.file, settings)
+    if event is None:
+        return 2
+    cfg = settings.dispatch_config()
+    problem, assignment = Problem.from_event(event, travel_model=cfg.travel, rules=cfg.rules)
+    result = solve_min_gap(problem, assignment, time_limit_s=args.time_limit)
+    summary = {
+        "dispatch_id": event.dispatch_id,
+        "gap": result.gap,
+        "lower_bound": result.lower_bound,
+        "proven_optimal": result.proven_optimal,
+        "status": result.status,
+        "verified": result.verified,
+        "wall_s": round(result.wall_s, 3),
+        "rides_per_driver": None
+        if result.assignment is None
+        else {
+            d: int((result.assignment == k).sum()) for k, d in enumerate(problem.driver_ids)
+        },
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        proven = "proven optimal" if result.proven_optimal else "NOT proven optimal"
+        print(
+            f"{event.dispatch_id}: minimum gap {result.gap} ({proven}; lower bound "
+            f"{result.lower_bound}; CP-SAT {result.status}; {result.wall_s:.2f} s)"
+        )
+        if summary["rides_per_driver"]:
+            print(f"  rides per driver: {summary['rides_per_driver']}")
+    return 0 if result.gap is not None else 1
