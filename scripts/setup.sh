@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up of a machine for dispatch-rl: a virtualenv outside the
+# checkout, so torch (a ~3.5 GB CUDA build from PyPI, run on the CPU) is installed once per
+# machine and reused by every clone and CI run; then the project itself, editable.
+#   DISPATCH_RL_VENV  where the virtualenv lives (default ~/.cache/dispatch-rl/venv)
+#   WITH_TEST_TOOLS=1 also install what the tests need outside Python (kcat)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${DISPATCH_RL_VENV:-$HOME/.cache/dispatch-rl/venv}"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+TORCH_PIN=$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating virtualenv $VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+# torch first and alone: skipped when the pinned version is already there (pip's cache
+# serves it otherwise, so a reinstall does not download it again).
+if ! "$VENV/bin/pip" show torch 2>/dev/null | grep -q "^Version: ${TORCH_PIN#torch==}"; then
+  echo "== installing $TORCH_PIN (large; cached by pip after the first time)"
+  "$VENV/bin/pip" install -q "$TORCH_PIN"
+fi
+echo "== installing dispatch-rl (editable) with dev extras"
+"$VENV/bin/pip" install -q -e '.[dev]' 2>&1 | grep -v -e '^\s*$' -e WheelFile -e '!!' || true
+"$VENV/bin/python" -c "import optimizer, streams, schemas, torch, faust" \
+  || { echo "set-up failed: the project does not import" >&2; exit 1; }
+
+command -v java >/dev/null || echo "warning: java (17+) is needed for the local Kafka broker" >&2
+command -v mvn >/dev/null || echo "warning: maven is needed once to fetch the Kafka jars" >&2
+if [ "${WITH_TEST_TOOLS:-0}" = 1 ] && ! command -v kcat >/dev/null; then
+  echo "== installing kcat (interop test client)"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -q kcat >/dev/null 2>&1 \
+      || (apt-get update -q >/dev/null && apt-get install -y -q kcat >/dev/null)) \
+      || echo "warning: could not install kcat" >&2
+  else
+    sudo apt-get install -y -q kcat >/dev/null || echo "warning: could not install kcat" >&2
+  fi
+fi
+echo "== ready: $VENV"
