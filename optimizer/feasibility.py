@@ -147,7 +147,7 @@ def schedule_route(problem: Problem, driver: int, bookings: Sequence[int]) -> Ro
 def routes_of(problem: Problem, assignment: IntArray) -> list[tuple[int, ...]]:
     """Each driver's bookings in service order."""
     routes: list[list[int]] = [[] for _ in range(problem.n_drivers)]
-    for b in np.argsort(problem.order, kind="stable"):
+    for b in problem.service_rank:
         k = int(assignment[b])
         if k >= 0:
             routes[k].append(int(b))

@@ -96,51 +96,37 @@ def solo_feasible(problem: Problem) -> BoolArray:
     return ok & problem.capable
 
 
-def _counts_after(
-    counts: IntArray, drivers: list[IntArray], deltas: list[IntArray]
-) -> tuple[IntArray, FloatArray]:
-    """Gap and squared deviation after adding `deltas` to up to three drivers per candidate."""
-    n = len(drivers[0])
-    k = len(counts)
-    mean = counts.mean()
-    sq_before = float(((counts - mean) ** 2).sum())
-    # Net change per (candidate, touched driver); the same driver may appear twice (a swap).
-    touched = np.stack(drivers, axis=1)  # (n, t)
-    delta = np.stack(deltas, axis=1)
-    valid = touched >= 0
-    t = touched.shape[1]
-    net = np.zeros((n, t), dtype=np.int64)
-    for j in range(t):
-        same = (touched == touched[:, [j]]) & valid
-        net[:, j] = np.where(valid[:, j], (delta * same).sum(axis=1), 0)
-    # Count each driver once: keep the first occurrence of a repeated driver.
-    first = np.ones((n, t), dtype=bool)
-    for j in range(t):
-        for i in range(j):
-            first[:, j] &= touched[:, j] != touched[:, i]
-    first &= valid
-    old = np.where(first, counts[np.clip(touched, 0, k - 1)], 0)
-    new = old + np.where(first, net, 0)
-    sq_after = sq_before + (((new - mean) ** 2) - ((old - mean) ** 2)).sum(axis=1) * 1.0
-    # Max/min over untouched drivers: the first of the top (t+1) not touched.
-    order_desc = np.argsort(-counts, kind="stable")[: t + 1]
-    order_asc = np.argsort(counts, kind="stable")[: t + 1]
+def _counts_after(counts: IntArray, src: IntArray, dest: IntArray) -> tuple[IntArray, FloatArray]:
+    """Gap and squared deviation after each candidate's net count change.
 
-    def extreme(order: IntArray, fill: int) -> IntArray:
+    Every kind is, for the counts, one ride from `src` to `dest`: a chain's middle driver
+    gives one and takes one, and a swap changes no count (`dest = -1`).
+    """
+    n, k = len(src), len(counts)
+    mean = counts.mean()
+    sq = float(((counts - mean) ** 2).sum())
+    gap = int(counts.max() - counts.min()) if k else 0
+    moving = dest >= 0
+    c_src = counts[src]
+    c_dst = counts[np.where(moving, dest, 0)]
+    # (a-1)^2 + (b+1)^2 - a^2 - b^2 = 2(b - a) + 2
+    sq_after = np.where(moving, sq + 2.0 * (c_dst - c_src) + 2.0, sq)
+    # Max and min over the drivers the candidate leaves alone: the first of the top three.
+    top = np.argsort(-counts, kind="stable")[:3]
+    bottom = np.argsort(counts, kind="stable")[:3]
+
+    def rest(order: IntArray, fill: int) -> IntArray:
         out = np.full(n, fill, dtype=np.int64)
-        done = np.zeros(n, dtype=bool)
-        for d in order:
-            free = ~done & ~((touched == d) & first).any(axis=1)
-            out = np.where(free, counts[d], out)
-            done |= free
+        for d in order[::-1]:
+            out = np.where((src != d) & (dest != d), counts[d], out)
         return out
 
-    big = int(counts.max()) + 10
-    max_rest = extreme(order_desc, -big) if k > t else np.full(n, -big, dtype=np.int64)
-    min_rest = extreme(order_asc, big) if k > t else np.full(n, big, dtype=np.int64)
-    new_max = np.maximum(max_rest, np.where(first, new, -big).max(axis=1))
-    new_min = np.minimum(min_rest, np.where(first, new, big).min(axis=1))
-    return (new_max - new_min).astype(np.int64), sq_after
+    big = int(counts.max()) + 10 if k else 10
+    max_rest, min_rest = rest(top, -big), rest(bottom, big)
+    new_max = np.maximum(max_rest, np.maximum(c_src - 1, c_dst + 1))
+    new_min = np.minimum(min_rest, np.minimum(c_src - 1, c_dst + 1))
+    gap_after = np.where(moving, new_max - new_min, gap).astype(np.int64)
+    return gap_after, sq_after.astype(float)
 
 
 def generate(
@@ -172,7 +158,7 @@ def generate(
         neg = np.full(len(b), -1, dtype=np.int64)
         parts.append((MOVE, b, assignment[b], k, neg, neg))
 
-        ranked = np.argsort(problem.order, kind="stable")
+        ranked = problem.service_rank
         ranked = ranked[movable[ranked]]
         for off in range(1, swap_window + 1):
             x, y = ranked[:-off], ranked[off:]
@@ -215,11 +201,6 @@ def generate(
     )
     if len(kind) == 0:
         return Candidates(kind, b1, src, dst, b2, dst2, kind.copy(), np.zeros(0))
-    one = np.ones(len(kind), dtype=np.int64)
-    has2 = b2 >= 0
-    gap_after, sq_after = _counts_after(
-        counts,
-        [src, dst, np.where(has2, dst, -1), np.where(has2, dst2, -1)],
-        [-one, one, -one * has2, one * has2],
-    )
+    dest = np.select([kind == MOVE, kind == CHAIN], [dst, dst2], default=-1)
+    gap_after, sq_after = _counts_after(counts, src, dest)
     return Candidates(kind, b1, src, dst, b2, dst2, gap_after, sq_after)

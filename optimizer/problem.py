@@ -52,6 +52,7 @@ class Problem:
     capable: BoolArray  # (N, K) driver k has every capability booking b requires
     travel: TravelTimes
     order: IntArray  # (N,) rank of each booking in the service order (by window, then id)
+    service_rank: IntArray  # (N,) booking indices in service order (the inverse of `order`)
     rules: Rules = field(default_factory=Rules)
     origin: datetime | None = None  # wall-clock time of minute 0, for planned times
 
@@ -133,6 +134,7 @@ class Problem:
             capable=capable,
             travel=travel,
             order=order,
+            service_rank=np.asarray(ranked, dtype=np.int64),
             rules=rules or Rules(),
             origin=origin,
         )

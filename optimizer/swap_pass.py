@@ -259,7 +259,11 @@ def _step(
     if not len(cands):
         return False
     scores = np.asarray(policy.score(state, cands), dtype=float)
-    order = np.argsort(-scores, kind="stable")[: config.max_checks]
+    if len(scores) > config.max_checks:  # only the best few are checked: no full sort
+        top = np.argpartition(-scores, config.max_checks - 1)[: config.max_checks]
+        order = top[np.argsort(-scores[top], kind="stable")]
+    else:
+        order = np.argsort(-scores, kind="stable")
     for i in order:
         move = cands.move(int(i))
         trial = state.trial(move)
