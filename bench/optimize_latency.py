@@ -30,18 +30,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10x3,50x8,200x25,500x60")
     ap.add_argument("--days", type=int, default=20, help="days per size (seeds 1000..)")
-    ap.add_argument("--exact-days", type=int, default=None,
-                    help="days per size given to CP-SAT (default: all; it is slow on big days)")
+    ap.add_argument(
+        "--exact-days",
+        type=int,
+        default=None,
+        help="days per size given to CP-SAT (default: all; it is slow on big days)",
+    )
     ap.add_argument("--exact-limit", type=float, default=20.0, help="CP-SAT seconds per day")
-    ap.add_argument("--no-hint", action="store_true",
-                    help="solve exact from the upstream plan only (no greedy hint)")
+    ap.add_argument(
+        "--no-hint",
+        action="store_true",
+        help="solve exact from the upstream plan only (no greedy hint)",
+    )
     args = ap.parse_args()
     config = PassConfig()
     policy = GreedyPolicy()
     print(f"pass config: {config}")
-    header = (f"{'size':>8} {'days':>4} {'gap in':>7} {'greedy':>7} {'exact':>6} {'proven':>6} "
-              f"{'at opt':>6} {'p50 ms':>8} {'p99 ms':>8} {'exact p50 s':>11} "
-              f"{'exact/greedy':>12}")
+    header = (
+        f"{'size':>8} {'days':>4} {'gap in':>7} {'greedy':>7} {'exact':>6} {'proven':>6} "
+        f"{'at opt':>6} {'p50 ms':>8} {'p99 ms':>8} {'exact p50 s':>11} "
+        f"{'exact/greedy':>12}"
+    )
     print(header)
     for spec in args.sizes.split(","):
         n, k = (int(x) for x in spec.split("x"))

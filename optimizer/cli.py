@@ -148,9 +148,7 @@ def cmd_exact(args: argparse.Namespace, settings: CliSettings) -> int:
         "wall_s": round(result.wall_s, 3),
         "rides_per_driver": None
         if result.assignment is None
-        else {
-            d: int((result.assignment == k).sum()) for k, d in enumerate(problem.driver_ids)
-        },
+        else {d: int((result.assignment == k).sum()) for k, d in enumerate(problem.driver_ids)},
     }
     if args.json:
         print(json.dumps(summary, indent=2))

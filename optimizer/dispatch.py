@@ -78,40 +78,92 @@ def optimize_event(
     started = time.perf_counter()
     bound = log.bind(dispatch_id=event.dispatch_id, event_id=event.event_id)
     try:
-        problem, upstream = Problem.from_event(event, travel_model=config.travel, rules=config.rules)
+        problem, upstream = Problem.from_event(
+            event, travel_model=config.travel, rules=config.rules
+        )
         before = evaluate(schedule_all(problem, upstream), int((upstream < 0).sum()))
     except Exception as exc:  # the pass never loses a dispatch
         bound.exception("problem_build_failed")
-        return _passthrough(event, "fallback", f"error: {type(exc).__name__}: {exc}", policy,
-                            started, now)
+        return _passthrough(
+            event, "fallback", f"error: {type(exc).__name__}: {exc}", policy, started, now
+        )
     if not config.enabled:
-        return _unchanged(event, problem, upstream, before, "disabled",
-                          "optimizer disabled by configuration", policy, started, now)
+        return _unchanged(
+            event,
+            problem,
+            upstream,
+            before,
+            "disabled",
+            "optimizer disabled by configuration",
+            policy,
+            started,
+            now,
+        )
     if event.mode not in config.modes:
-        return _unchanged(event, problem, upstream, before, "skipped_mode",
-                          f"mode {event.mode!r} is not optimized", policy, started, now)
+        return _unchanged(
+            event,
+            problem,
+            upstream,
+            before,
+            "skipped_mode",
+            f"mode {event.mode!r} is not optimized",
+            policy,
+            started,
+            now,
+        )
     try:
-        bound.info("pass_started", bookings=problem.n_bookings, drivers=problem.n_drivers,
-                   initial_gap=before.gap, rides=before.counts.tolist(),
-                   model_version=policy.version)
+        bound.info(
+            "pass_started",
+            bookings=problem.n_bookings,
+            drivers=problem.n_drivers,
+            initial_gap=before.gap,
+            rides=before.counts.tolist(),
+            model_version=policy.version,
+        )
         result = run_pass(problem, upstream, policy, config.pass_config)
         _log_moves(bound, problem, result)
     except Exception as exc:
         bound.exception("pass_failed_fallback")
-        return _unchanged(event, problem, upstream, before, "fallback",
-                          f"error: {type(exc).__name__}: {exc}", policy, started, now)
+        return _unchanged(
+            event,
+            problem,
+            upstream,
+            before,
+            "fallback",
+            f"error: {type(exc).__name__}: {exc}",
+            policy,
+            started,
+            now,
+        )
     status = "optimized" if result.accepted else "unchanged"
     reason = f"{result.stop_reason}; gap {result.before.gap} -> {result.after.gap}"
-    bound.info("pass_finished", status=status, stop=result.stop_reason, gap_before=before.gap,
-               gap_after=result.after.gap, steps=result.steps, proposed=len(result.checked),
-               accepted=len(result.accepted), elapsed_ms=round(result.elapsed_s * 1000, 2))
-    at = now()
-    audits = tuple(
-        _audit(event, problem, c, policy.version, at) for c in result.checked
+    bound.info(
+        "pass_finished",
+        status=status,
+        stop=result.stop_reason,
+        gap_before=before.gap,
+        gap_after=result.after.gap,
+        steps=result.steps,
+        proposed=len(result.checked),
+        accepted=len(result.accepted),
+        elapsed_ms=round(result.elapsed_s * 1000, 2),
     )
-    optimized = _optimized(event, problem, result.assignment, before, result.after, status,
-                           reason, policy.version, len(result.checked), len(result.accepted),
-                           started, at)
+    at = now()
+    audits = tuple(_audit(event, problem, c, policy.version, at) for c in result.checked)
+    optimized = _optimized(
+        event,
+        problem,
+        result.assignment,
+        before,
+        result.after,
+        status,
+        reason,
+        policy.version,
+        len(result.checked),
+        len(result.accepted),
+        started,
+        at,
+    )
     return Outcome(optimized, audits, result)
 
 
@@ -121,11 +173,11 @@ def optimize_event(
 def metrics(problem: Problem, ev: Evaluation) -> Metrics:
     ids = problem.driver_ids
     return Metrics(
-        rides_per_driver={d: int(c) for d, c in zip(ids, ev.counts)},
+        rides_per_driver={d: int(c) for d, c in zip(ids, ev.counts, strict=False)},
         gap=ev.gap,
         count_sq_dev=round(ev.value[1], 6),
         unfairness=round(ev.unfairness, 6),
-        workload_minutes={d: round(float(w), 3) for d, w in zip(ids, ev.workload)},
+        workload_minutes={d: round(float(w), 3) for d, w in zip(ids, ev.workload, strict=False)},
         workload_spread_minutes=round(ev.value[2], 3),
         deadhead_km=round(ev.deadhead_km, 3),
         lateness_minutes=round(ev.lateness_minutes, 3),
@@ -146,7 +198,7 @@ def schedules(problem: Problem, routes: list[RouteSchedule]) -> tuple[DriverSche
                     dropoff_at=problem.at(d),
                     late_minutes=round(max(0.0, p - float(late[b])), 3),
                 )
-                for b, p, d in zip(r.bookings, r.pickup_at, r.dropoff_at)
+                for b, p, d in zip(r.bookings, r.pickup_at, r.dropoff_at, strict=False)
             ),
         )
         for r in routes
@@ -207,8 +259,20 @@ def _unchanged(
 ) -> Outcome:
     log.info("passthrough", dispatch_id=event.dispatch_id, status=status, reason=reason)
     return Outcome(
-        _optimized(event, problem, upstream, before, before, status, reason, policy.version,
-                   0, 0, started, now()),
+        _optimized(
+            event,
+            problem,
+            upstream,
+            before,
+            before,
+            status,
+            reason,
+            policy.version,
+            0,
+            0,
+            started,
+            now(),
+        ),
         (),
     )
 
@@ -272,13 +336,16 @@ def _audit(
         sequence=c.sequence,
         kind=c.move.kind,
         steps=tuple(
-            MoveStep(booking_id=b[s.booking], from_driver=d[s.from_driver],
-                     to_driver=d[s.to_driver])
+            MoveStep(
+                booking_id=b[s.booking], from_driver=d[s.from_driver], to_driver=d[s.to_driver]
+            )
             for s in c.move.steps
         ),
         score=c.score if np.isfinite(c.score) else None,
         objective_before=tuple(round(v, 6) for v in c.value_before),
-        objective_after=None if c.value_after is None else tuple(round(v, 6) for v in c.value_after),
+        objective_after=None
+        if c.value_after is None
+        else tuple(round(v, 6) for v in c.value_after),
         gap_before=int(c.value_before[0]),
         gap_after=None if c.value_after is None else int(c.value_after[0]),
         delta=None if c.gain is None else round(c.gain, 6),
@@ -290,19 +357,25 @@ def _audit(
     )
 
 
-def _log_moves(bound: structlog.typing.FilteringBoundLogger, problem: Problem,
-               result: PassResult) -> None:
+def _log_moves(
+    bound: structlog.typing.FilteringBoundLogger, problem: Problem, result: PassResult
+) -> None:
     """One line per accepted move, like the original system's log, plus the stop reason."""
-    n = 0
-    for c in result.accepted:
-        n += 1
+    for n, c in enumerate(result.accepted, start=1):
         steps = ", ".join(
             f"{problem.booking_ids[s.booking]} -> {problem.driver_ids[s.to_driver]}"
             for s in c.move.steps
         )
         gap_after = None if c.value_after is None else int(c.value_after[0])
-        bound.info("move_accepted", n=n, budget=result.budget, kind=c.move.kind, steps=steps,
-                   gap_before=int(c.value_before[0]), gap_after=gap_after,
-                   delta=None if c.gain is None else round(c.gain, 3))
+        bound.info(
+            "move_accepted",
+            n=n,
+            budget=result.budget,
+            kind=c.move.kind,
+            steps=steps,
+            gap_before=int(c.value_before[0]),
+            gap_after=gap_after,
+            delta=None if c.gain is None else round(c.gain, 3),
+        )
     if result.stop_reason == "target_reached":
         bound.info("target_reached", gap=result.after.gap)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
-from optimizer.feasibility import is_feasible_change, schedule_all
+from optimizer.feasibility import Violation, is_feasible_change, schedule_all
 from optimizer.moves import solo_feasible
 from optimizer.objective import count_gap, gap_floor
 from optimizer.problem import IntArray, Problem
@@ -69,11 +69,12 @@ def solve_min_gap(
     if count_gap(_counts(best_known, k_count)) <= floor:
         ok, _ = is_feasible_change(problem, assignment, best_known)
         if ok:
-            return ExactResult(floor, floor, True, "FLOOR", best_known.copy(), True,
-                               time.perf_counter() - started)
+            return ExactResult(
+                floor, floor, True, "FLOOR", best_known.copy(), True, time.perf_counter() - started
+            )
 
     # Violations the upstream plan already has are tolerated, as in the swap pass.
-    input_violations = set()
+    input_violations: set[Violation] = set()
     for sched in schedule_all(problem, assignment):
         input_violations |= sched.violations
     late_ok = {b for r, b in input_violations if r in ("time_window", "priority")}
@@ -88,7 +89,7 @@ def solve_min_gap(
     )
     solo = solo_feasible(problem)
     allowed = np.zeros((n, k_count), dtype=bool)
-    for b in assigned:
+    for b in (int(i) for i in assigned):
         if problem.locked[b]:
             allowed[b, assignment[b]] = True
             continue
@@ -101,25 +102,25 @@ def solve_min_gap(
     m = cp_model.CpModel()
     x: dict[tuple[int, int], cp_model.IntVar] = {}
     t: dict[int, cp_model.IntVar] = {}
-    for b in assigned:
+    for b in (int(i) for i in assigned):
         lo, hi = _up(problem.earliest[b]), _down(upper[b])
-        t[b] = m.NewIntVar(lo, max(lo, hi), f"t{b}")
-        for k in np.nonzero(allowed[b])[0]:
-            x[b, k] = m.NewBoolVar(f"x{b}_{k}")
-        m.AddExactlyOne(x[b, k] for k in np.nonzero(allowed[b])[0])
+        t[b] = m.new_int_var(lo, max(lo, hi), f"t{b}")
+        for k in _ints(np.nonzero(allowed[b])[0]):
+            x[b, k] = m.new_bool_var(f"x{b}_{k}")
+        m.add_exactly_one(x[b, k] for k in _ints(np.nonzero(allowed[b])[0]))
         dur = problem.service[b] + tt.ride[b]
-        for k in np.nonzero(allowed[b])[0]:
-            m.Add(t[b] >= _up(problem.shift_start[k] + tt.start_to_pickup[k, b])).OnlyEnforceIf(
+        for k in _ints(np.nonzero(allowed[b])[0]):
+            m.add(t[b] >= _up(problem.shift_start[k] + tt.start_to_pickup[k, b])).only_enforce_if(
                 x[b, k]
             )
             if k not in shift_ok:
-                m.Add(t[b] <= _down(problem.shift_end[k] - dur)).OnlyEnforceIf(x[b, k])
+                m.add(t[b] <= _down(problem.shift_end[k] - dur)).only_enforce_if(x[b, k])
 
-    ranked = sorted(assigned, key=lambda b: problem.order[b])
+    ranked = sorted(_ints(assigned), key=lambda b: int(problem.order[b]))
     for i, a in enumerate(ranked):
         dur_a = problem.service[a] + tt.ride[a]
         for b in ranked[i + 1 :]:
-            shared = np.nonzero(allowed[a] & allowed[b])[0]
+            shared = _ints(np.nonzero(allowed[a] & allowed[b])[0])
             if len(shared) == 0:
                 continue
             need = _up(dur_a + tt.dropoff_to_pickup[a, b])
@@ -128,43 +129,43 @@ def solve_min_gap(
             never = _up(problem.earliest[a]) + need > _down(upper[b])
             for k in shared:
                 if never:
-                    m.AddBoolOr([x[a, k].Not(), x[b, k].Not()])
+                    m.add_bool_or([~x[a, k], ~x[b, k]])
                 else:
-                    m.Add(t[b] - t[a] >= need).OnlyEnforceIf([x[a, k], x[b, k]])
+                    m.add(t[b] - t[a] >= need).only_enforce_if([x[a, k], x[b, k]])
 
-    counts = []
+    counts: list[cp_model.IntVar] = []
     for k in range(k_count):
-        c = m.NewIntVar(0, len(assigned), f"c{k}")
-        m.Add(c == sum(x[b, k] for b in assigned if (b, k) in x))
+        c = m.new_int_var(0, len(assigned), f"c{k}")
+        m.add(c == sum(x[b, k] for b in _ints(assigned) if (b, k) in x))
         cap = int(problem.max_rides[k])
         if cap >= 0 and k not in limit_ok:
-            m.Add(c <= cap)
+            m.add(c <= cap)
         counts.append(c)
-    hi_c = m.NewIntVar(0, len(assigned), "max")
-    lo_c = m.NewIntVar(0, len(assigned), "min")
-    m.AddMaxEquality(hi_c, counts)
-    m.AddMinEquality(lo_c, counts)
-    m.Add(hi_c - lo_c >= floor)  # a theorem; it lets the solver prove the floor at once
-    m.Minimize(hi_c - lo_c)
-    for b in assigned:
-        for k in np.nonzero(allowed[b])[0]:
-            m.AddHint(x[b, k], int(best_known[b] == k))
+    hi_c = m.new_int_var(0, len(assigned), "max")
+    lo_c = m.new_int_var(0, len(assigned), "min")
+    m.add_max_equality(hi_c, counts)
+    m.add_min_equality(lo_c, counts)
+    m.add(hi_c - lo_c >= floor)  # a theorem; it lets the solver prove the floor at once
+    m.minimize(hi_c - lo_c)
+    for b in _ints(assigned):
+        for k in _ints(np.nonzero(allowed[b])[0]):
+            m.add_hint(x[b, k], int(best_known[b] == k))
 
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(time_limit_s)
     solver.parameters.num_workers = int(workers)
     solver.parameters.random_seed = 0
-    status = solver.Solve(m)
-    name = solver.StatusName(status)
+    status = solver.solve(m)
+    name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return ExactResult(None, floor, False, name, None, False, time.perf_counter() - started)
     out = np.full(n, -1, dtype=np.int64)
     for (b, k), var in x.items():
-        if solver.Value(var):
+        if solver.value(var):
             out[b] = k
     gap = count_gap(_counts(out, k_count))
     verified, _ = is_feasible_change(problem, assignment, out)
-    bound = max(floor, math.ceil(solver.BestObjectiveBound() - 1e-6))
+    bound = max(floor, math.ceil(solver.best_objective_bound - 1e-6))
     return ExactResult(
         gap=gap,
         lower_bound=bound,
@@ -174,6 +175,10 @@ def solve_min_gap(
         verified=verified,
         wall_s=time.perf_counter() - started,
     )
+
+
+def _ints(values: IntArray) -> list[int]:
+    return [int(v) for v in values]
 
 
 def _counts(assignment: IntArray, k: int) -> IntArray:

@@ -188,9 +188,7 @@ def generate(
                         if len(b2s) == 0:
                             continue
                         one = np.ones(len(b2s), dtype=np.int64)
-                        parts.append(
-                            (CHAIN, one * b1, one * src, one * via, b2s, one * dst2)
-                        )
+                        parts.append((CHAIN, one * b1, one * src, one * via, b2s, one * dst2))
 
     if not parts:
         empty = np.zeros(0, dtype=np.int64)

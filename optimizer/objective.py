@@ -52,15 +52,16 @@ class Objective:
         Weighted: the decrease of the weighted sum.
         """
         if self.mode == "weighted":
-            return float(sum(w * (b - a) for w, b, a in zip(self.weights, before, after)))
-        for b, a in zip(before, after):
+            pairs = zip(self.weights, before, after, strict=True)
+            return float(sum(w * (b - a) for w, b, a in pairs))
+        for b, a in zip(before, after, strict=True):
             if abs(b - a) > _EPS * max(1.0, abs(b)):
                 return float(b - a)
         return 0.0
 
     def scalar(self, value: Value) -> float:
         """One number for a value (weighted sum), e.g. for a reward or a plot."""
-        return float(sum(w * v for w, v in zip(self.weights, value)))
+        return float(sum(w * v for w, v in zip(self.weights, value, strict=True)))
 
 
 def count_gap(counts: IntArray) -> int:

@@ -50,4 +50,5 @@ def _audit_line(a: SwapAudit) -> str:
     delta = f" Δ={a.delta:.3f}" if a.delta is not None else ""
     mark = "✔" if a.decision == "accepted" else "✘"
     detail = f" ({a.detail})" if a.detail else ""
-    return f"  {mark} #{a.sequence:<3} {a.kind:<5} {steps}: {a.decision} {a.reason}{detail}; {gap}{delta}"
+    head = f"  {mark} #{a.sequence:<3} {a.kind:<5} {steps}"
+    return f"{head}: {a.decision} {a.reason}{detail}; {gap}{delta}"

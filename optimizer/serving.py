@@ -43,4 +43,5 @@ def default_provider(model_dir: Path) -> PolicyProvider:
         from optimizer.registry import RegistryPolicyProvider
     except ImportError:  # the learned policy is optional at this layer
         return StaticPolicyProvider()
-    return RegistryPolicyProvider(model_dir)
+    provider: PolicyProvider = RegistryPolicyProvider(model_dir)
+    return provider

@@ -270,8 +270,17 @@ def _step(
         seq = len(checked)
         if trial.violation is not None:
             checked.append(
-                CheckedMove(seq, move, float(scores[i]), "rejected", trial.violation,
-                            trial.detail, state.value, None, None)
+                CheckedMove(
+                    seq,
+                    move,
+                    float(scores[i]),
+                    "rejected",
+                    trial.violation,
+                    trial.detail,
+                    state.value,
+                    None,
+                    None,
+                )
             )
             continue
         assert trial.value is not None
@@ -279,13 +288,31 @@ def _step(
         if gain <= 0 or gain < config.min_improvement:
             reason: AuditReason = "no_improvement" if gain <= 0 else "below_min_improvement"
             checked.append(
-                CheckedMove(seq, move, float(scores[i]), "rejected", reason, "",
-                            state.value, trial.value, gain)
+                CheckedMove(
+                    seq,
+                    move,
+                    float(scores[i]),
+                    "rejected",
+                    reason,
+                    "",
+                    state.value,
+                    trial.value,
+                    gain,
+                )
             )
             continue
         checked.append(
-            CheckedMove(seq, move, float(scores[i]), "accepted", "improves", "",
-                        state.value, trial.value, gain)
+            CheckedMove(
+                seq,
+                move,
+                float(scores[i]),
+                "accepted",
+                "improves",
+                "",
+                state.value,
+                trial.value,
+                gain,
+            )
         )
         state.apply(trial)
         return True

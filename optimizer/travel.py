@@ -47,7 +47,10 @@ def haversine_km(a: FloatArray, b: FloatArray) -> FloatArray:
     """Great-circle km between each row of `a` (M, 2) and each row of `b` (P, 2), as (M, P)."""
     lat1, lon1 = np.radians(a[:, 0])[:, None], np.radians(a[:, 1])[:, None]
     lat2, lon2 = np.radians(b[:, 0])[None, :], np.radians(b[:, 1])[None, :]
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    h = (
+        np.sin((lat2 - lat1) / 2) ** 2
+        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    )
     result: FloatArray = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
     return result
 

@@ -23,14 +23,15 @@ from schemas.events import (
 from schemas.jsonschema import EVENT_MODELS, render_json_schemas
 
 __all__ = [
-    "Assignment",
-    "Booking",
     "DEFAULT_MAX_BOOKINGS",
     "DEFAULT_MAX_DRIVERS",
+    "EVENT_MODELS",
+    "SCHEMA_VERSION",
+    "Assignment",
+    "Booking",
     "DeadLetter",
     "Driver",
     "DriverSchedule",
-    "EVENT_MODELS",
     "ErrorDetail",
     "HeuristicDone",
     "Limits",
@@ -40,7 +41,6 @@ __all__ = [
     "MoveStep",
     "Optimized",
     "PlannedRide",
-    "SCHEMA_VERSION",
     "SwapAudit",
     "render_json_schemas",
 ]

@@ -135,9 +135,7 @@ class HeuristicDone(_Frozen):
 
     @field_validator("bookings")
     @classmethod
-    def _bookings_limit(
-        cls, v: tuple[Booking, ...], info: ValidationInfo
-    ) -> tuple[Booking, ...]:
+    def _bookings_limit(cls, v: tuple[Booking, ...], info: ValidationInfo) -> tuple[Booking, ...]:
         limit = _limits(info).max_bookings
         if len(v) > limit:
             raise ValueError(f"too many bookings: {len(v)} > limit {limit}")

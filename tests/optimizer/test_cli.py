@@ -25,8 +25,10 @@ def test_optimize_prints_bars_and_trail(capsys: pytest.CaptureFixture[str]) -> N
 def test_optimize_json_and_audit_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--json` prints a valid Optimized event; `--audit-out` writes valid SwapAudit lines."""
     audits = tmp_path / "audits.jsonl"
-    assert main(["optimize", str(SEED), "--json", "--policy", "greedy",
-                 "--audit-out", str(audits)]) == 0
+    assert (
+        main(["optimize", str(SEED), "--json", "--policy", "greedy", "--audit-out", str(audits)])
+        == 0
+    )
     event = Optimized.model_validate_json(capsys.readouterr().out)
     assert event.metrics.after.gap == 1
     lines = audits.read_text().splitlines()
@@ -47,8 +49,10 @@ def test_optimize_rejects_invalid_file(tmp_path: Path, capsys: pytest.CaptureFix
 def test_generate_darp_and_exact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """generate and darp write valid days; exact prints a proven gap as JSON."""
     gen = tmp_path / "gen.json"
-    assert main(["generate", "--bookings", "12", "--drivers", "3", "--seed", "5",
-                 "--out", str(gen)]) == 0
+    assert (
+        main(["generate", "--bookings", "12", "--drivers", "3", "--seed", "5", "--out", str(gen)])
+        == 0
+    )
     assert len(HeuristicDone.model_validate_json(gen.read_text()).bookings) == 12
     darp = tmp_path / "a2-16.json"
     assert main(["darp", "a2-16", "--out", str(darp)]) == 0

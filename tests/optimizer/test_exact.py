@@ -27,11 +27,14 @@ def test_exact_gap_never_above_greedy_and_greedy_excess_is_what_it_reports(
     assert exact.gap is not None and exact.assignment is not None
     assert exact.verified
     assert is_feasible_change(problem, upstream, exact.assignment)[0]
-    assert count_gap(np.bincount(exact.assignment[exact.assignment >= 0],
-                                 minlength=problem.n_drivers)) == exact.gap
+    assert (
+        count_gap(np.bincount(exact.assignment[exact.assignment >= 0], minlength=problem.n_drivers))
+        == exact.gap
+    )
     assert exact.lower_bound <= exact.gap
-    real_greedy_gap = count_gap(np.bincount(greedy.assignment[greedy.assignment >= 0],
-                                            minlength=problem.n_drivers))
+    real_greedy_gap = count_gap(
+        np.bincount(greedy.assignment[greedy.assignment >= 0], minlength=problem.n_drivers)
+    )
     assert real_greedy_gap == greedy.after.gap
     if exact.proven_optimal:
         assert exact.gap <= greedy.after.gap
@@ -55,8 +58,7 @@ def test_exact_proves_a_gap_above_the_floor_when_constraints_force_it() -> None:
 def test_exact_finds_a_chain_only_optimum() -> None:
     """b0 can only go to k1 and k1's ride only to k2: the optimum needs both moves."""
     ev = day(
-        [driver("k0", caps=("wheelchair",)), driver("k1", caps=("wheelchair",)),
-         driver("k2")],
+        [driver("k0", caps=("wheelchair",)), driver("k1", caps=("wheelchair",)), driver("k2")],
         [
             booking("b0", 400, req=("wheelchair",)),
             booking("b1", 500, req=("wheelchair",)),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from optimizer.feasibility import (
     check_capability,
     check_driver_limit,

@@ -11,7 +11,7 @@ from optimizer.generate import generate_day
 from optimizer.objective import Objective, evaluate
 from optimizer.policy import GreedyPolicy
 from optimizer.problem import Problem
-from optimizer.swap_pass import PassConfig, run_pass, replay
+from optimizer.swap_pass import PassConfig, replay, run_pass
 from schemas import HeuristicDone
 
 SIZES = st.sampled_from([(6, 2), (10, 3), (16, 4), (24, 5), (40, 8)])
@@ -22,8 +22,12 @@ def _lex_not_worse(before: tuple[float, ...], after: tuple[float, ...]) -> bool:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(size=SIZES, seed=st.integers(0, 10_000), chains=st.booleans(),
-       min_improvement=st.sampled_from([0.0, 0.5, 2.0]))
+@given(
+    size=SIZES,
+    seed=st.integers(0, 10_000),
+    chains=st.booleans(),
+    min_improvement=st.sampled_from([0.0, 0.5, 2.0]),
+)
 def test_pass_output_is_feasible_never_worse_and_replayable(
     size: tuple[int, int], seed: int, chains: bool, min_improvement: float
 ) -> None:
@@ -78,8 +82,9 @@ def test_budget_stops_the_pass() -> None:
     """With a budget of one step at most one move is accepted."""
     event = generate_day(40, 6, 3)
     problem, upstream = Problem.from_event(event)
-    result = run_pass(problem, upstream, GreedyPolicy(),
-                      PassConfig(max_swaps=1, swaps_per_booking=0.0))
+    result = run_pass(
+        problem, upstream, GreedyPolicy(), PassConfig(max_swaps=1, swaps_per_booking=0.0)
+    )
     assert result.steps == 1 and len(result.accepted) <= 1
     assert result.stop_reason in ("budget", "local_optimum", "target_reached")
 
