@@ -84,8 +84,12 @@ def optimize_event(
         before = evaluate(schedule_all(problem, upstream), int((upstream < 0).sum()))
     except Exception as exc:  # the pass never loses a dispatch
         bound.exception("problem_build_failed")
-        return _passthrough(
-            event, "fallback", f"error: {type(exc).__name__}: {exc}", policy, started, now
+        return fallback_outcome(
+            event,
+            f"error: {type(exc).__name__}: {exc}",
+            policy.version,
+            started=started,
+            now=now,
         )
     if not config.enabled:
         return _unchanged(
@@ -277,15 +281,19 @@ def _unchanged(
     )
 
 
-def _passthrough(
+def fallback_outcome(
     event: HeuristicDone,
-    status: str,
     reason: str,
-    policy: MovePolicy,
-    started: float,
-    now: Callable[[], datetime],
+    model_version: str,
+    *,
+    started: float | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Outcome:
-    """Last resort when not even the problem can be built: echo the upstream assignment."""
+    """Status `fallback` with the upstream assignment, built from the event alone.
+
+    The last resort when not even the problem can be built: no travel model, no schedule,
+    only ride counts in the metrics.
+    """
     counts: dict[str, int] = {d.driver_id: 0 for d in event.drivers}
     for a in event.assignments:
         counts[a.driver_id] += 1
@@ -296,13 +304,14 @@ def _passthrough(
         gap=int(values.max() - values.min()),
         count_sq_dev=round(sq, 6),
         unfairness=round(sq**0.5, 6),
-        workload_minutes={d: 0.0 for d in counts},
+        workload_minutes=dict.fromkeys(counts, 0.0),
         workload_spread_minutes=0.0,
         deadhead_km=0.0,
         lateness_minutes=0.0,
         violations=0,
         unassigned=len(event.bookings) - len(event.assignments),
     )
+    elapsed = 0.0 if started is None else (time.perf_counter() - started) * 1000
     return Outcome(
         Optimized(
             event_id=optimized_event_id(event.event_id),
@@ -310,15 +319,15 @@ def _passthrough(
             source_event_id=event.event_id,
             company_id=event.company_id,
             service_date=event.service_date,
-            status=status,  # type: ignore[arg-type]
-            reason=reason,
-            model_version=policy.version,
+            status="fallback",
+            reason=reason[:2000],
+            model_version=model_version,
             assignments=event.assignments,
             schedules=(),
             metrics=MetricsPair(before=m, after=m),
             moves_proposed=0,
             moves_accepted=0,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            latency_ms=round(elapsed, 3),
             produced_at=now(),
         ),
         (),

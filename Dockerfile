@@ -1,0 +1,29 @@
+# The dispatch-rl worker image: the optimizer agent or the dataset writer (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY schemas ./schemas
+COPY optimizer ./optimizer
+COPY streams ./streams
+# CPU-only torch wheels: the policy runs on CPU and the CUDA wheels are gigabytes.
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu .
+
+RUN useradd --uid 10001 --create-home dispatch \
+    && mkdir -p /data/state /data/dataset /data/models \
+    && chown -R dispatch /data
+USER dispatch
+
+ENV DISPATCH_RL_STATE_DIR=/data/state \
+    DISPATCH_RL_DATASET_DIR=/data/dataset \
+    DISPATCH_RL_MODEL_DIR=/data/models \
+    DISPATCH_RL_LOG_FORMAT=json
+EXPOSE 6066
+
+ENTRYPOINT ["python", "-m", "streams.cli"]
+CMD ["run"]

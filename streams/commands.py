@@ -1,0 +1,172 @@
+"""The service's CLI subcommands: `run`, `publish`, `demo`, `dataset stats`.
+
+`add_commands(subparsers)` registers them on the `dispatch-rl` parser (`streams.cli`); every
+handler is `handler(args, settings) -> exit code`, set with `set_defaults(handler=...)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from schemas import HeuristicDone, Optimized
+from streams import codec
+from streams.settings import Settings
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register `run`, `publish`, `demo` and `dataset` on `subparsers`."""
+    run_p = subparsers.add_parser(
+        "run",
+        help="run the worker: optimizer agent and dataset writer",
+        description="Start the local broker if no bootstrap is configured, create the topics, "
+        "and run the optimizer agent and the dataset writer until SIGINT/SIGTERM.",
+    )
+    only = run_p.add_mutually_exclusive_group()
+    only.add_argument(
+        "--optimizer-only",
+        action="store_true",
+        help="run the optimizer agent without the dataset writer",
+    )
+    only.add_argument(
+        "--dataset-only",
+        action="store_true",
+        help="run the dataset writer without the optimizer agent",
+    )
+    run_p.set_defaults(handler=_run)
+
+    pub = subparsers.add_parser(
+        "publish",
+        help="send dispatch days (HeuristicDone JSON) to the input topic",
+        description="Each FILE holds one HeuristicDone object, a JSON list of them, or JSON "
+        "lines. Days are validated first and keyed by dispatch_id.",
+    )
+    pub.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    pub.add_argument(
+        "--raw",
+        action="store_true",
+        help="send the documents verbatim, unvalidated and unkeyed (to exercise "
+        "the dead-letter path)",
+    )
+    pub.add_argument("--topic", default=None, help="topic (default: the input topic)")
+    pub.set_defaults(handler=_publish)
+
+    demo_p = subparsers.add_parser(
+        "demo",
+        help="run the worker, publish the seed day and a few generated days, print the results",
+    )
+    demo_p.add_argument(
+        "--days", type=int, default=3, help="generated days besides the seed day (default 3)"
+    )
+    demo_p.add_argument("--seed", type=int, default=7, help="seed of the generated days")
+    demo_p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for results")
+    demo_p.set_defaults(handler=_demo)
+
+    ds = subparsers.add_parser("dataset", help="the training dataset written by the worker")
+    ds_sub = ds.add_subparsers(dest="dataset_command", required=True)
+    stats = ds_sub.add_parser("stats", help="summarise the dataset directory")
+    stats.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="dataset directory (default: DISPATCH_RL_DATASET_DIR)",
+    )
+    stats.set_defaults(handler=_dataset_stats)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import run
+
+    return run(settings, optimizer=not args.dataset_only, dataset=not args.optimizer_only)
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import broker_for, publish_events, read_day_files
+
+    try:
+        docs = read_day_files(args.files)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    payloads: list[tuple[bytes | None, bytes]] = []
+    for i, doc in enumerate(docs):
+        if args.raw:
+            payloads.append((None, doc))
+            continue
+        day = codec.decode_heuristic_done(doc, settings.limits())
+        if isinstance(day, list):
+            where = "; ".join(f"{'.'.join(map(str, e.loc)) or '<root>'}: {e.msg}" for e in day[:5])
+            print(f"error: document {i + 1} is not a valid HeuristicDone: {where}", file=sys.stderr)
+            return 2
+        payloads.append((day.dispatch_id.encode(), codec.encode(day)))
+    try:
+        with broker_for(settings, start=False) as resolved:
+            asyncio.run(publish_events(resolved, payloads, topic=args.topic))
+            topic = args.topic or resolved.topic_input
+            print(f"published {len(payloads)} day(s) to {topic} at {resolved.bootstrap_servers}")
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import demo, demo_days
+
+    days = demo_days(args.days, args.seed)
+    results = demo(settings, days, timeout=args.timeout)
+    missing = 0
+    for day, opt in results:
+        if opt is None:
+            missing += 1
+            print(f"{day.dispatch_id}: no result within {args.timeout:.0f} s\n")
+            continue
+        print(describe(day, opt))
+        print()
+    return 1 if missing else 0
+
+
+def _dataset_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.dataset import dataset_stats
+
+    directory = args.dir or settings.dataset_dir
+    if not directory.is_dir():
+        print(f"error: no dataset at {directory}", file=sys.stderr)
+        return 1
+    print(f"dataset: {directory}")
+    for line in dataset_stats(directory).lines():
+        print(f"  {line}")
+    return 0
+
+
+# ------------------------------------------------------------------ printing
+
+
+def describe(day: HeuristicDone, opt: Optimized) -> str:
+    """A few lines for one result: status, gap, moves, then before/after bars per driver."""
+    before, after = opt.metrics.before, opt.metrics.after
+    head = (
+        f"{opt.dispatch_id}  {len(day.bookings)} bookings / {len(day.drivers)} drivers  "
+        f"status={opt.status}  model={opt.model_version}\n"
+        f"  gap {before.gap} -> {after.gap}   moves accepted {opt.moves_accepted} of "
+        f"{opt.moves_proposed} checked   latency {opt.latency_ms:.0f} ms\n"
+        f"  {opt.reason}"
+    )
+    return head + "\n" + render_bars(before.rides_per_driver, after.rides_per_driver)
+
+
+def render_bars(before: dict[str, int], after: dict[str, int], width: int = 30) -> str:
+    """Rides per driver before and after as text bars (stand-in for optimizer.report)."""
+    top = max([*before.values(), *after.values(), 1])
+    scale = min(1.0, width / top)
+    name_w = max((len(d) for d in before), default=6)
+    lines = []
+    for d in before:
+        b, a = before[d], after.get(d, 0)
+        lines.append(
+            f"  {d:<{name_w}}  {'#' * round(b * scale):<{round(top * scale)}} {b:>3}"
+            f"  ->  {'#' * round(a * scale):<{round(top * scale)}} {a:>3}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,370 @@
+"""The dataset writer: every dispatch the service sees, appended to JSON-lines files for training.
+
+Layout: `<dataset_dir>/<service_date>.jsonl`, one JSON object per line::
+
+    {"kind": "heuristic_done", "dispatch_id": ..., "event_id": ..., "service_date": ...,
+     "recorded_at": ..., "source": {"topic": ..., "partition": ..., "offset": ...},
+     "event": {...the validated HeuristicDone...}}
+    {"kind": "optimized", ... "event": {...the Optimized outcome...}}
+
+Guarantees:
+
+* **Idempotent by `dispatch_id`**: at most one `heuristic_done` and one `optimized` record per
+  dispatch, across redeliveries and restarts (the set of written ids is rebuilt from the files at
+  start). The first record seen wins; a later event with the same `dispatch_id` is skipped.
+* **Durable before commit**: a batch is written, flushed and fsynced (files, and the directory
+  when a file is new) before its offsets are committed. A crash between the two redelivers the
+  batch, which idempotency absorbs. A torn last line (crash mid-write) is cut at start.
+* One writer per directory (an exclusive `flock` on `<dataset_dir>/.lock`).
+
+Input that fails validation is skipped here (the optimizer agent dead-letters it). The consumer is
+a plain aiokafka consumer in its own group (`dataset_group`) with manual commits: simpler and more
+honest than Faust for "durable before commit".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import structlog
+from pydantic import BaseModel
+
+from schemas import HeuristicDone, Limits, Optimized
+from streams import codec
+from streams.settings import Settings
+from streams.topics import MAX_MESSAGE_BYTES, client_options
+
+log = structlog.get_logger("dispatch_rl.dataset")
+
+RecordKind = Literal["heuristic_done", "optimized"]
+SUFFIX = ".jsonl"
+HEARTBEAT = ".heartbeat"
+"""Touched by the writer loop at least every few seconds (container health checks read it)."""
+HEARTBEAT_SECONDS = 5.0
+
+
+class DatasetLockedError(RuntimeError):
+    """Another dataset writer holds the directory."""
+
+
+class DatasetWriter:
+    """Appends records to per-date files; knows which `(kind, dispatch_id)` are already there."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.written: set[tuple[str, str]] = set()
+        self._files: dict[str, IO[bytes]] = {}
+        self._dirty: set[str] = set()
+        self._new_files = False
+        self._lock: IO[bytes] | None = None
+
+    def open(self) -> DatasetWriter:
+        """Lock the directory, repair torn tails, rebuild the index of written records."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock = (self.directory / ".lock").open("ab")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            lock.close()
+            raise DatasetLockedError(f"{self.directory} is held by another dataset writer") from exc
+        self._lock = lock
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            _cut_torn_tail(path)
+            for rec in _read_lines(path):
+                self.written.add((str(rec.get("kind")), str(rec.get("dispatch_id"))))
+        log.info("dataset_opened", directory=str(self.directory), records=len(self.written))
+        return self
+
+    def close(self) -> None:
+        self.sync()
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    def __enter__(self) -> DatasetWriter:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(
+        self,
+        kind: RecordKind,
+        event: HeuristicDone | Optimized,
+        source: dict[str, Any] | None = None,
+    ) -> bool:
+        """Append `event` unless a record of this kind for its dispatch exists; True if written.
+
+        Not durable until `sync()`.
+        """
+        ident = (kind, event.dispatch_id)
+        if ident in self.written:
+            return False
+        record = {
+            "kind": kind,
+            "dispatch_id": event.dispatch_id,
+            "event_id": event.event_id,
+            "service_date": event.service_date.isoformat(),
+            "recorded_at": datetime.now(UTC).isoformat(),
+            "source": source,
+            "event": event.model_dump(mode="json"),
+        }
+        line = json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+        self._file(event.service_date).write(line)
+        self._dirty.add(event.service_date.isoformat())
+        self.written.add(ident)
+        return True
+
+    def sync(self) -> None:
+        """Flush and fsync every file written since the last sync (and the directory if new)."""
+        for name in sorted(self._dirty):
+            f = self._files[name]
+            f.flush()
+            os.fsync(f.fileno())
+        self._dirty.clear()
+        if self._new_files:
+            fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._new_files = False
+
+    def _file(self, day: date) -> IO[bytes]:
+        name = day.isoformat()
+        f = self._files.get(name)
+        if f is None:
+            path = self.directory / f"{name}{SUFFIX}"
+            self._new_files |= not path.exists()
+            f = self._files[name] = path.open("ab")
+        return f
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Truncate a file to its last complete line (a crash may have left half a record)."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        log.warning("dataset_torn_tail_cut", file=str(path), dropped_bytes=len(data) - keep)
+        with path.open("r+b") as f:
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _read_lines(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                log.warning("dataset_bad_line", file=str(path), line=n)
+                continue
+            if isinstance(rec, dict):
+                yield rec
+
+
+# ------------------------------------------------------------------ the consumer
+
+
+@dataclass
+class WriterCounters:
+    """What the writer loop did so far (for logs and tests)."""
+
+    batches: int = 0
+    written: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    commits: int = 0
+
+
+async def run_dataset_writer(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    ready: asyncio.Event | None = None,
+    counters: WriterCounters | None = None,
+) -> WriterCounters:
+    """Consume input and outcomes into `settings.dataset_dir` until `stop` is set.
+
+    Per batch: validate, append new records, flush+fsync, then commit the batch's offsets.
+    `ready` is set once the consumer has started.
+    """
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import CommitFailedError, KafkaError
+
+    counters = counters if counters is not None else WriterCounters()
+    limits = settings.limits()
+    writer = DatasetWriter(settings.dataset_dir).open()
+    consumer = AIOKafkaConsumer(
+        settings.topic_input,
+        settings.topic_optimized,
+        group_id=settings.dataset_group,
+        client_id=f"{settings.dataset_group}-writer",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        **client_options(settings),
+    )
+    try:
+        await consumer.start()
+        if ready is not None:
+            ready.set()
+        log.info(
+            "dataset_writer_started",
+            group=settings.dataset_group,
+            directory=str(settings.dataset_dir),
+        )
+        beat = 0.0
+        while not stop.is_set():
+            if time.monotonic() - beat > HEARTBEAT_SECONDS:
+                (settings.dataset_dir / HEARTBEAT).touch()
+                beat = time.monotonic()
+            batches = await consumer.getmany(timeout_ms=300, max_records=500)
+            if not batches:
+                continue
+            offsets = {}
+            for tp, records in batches.items():
+                for r in records:
+                    _consume_one(writer, settings, limits, r, counters)
+                offsets[tp] = records[-1].offset + 1
+            writer.sync()  # durable first ...
+            try:
+                await consumer.commit(offsets)  # ... then committed
+                counters.commits += 1
+            except (CommitFailedError, KafkaError) as exc:
+                # A rebalance took the partitions: the next owner re-reads the batch, and
+                # idempotency by dispatch_id absorbs it.
+                log.warning("dataset_commit_failed", error=repr(exc))
+            counters.batches += 1
+    finally:
+        try:
+            await consumer.stop()
+        finally:
+            writer.close()
+        log.info(
+            "dataset_writer_stopped",
+            written=counters.written,
+            duplicates=counters.duplicates,
+            invalid=counters.invalid,
+        )
+    return counters
+
+
+def _consume_one(
+    writer: DatasetWriter,
+    settings: Settings,
+    limits: Limits,
+    record: Any,
+    counters: WriterCounters,
+) -> None:
+    source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    kind: RecordKind
+    decoded: BaseModel | list[Any]
+    if record.topic == settings.topic_input:
+        kind, decoded = "heuristic_done", codec.decode_heuristic_done(record.value, limits)
+    else:
+        kind, decoded = "optimized", codec.decode(Optimized, record.value)
+    if isinstance(decoded, list):
+        counters.invalid += 1
+        log.info("dataset_skip_invalid", **source)
+        return
+    assert isinstance(decoded, HeuristicDone | Optimized)
+    if writer.add(kind, decoded, source):
+        counters.written += 1
+    else:
+        counters.duplicates += 1
+
+
+# ------------------------------------------------------------------ reading and stats
+
+
+def iter_records(directory: Path) -> Iterator[dict[str, Any]]:
+    """Every record of the dataset, file by file (dates ascending), in file order."""
+    for path in sorted(Path(directory).glob(f"*{SUFFIX}")):
+        yield from _read_lines(path)
+
+
+def load_days(directory: Path) -> Iterator[HeuristicDone]:
+    """The recorded `HeuristicDone` events (for training and evaluation)."""
+    for rec in iter_records(directory):
+        if rec.get("kind") == "heuristic_done":
+            yield HeuristicDone.model_validate(rec["event"])
+
+
+@dataclass
+class DatasetStats:
+    """A summary of the dataset directory."""
+
+    files: int = 0
+    dispatches: int = 0
+    outcomes: int = 0
+    matched: int = 0
+    duplicate_records: int = 0
+    bookings: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    gap_before: list[int] = field(default_factory=list)
+    gap_after: list[int] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        def mean(v: list[int]) -> str:
+            return f"{sum(v) / len(v):.2f}" if v else "-"
+
+        span = f"{self.dates[0]} .. {self.dates[-1]}" if self.dates else "-"
+        status = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())) or "-"
+        return [
+            f"files: {self.files} (service dates {span})",
+            f"dispatches (heuristic_done): {self.dispatches}, bookings: {self.bookings}",
+            f"outcomes (optimized): {self.outcomes}, matched to a dispatch: {self.matched}",
+            f"statuses: {status}",
+            f"mean gap before -> after: {mean(self.gap_before)} -> {mean(self.gap_after)}",
+            f"duplicate records: {self.duplicate_records}",
+        ]
+
+
+def dataset_stats(directory: Path) -> DatasetStats:
+    """Count dispatches, outcomes, statuses and gaps of the dataset in `directory`."""
+    stats = DatasetStats()
+    paths = sorted(Path(directory).glob(f"*{SUFFIX}"))
+    stats.files = len(paths)
+    stats.dates = [p.name.removesuffix(SUFFIX) for p in paths]
+    seen: set[tuple[str, str]] = set()
+    inputs: set[str] = set()
+    outputs: set[str] = set()
+    for rec in iter_records(directory):
+        ident = (str(rec.get("kind")), str(rec.get("dispatch_id")))
+        if ident in seen:
+            stats.duplicate_records += 1
+            continue
+        seen.add(ident)
+        event = rec.get("event") or {}
+        if ident[0] == "heuristic_done":
+            stats.dispatches += 1
+            inputs.add(ident[1])
+            stats.bookings += len(event.get("bookings", ()))
+        elif ident[0] == "optimized":
+            stats.outcomes += 1
+            outputs.add(ident[1])
+            stats.statuses[str(event.get("status"))] += 1
+            m = event.get("metrics") or {}
+            if "before" in m and "after" in m:
+                stats.gap_before.append(int(m["before"]["gap"]))
+                stats.gap_after.append(int(m["after"]["gap"]))
+    stats.matched = len(inputs & outputs)
+    return stats

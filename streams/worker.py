@@ -1,0 +1,335 @@
+"""Running the service: broker resolution, topic creation, the worker, publishing, the demo.
+
+* `broker_for(settings)`: the configured bootstrap, else the local broker recorded in
+  `<state_dir>/kafka` (started if none runs, and stopped again on exit if we started it).
+* `running_worker(settings, ...)`: an async context manager running the optimizer app and/or the
+  dataset writer in this process (what `run`, `demo`, the end-to-end tests and the benchmark use).
+* `run(settings, ...)`: the `dispatch-rl run` main loop, until SIGINT/SIGTERM.
+* `publish_events(settings, payloads)`, `read_day_files(paths)`: `dispatch-rl publish`.
+* `demo(settings, ...)`: run, publish the seed day and a few generated days, return the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from optimizer.serving import PolicyProvider
+from schemas import HeuristicDone, Optimized
+from streams import codec
+from streams.dataset import WriterCounters, run_dataset_writer
+from streams.logs import configure_logging
+from streams.settings import Settings
+from streams.topics import MAX_MESSAGE_BYTES, client_options, ensure_topics
+
+if TYPE_CHECKING:
+    import faust
+
+log = structlog.get_logger("dispatch_rl.worker")
+
+
+# ------------------------------------------------------------------ broker
+
+
+@contextlib.contextmanager
+def broker_for(settings: Settings, *, start: bool = True) -> Iterator[Settings]:
+    """`settings` with a bootstrap that answers.
+
+    A configured `bootstrap_servers` is used as is. Otherwise the local broker recorded in
+    `<state_dir>/kafka` (see `dispatch-rl kafka`): used if it runs, else started when `start`
+    is true (and stopped on exit), else `RuntimeError`.
+    """
+    if settings.bootstrap_servers:
+        yield settings
+        return
+    from streams import local_kafka
+
+    state_dir = settings.state_dir / "kafka"
+    current = local_kafka.status(state_dir)
+    if current.running and current.state is not None:
+        log.info("local_broker_found", bootstrap=current.state.bootstrap, state_dir=str(state_dir))
+        yield settings.model_copy(update={"bootstrap_servers": current.state.bootstrap})
+        return
+    if not start:
+        raise RuntimeError(
+            "no Kafka bootstrap configured (DISPATCH_RL_BOOTSTRAP_SERVERS) and no local broker "
+            f"runs ({current.detail}); start one with `dispatch-rl kafka start` "
+            "or `dispatch-rl run`"
+        )
+    log.info("local_broker_starting", state_dir=str(state_dir))
+    state = local_kafka.start(state_dir)
+    log.info("local_broker_started", bootstrap=state.bootstrap, pid=state.pid)
+    try:
+        yield settings.model_copy(update={"bootstrap_servers": state.bootstrap})
+    finally:
+        local_kafka.stop(state_dir)
+        log.info("local_broker_stopped", pid=state.pid)
+
+
+# ------------------------------------------------------------------ the worker
+
+
+@dataclass
+class RunningWorker:
+    """Handle on a worker started by `running_worker`."""
+
+    settings: Settings
+    app: faust.App | None
+    writer: WriterCounters | None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def wait(self) -> None:
+        """Return when a part stops on its own (the app crashed or the writer failed)."""
+        waits: list[asyncio.Future[Any]] = list(self._tasks)
+        if self.app is not None:
+            waits.append(asyncio.ensure_future(self.app.wait_until_stopped()))
+        if not waits:
+            return
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for f in pending:
+            if f not in self._tasks:
+                f.cancel()
+        for f in done:
+            if f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]
+
+    def failed(self) -> BaseException | None:
+        """Why a part stopped, if one did."""
+        if self.app is not None and self.app.crashed:
+            return self.app.crash_reason or RuntimeError("optimizer app crashed")
+        for t in self._tasks:
+            if t.done():
+                return t.exception() if not t.cancelled() else RuntimeError("writer cancelled")
+        return None
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    settings: Settings,
+    *,
+    optimizer: bool = True,
+    dataset: bool = True,
+    provider: PolicyProvider | None = None,
+) -> AsyncIterator[RunningWorker]:
+    """Create the topics, then run the optimizer app and/or the dataset writer until exit."""
+    if not (optimizer or dataset):
+        raise ValueError("nothing to run: enable the optimizer or the dataset writer")
+    created = await ensure_topics(settings)
+    if created:
+        log.info("topics_created", topics=created)
+    stop = asyncio.Event()
+    worker = RunningWorker(settings, None, None)
+    try:
+        if dataset:
+            worker.writer = WriterCounters()
+            ready = asyncio.Event()
+            task = asyncio.create_task(
+                run_dataset_writer(settings, stop, ready=ready, counters=worker.writer),
+                name="dataset-writer",
+            )
+            worker._tasks.append(task)
+            ready_wait = asyncio.ensure_future(ready.wait())
+            await asyncio.wait([ready_wait, task], return_when=asyncio.FIRST_COMPLETED)
+            ready_wait.cancel()
+            if task.done():
+                task.result()  # the writer could not start: raise why
+        if optimizer:
+            from streams.app import create_app
+
+            worker.app = create_app(settings, provider)
+            await worker.app.start()
+            log.info("optimizer_started", app_id=settings.app_id, input=settings.topic_input)
+        yield worker
+    finally:
+        stop.set()
+        if worker.app is not None:
+            await worker.app.stop()
+        for task in worker._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def run(
+    settings: Settings,
+    *,
+    optimizer: bool = True,
+    dataset: bool = True,
+    provider: PolicyProvider | None = None,
+) -> int:
+    """`dispatch-rl run`: start a broker if needed, create topics, serve until SIGINT/SIGTERM."""
+    configure_logging(settings.log_format, settings.log_level)
+    with broker_for(settings) as resolved:
+        return asyncio.run(_serve(resolved, optimizer, dataset, provider))
+
+
+async def _serve(
+    settings: Settings, optimizer: bool, dataset: bool, provider: PolicyProvider | None
+) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_worker(
+        settings, optimizer=optimizer, dataset=dataset, provider=provider
+    ) as worker:
+        log.info(
+            "worker_running",
+            bootstrap=settings.bootstrap_servers,
+            optimizer=optimizer,
+            dataset=dataset,
+        )
+        waiter = asyncio.ensure_future(worker.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for f in (waiter, stopper):
+            f.cancel()
+        failure = worker.failed()
+    if failure is not None:
+        log.error("worker_failed", error=repr(failure))
+        return 1
+    log.info("worker_stopped")
+    return 0
+
+
+# ------------------------------------------------------------------ publishing
+
+
+def read_day_files(paths: Iterable[Path]) -> list[bytes]:
+    """The JSON documents in `paths`: a file holds one object, a JSON list, or JSON lines.
+
+    Returns each document's bytes (re-serialized compactly when it came from a list or lines).
+    """
+    out: list[bytes] = []
+    for path in paths:
+        text = Path(path).read_text()
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+            out.extend(json.dumps(d, separators=(",", ":")).encode() for d in docs)
+            continue
+        if isinstance(doc, list):
+            out.extend(json.dumps(d, separators=(",", ":")).encode() for d in doc)
+        else:
+            out.append(text.encode())
+    return out
+
+
+async def publish_events(
+    settings: Settings, payloads: Sequence[tuple[bytes | None, bytes]], topic: str | None = None
+) -> list[float]:
+    """Send `(key, value)` pairs to the input topic (or `topic`); acks=all.
+
+    Returns the produce time (Unix seconds) of each, taken when it was handed to the producer.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        acks="all", max_request_size=MAX_MESSAGE_BYTES, linger_ms=5, **client_options(settings)
+    )
+    await producer.start()
+    try:
+        futures = []
+        times = []
+        for key, value in payloads:
+            times.append(time.time())
+            futures.append(await producer.send(topic or settings.topic_input, value, key=key))
+        await asyncio.gather(*futures)
+        return times
+    finally:
+        await producer.stop()
+
+
+def keyed(events: Iterable[HeuristicDone]) -> list[tuple[bytes | None, bytes]]:
+    """`(dispatch_id, json)` pairs ready for `publish_events`."""
+    return [(e.dispatch_id.encode(), codec.encode(e)) for e in events]
+
+
+# ------------------------------------------------------------------ demo
+
+
+def demo_days(generated: int = 3, seed: int = 7) -> list[HeuristicDone]:
+    """The seed day (10 bookings, 3 drivers) and `generated` synthetic days of growing size."""
+    from optimizer.generate import generate_day
+    from optimizer.seed import seed_day
+
+    sizes = [(12, 3), (30, 5), (60, 8), (100, 12)]
+    return [seed_day()] + [
+        generate_day(*sizes[i % len(sizes)], seed=seed + i) for i in range(generated)
+    ]
+
+
+async def collect_optimized(
+    settings: Settings, dispatch_ids: set[str], start_offsets: dict[Any, int], timeout: float
+) -> dict[str, Optimized]:
+    """Read `Optimized` events from `start_offsets` until every id in `dispatch_ids` was seen."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        **client_options(settings),
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(start_offsets))
+        for tp, off in start_offsets.items():
+            consumer.seek(tp, off)
+        found: dict[str, Optimized] = {}
+        deadline = time.monotonic() + timeout
+        while dispatch_ids - found.keys() and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for r in records:
+                    opt = codec.decode(Optimized, r.value)
+                    if isinstance(opt, Optimized) and opt.dispatch_id in dispatch_ids:
+                        found.setdefault(opt.dispatch_id, opt)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(settings: Settings, topic: str) -> dict[Any, int]:
+    """Current end offset of every partition of `topic`."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    # Subscribing (no group) makes start() fetch the topic's metadata.
+    consumer = AIOKafkaConsumer(topic, enable_auto_commit=False, **client_options(settings))
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
+        return dict(await consumer.end_offsets(tps)) if tps else {}
+    finally:
+        await consumer.stop()
+
+
+def demo(
+    settings: Settings, days: list[HeuristicDone], *, timeout: float = 120.0
+) -> list[tuple[HeuristicDone, Optimized | None]]:
+    """Run the worker, publish `days`, and return each day with its `Optimized` result."""
+    configure_logging(settings.log_format, settings.log_level)
+    with broker_for(settings) as resolved:
+        return asyncio.run(_demo(resolved, days, timeout))
+
+
+async def _demo(
+    settings: Settings, days: list[HeuristicDone], timeout: float
+) -> list[tuple[HeuristicDone, Optimized | None]]:
+    async with running_worker(settings) as worker:
+        start = await end_offsets(settings, settings.topic_optimized)
+        await publish_events(settings, keyed(days))
+        found = await collect_optimized(settings, {d.dispatch_id for d in days}, start, timeout)
+        failure = worker.failed()
+        if failure is not None:
+            raise RuntimeError(f"worker failed: {failure!r}")
+    return [(d, found.get(d.dispatch_id)) for d in days]

@@ -1,0 +1,191 @@
+"""Fixtures for the streaming tests: unique settings per test and a recording topic sender."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.settings import Settings
+
+
+def unique_settings(bootstrap: str, base_dir: Path, **overrides: Any) -> Settings:
+    """Settings with a unique app id, consumer group and topic names (so tests never share
+    broker state), the web server off, and the dataset and state under `base_dir`. Keyword
+    arguments override any field."""
+    u = uuid.uuid4().hex[:10]
+    fields: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "app_id": f"test-app-{u}",
+        "dataset_group": f"test-dataset-{u}",
+        "topic_input": f"test.{u}.heuristic_done",
+        "topic_optimized": f"test.{u}.optimized",
+        "topic_audit": f"test.{u}.swap_audit",
+        "topic_dead_letter": f"test.{u}.dead_letter",
+        "web_enabled": False,
+        "dataset_dir": base_dir / f"dataset-{u}",
+        "state_dir": base_dir / "state",
+        "model_poll_seconds": 3600.0,
+    }
+    fields.update(overrides)
+    return Settings(**fields)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """`unique_settings` under `tmp_path`; the bootstrap defaults to an address never dialled
+    (unit tests), pass the real one for end-to-end tests."""
+
+    def make(bootstrap: str = "127.0.0.1:9", **overrides: Any) -> Settings:
+        return unique_settings(bootstrap, tmp_path, **overrides)
+
+    return make
+
+
+class Recorder:
+    """Stands in for `topic.send` on Faust topics: records `(topic, key, value)` in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+
+    def patch(self, topic: Any) -> None:
+        name = topic.get_topic_name()
+
+        async def send(*, key: bytes | None = None, value: bytes = b"", **_: Any) -> Any:
+            self.sent.append((name, key, value))
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+        topic.send = send
+
+    def on(self, topic_name: str) -> list[tuple[bytes | None, bytes]]:
+        return [(k, v) for t, k, v in self.sent if t == topic_name]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """A fresh `Recorder`."""
+    return Recorder()
+
+
+@pytest.fixture(autouse=True)
+def _collect_faust_leftovers() -> Iterator[None]:
+    """Collect what Faust leaves unclosed, with ResourceWarning silenced, right after each test.
+
+    `agent.test_context()` makes the app build its consumer, whose thread owns an event loop
+    that is never started nor closed; its `__del__` warns. Left to a random later garbage
+    collection, that warning (an error under `filterwarnings = error`) can fire inside the AST
+    parser of pytest's assertion rewriting, where CPython 3.11 turns it into
+    "SystemError: AST constructor recursion depth mismatch" and the session dies.
+    """
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@pytest.fixture
+def plain_tracebacks() -> Iterator[None]:
+    """structlog renders exceptions as plain text for this test, then its config is restored.
+
+    Unconfigured, structlog's console renderer draws rich tracebacks with every local
+    variable (numpy arrays included): about half a second per logged exception.
+    """
+    import structlog
+
+    saved = structlog.get_config()
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"]),
+        ]
+    )
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
+# ------------------------------------------------------------------ real-broker helpers
+
+
+async def read_topic(
+    settings: Settings,
+    topic: str,
+    *,
+    done: Callable[[list[Any]], bool],
+    timeout: float = 60.0,
+    linger: float = 0.0,
+) -> list[Any]:
+    """Every record of `topic` from the beginning, until `done(records)` (then `linger` more
+    seconds, to catch late duplicates) or `timeout`."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.topics import client_options
+
+    consumer = AIOKafkaConsumer(
+        topic, enable_auto_commit=False, auto_offset_reset="earliest",
+        max_partition_fetch_bytes=16 * 1024 * 1024, **client_options(settings),
+    )
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        consumer.unsubscribe()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        end: float | None = None
+        while loop.time() < min(deadline, end if end is not None else deadline):
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                records.extend(batch)
+            if end is None and done(records):
+                end = loop.time() + linger
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def dataset_caught_up(settings: Settings, timeout: float = 60.0) -> None:
+    """Wait until the dataset writer's committed offsets reach the end of both its topics."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from streams.topics import client_options
+
+    topics = [settings.topic_input, settings.topic_optimized]
+    probe = AIOKafkaConsumer(*topics, enable_auto_commit=False, **client_options(settings))
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await probe.start()
+    await admin.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in probe.partitions_for_topic(t) or ()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            ends = await probe.end_offsets(tps)
+            committed = await admin.list_consumer_group_offsets(settings.dataset_group)
+            behind = {
+                tp: ends[tp] - (committed[tp].offset if tp in committed else 0)
+                for tp in tps
+                if ends[tp] > (committed[tp].offset if tp in committed else 0)
+            }
+            if not behind:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"dataset writer still behind: {behind}")
+            await asyncio.sleep(0.2)
+    finally:
+        await probe.stop()
+        await admin.close()
