@@ -88,20 +88,22 @@ def _settings(bootstrap: str, tag: str) -> Settings:
 
 def _worker_env(settings: Settings, state_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "DISPATCH_RL_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
-        "DISPATCH_RL_APP_ID": settings.app_id,
-        "DISPATCH_RL_TOPIC_INPUT": settings.topic_input,
-        "DISPATCH_RL_TOPIC_OPTIMIZED": settings.topic_optimized,
-        "DISPATCH_RL_TOPIC_AUDIT": settings.topic_audit,
-        "DISPATCH_RL_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
-        "DISPATCH_RL_WEB_ENABLED": "false",
-        "DISPATCH_RL_LOG_LEVEL": "WARNING",
-        "DISPATCH_RL_LOG_FORMAT": "json",
-        "DISPATCH_RL_STATE_DIR": str(state_dir),
-        "DISPATCH_RL_MODEL_DIR": str(state_dir / "no-models"),
-        "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "DISPATCH_RL_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
+            "DISPATCH_RL_APP_ID": settings.app_id,
+            "DISPATCH_RL_TOPIC_INPUT": settings.topic_input,
+            "DISPATCH_RL_TOPIC_OPTIMIZED": settings.topic_optimized,
+            "DISPATCH_RL_TOPIC_AUDIT": settings.topic_audit,
+            "DISPATCH_RL_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
+            "DISPATCH_RL_WEB_ENABLED": "false",
+            "DISPATCH_RL_LOG_LEVEL": "WARNING",
+            "DISPATCH_RL_LOG_FORMAT": "json",
+            "DISPATCH_RL_STATE_DIR": str(state_dir),
+            "DISPATCH_RL_MODEL_DIR": str(state_dir / "no-models"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     return env
 
 
@@ -111,11 +113,15 @@ class Harness:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.visible: dict[bytes, float] = {}
-        self.producer = AIOKafkaProducer(acks="all", linger_ms=2,
-                                         max_request_size=MAX_MESSAGE_BYTES,
-                                         **client_options(settings))
-        self.consumer = AIOKafkaConsumer(settings.topic_optimized, auto_offset_reset="earliest",
-                                         enable_auto_commit=False, **client_options(settings))
+        self.producer = AIOKafkaProducer(
+            acks="all", linger_ms=2, max_request_size=MAX_MESSAGE_BYTES, **client_options(settings)
+        )
+        self.consumer = AIOKafkaConsumer(
+            settings.topic_optimized,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **client_options(settings),
+        )
         self._task: asyncio.Task[None] | None = None
         self.model_version = "?"
 
@@ -173,16 +179,26 @@ def _encode(days: list[HeuristicDone], prefix: str) -> list[tuple[bytes, bytes]]
     return out
 
 
-def _figures(size: str, mode: str, sent: dict[bytes, float],
-             visible: dict[bytes, float]) -> Figures:
+def _figures(
+    size: str, mode: str, sent: dict[bytes, float], visible: dict[bytes, float]
+) -> Figures:
     latencies = [(visible[k] - t) * 1000 for k, t in sent.items()]
     seconds = max(visible[k] for k in sent) - min(sent.values())
-    return Figures(size, mode, len(sent), seconds, len(sent) / seconds,
-                   statistics.median(latencies), _pct(latencies, 0.99), max(latencies))
+    return Figures(
+        size,
+        mode,
+        len(sent),
+        seconds,
+        len(sent) / seconds,
+        statistics.median(latencies),
+        _pct(latencies, 0.99),
+        max(latencies),
+    )
 
 
-async def _bench_size(bootstrap: str, n_bookings: int, n_drivers: int, days: int,
-                      paced_days: int, state_dir: Path) -> list[Figures]:
+async def _bench_size(
+    bootstrap: str, n_bookings: int, n_drivers: int, days: int, paced_days: int, state_dir: Path
+) -> list[Figures]:
     size = f"{n_bookings}x{n_drivers}"
     tag = f"{size}-{uuid.uuid4().hex[:8]}"
     settings = _settings(bootstrap, tag)
@@ -194,8 +210,10 @@ async def _bench_size(bootstrap: str, n_bookings: int, n_drivers: int, days: int
 
     worker = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "run", "--optimizer-only"],
-        env=_worker_env(settings, state_dir / tag), cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=(state_dir / f"{tag}.log").open("wb"),
+        env=_worker_env(settings, state_dir / tag),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=(state_dir / f"{tag}.log").open("wb"),
     )
     try:
         async with Harness(settings) as h:
@@ -206,8 +224,7 @@ async def _bench_size(bootstrap: str, n_bookings: int, n_drivers: int, days: int
             burst_fig = _figures(size, "burst", sent, h.visible)
             sent = await h.send(paced, burst_fig.per_second / 2)
             await h.wait_for(set(sent), timeout=600)
-            paced_fig = _figures(size, f"paced @{burst_fig.per_second / 2:.0f}/s", sent,
-                                 h.visible)
+            paced_fig = _figures(size, f"paced @{burst_fig.per_second / 2:.0f}/s", sent, h.visible)
             print(f"{size}: served by model {h.model_version}", file=sys.stderr)
         return [burst_fig, paced_fig]
     finally:
@@ -223,8 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     parser.add_argument("--sizes", default="10x3,100x12", help="comma-separated BOOKINGSxDRIVERS")
-    parser.add_argument("--days", type=int, default=None,
-                        help="days per burst (default: 1000 for 10x3-sized, 200 otherwise)")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help="days per burst (default: 1000 for 10x3-sized, 200 otherwise)",
+    )
     parser.add_argument("--paced-days", type=int, default=50)
     parser.add_argument("--state-dir", type=Path, default=Path("/tmp/dispatch-rl-bench"))
     args = parser.parse_args(argv)
@@ -238,13 +259,19 @@ def main(argv: list[str] | None = None) -> int:
             results += asyncio.run(
                 _bench_size(bootstrap, n, k, days, args.paced_days, args.state_dir)
             )
-    print(f"\nstream throughput: one worker (default policy provider), broker: {broker} "
-          f"at {bootstrap}; {os.cpu_count()} CPUs")
-    print(f"{'size':>7} {'mode':>16} {'days':>6} {'seconds':>8} {'disp/s':>8} "
-          f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(
+        f"\nstream throughput: one worker (default policy provider), broker: {broker} "
+        f"at {bootstrap}; {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'size':>7} {'mode':>16} {'days':>6} {'seconds':>8} {'disp/s':>8} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
     for f in results:
-        print(f"{f.size:>7} {f.mode:>16} {f.days:>6} {f.seconds:>8.2f} {f.per_second:>8.1f} "
-              f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f}")
+        print(
+            f"{f.size:>7} {f.mode:>16} {f.days:>6} {f.seconds:>8.2f} {f.per_second:>8.1f} "
+            f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f}"
+        )
     return 0
 
 

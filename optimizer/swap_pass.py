@@ -239,6 +239,22 @@ def run_pass(
     )
 
 
+def pass_candidates(state: SearchState, config: PassConfig, *, chains: bool) -> Candidates:
+    """The candidates the pass hands its policy in this plan and phase (the DQN's action set).
+
+    Under the lexicographic objective a candidate that worsens the ride-count terms can never
+    be accepted, so it is not offered; the chain phase offers chains only.
+    """
+    cands = state.candidates(chains=chains)
+    if config.objective.mode == "lexicographic" and len(cands):
+        gap, sq = state.value[0], state.value[1]
+        keep = (cands.gap_after < gap) | ((cands.gap_after == gap) & (cands.sq_after <= sq + 1e-9))
+        if chains:
+            keep &= cands.kind == CHAIN
+        cands = cands.take(np.nonzero(keep)[0])
+    return cands
+
+
 def _step(
     state: SearchState,
     policy: MovePolicy,
@@ -247,15 +263,7 @@ def _step(
     *,
     chains: bool,
 ) -> bool:
-    cands = state.candidates(chains=chains)
-    if config.objective.mode == "lexicographic" and len(cands):
-        # Moves that worsen the ride-count terms can never be a lexicographic improvement.
-        gap = state.value[0]
-        sq = state.value[1]
-        keep = (cands.gap_after < gap) | ((cands.gap_after == gap) & (cands.sq_after <= sq + 1e-9))
-        if chains:
-            keep &= cands.kind == CHAIN
-        cands = cands.take(np.nonzero(keep)[0])
+    cands = pass_candidates(state, config, chains=chains)
     if not len(cands):
         return False
     scores = np.asarray(policy.score(state, cands), dtype=float)

@@ -88,11 +88,15 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
             version = provider.policy().version
         except Exception as exc:
             version = f"unavailable: {type(exc).__name__}"
+        # Where the served policy came from (champion, shipped default, or greedy because
+        # no model loads) and the last load error, when the provider can tell.
+        status = getattr(provider, "status", None)
         return web.json(
             {
                 "status": "ok",
                 "app_id": settings.app_id,
                 "model_version": version,
+                "model": status() if callable(status) else None,
                 "handled": dict(handler.counts),
             }
         )

@@ -132,8 +132,11 @@ async def read_topic(
     from streams.topics import client_options
 
     consumer = AIOKafkaConsumer(
-        topic, enable_auto_commit=False, auto_offset_reset="earliest",
-        max_partition_fetch_bytes=16 * 1024 * 1024, **client_options(settings),
+        topic,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        **client_options(settings),
     )
     await consumer.start()
     try:

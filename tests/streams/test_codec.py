@@ -70,8 +70,9 @@ def test_missing_value_is_an_error() -> None:
 def test_dead_letter_carries_original_bytes_and_position() -> None:
     """The dead letter holds the verbatim bytes, the key and the source position."""
     raw, key = b"\x00\x01 not json", b"k-1"
-    dl = codec.dead_letter(raw, key, [ErrorDetail(msg="bad", type="x")], topic="in",
-                           partition=2, offset=41)
+    dl = codec.dead_letter(
+        raw, key, [ErrorDetail(msg="bad", type="x")], topic="in", partition=2, offset=41
+    )
     back = DeadLetter.model_validate_json(codec.encode(dl))
     assert base64.b64decode(back.value_b64) == raw
     assert base64.b64decode(back.key_b64 or "") == key

@@ -55,7 +55,8 @@ def test_one_file_per_service_date(tmp_path: Path) -> None:
         w.add("heuristic_done", a)
         w.add("heuristic_done", b)
     assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == [
-        "2026-01-05.jsonl", "2026-01-06.jsonl"
+        "2026-01-05.jsonl",
+        "2026-01-06.jsonl",
     ]
     assert [d.dispatch_id for d in load_days(tmp_path)] == [a.dispatch_id, b.dispatch_id]
 
@@ -78,9 +79,7 @@ def test_second_writer_on_the_same_directory_is_refused(tmp_path: Path) -> None:
         DatasetWriter(tmp_path).open()
 
 
-def test_stats_count_dispatches_outcomes_and_gaps(
-    tmp_path: Path, seed_day: HeuristicDone
-) -> None:
+def test_stats_count_dispatches_outcomes_and_gaps(tmp_path: Path, seed_day: HeuristicDone) -> None:
     """Stats match what was written; lines are printable."""
     outcome = optimize_event(seed_day, GreedyPolicy()).optimized
     with DatasetWriter(tmp_path) as w:

@@ -65,8 +65,12 @@ def _malformed(template: HeuristicDone) -> list[bytes]:
         b'{"event_id": "truncated", "drivers": [',
         b"<xml>nope</xml>",
     ]
-    for field, value in [("drivers", "three"), ("service_date", 12), ("produced_at", True),
-                         ("mode", ["auto"])]:
+    for field, value in [
+        ("drivers", "three"),
+        ("service_date", 12),
+        ("produced_at", True),
+        ("mode", ["auto"]),
+    ]:
         bad = {**doc, field: value}
         out.append(json.dumps(bad).encode())
     for i in range(4):
@@ -132,27 +136,33 @@ async def big_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 
     async with running_worker(settings) as worker:
         await publish_events(settings, payloads)
-        optimized = await read_topic(settings, settings.topic_optimized,
-                                     done=_distinct_ids(200), timeout=180, linger=3)
-        dead = await read_topic(settings, settings.topic_dead_letter,
-                                done=lambda r: len(r) >= 20, timeout=60, linger=1)
+        optimized = await read_topic(
+            settings, settings.topic_optimized, done=_distinct_ids(200), timeout=180, linger=3
+        )
+        dead = await read_topic(
+            settings, settings.topic_dead_letter, done=lambda r: len(r) >= 20, timeout=60, linger=1
+        )
         # The agent still serves after all that bad input.
         probe = generate_days(1, [(12, 3)], seed=99)[0]
         probe = probe.model_copy(update={"event_id": "evt-probe", "dispatch_id": "dsp-probe"})
         await publish_events(settings, keyed([probe]))
-        more = await read_topic(settings, settings.topic_optimized,
-                                done=lambda rs: any(r.key == b"dsp-probe" for r in rs),
-                                timeout=60)
-        after = next((Optimized.model_validate_json(r.value) for r in more
-                      if r.key == b"dsp-probe"), None)
+        more = await read_topic(
+            settings,
+            settings.topic_optimized,
+            done=lambda rs: any(r.key == b"dsp-probe" for r in rs),
+            timeout=60,
+        )
+        after = next(
+            (Optimized.model_validate_json(r.value) for r in more if r.key == b"dsp-probe"), None
+        )
         unique = _unique(optimized, Optimized)
         n_audits = sum(o.moves_proposed for o in unique.values())
-        audits = await read_topic(settings, settings.topic_audit,
-                                  done=_distinct_ids(n_audits), timeout=60)
+        audits = await read_topic(
+            settings, settings.topic_audit, done=_distinct_ids(n_audits), timeout=60
+        )
         await dataset_caught_up(settings)
         failure = worker.failed()
-    return BigRun(days, malformed, optimized, dead, audits, after, failure,
-                  settings.dataset_dir)
+    return BigRun(days, malformed, optimized, dead, audits, after, failure, settings.dataset_dir)
 
 
 def test_every_valid_day_yields_exactly_one_optimized(big_run: BigRun) -> None:
@@ -162,9 +172,11 @@ def test_every_valid_day_yields_exactly_one_optimized(big_run: BigRun) -> None:
     assert set(per_dispatch) == {d.dispatch_id for d in big_run.days}
     assert set(per_dispatch.values()) == {1}
     duplicates = len(big_run.optimized_records) - len(unique)
-    print(f"\n[e2e] Optimized records: {len(big_run.optimized_records)}, distinct: "
-          f"{len(unique)}, duplicates seen: {duplicates}; statuses: "
-          f"{dict(Counter(o.status for o in unique.values()))}")
+    print(
+        f"\n[e2e] Optimized records: {len(big_run.optimized_records)}, distinct: "
+        f"{len(unique)}, duplicates seen: {duplicates}; statuses: "
+        f"{dict(Counter(o.status for o in unique.values()))}"
+    )
     for r in big_run.optimized_records:
         assert r.key == json.loads(r.value)["dispatch_id"].encode()
 
@@ -227,8 +239,9 @@ async def test_dataset_is_idempotent_across_restart_and_republish(
         await dataset_caught_up(settings)
     async with running_worker(settings) as worker:  # same groups: a restart
         await publish_events(settings, keyed(days))
-        records = await read_topic(settings, settings.topic_optimized,
-                                   done=lambda rs: len(rs) >= 60)
+        records = await read_topic(
+            settings, settings.topic_optimized, done=lambda rs: len(rs) >= 60
+        )
         await dataset_caught_up(settings)
         assert worker.writer is not None and worker.writer.duplicates == 60
     assert len(records) == 60  # every re-published day optimized again, same event id
@@ -251,8 +264,9 @@ class FailingPolicy:
 async def _run_days(settings: Settings, days: list[HeuristicDone], **kw: Any) -> list[Optimized]:
     async with running_worker(settings, dataset=False, **kw) as worker:
         await publish_events(settings, keyed(days))
-        records = await read_topic(settings, settings.topic_optimized,
-                                   done=_distinct_ids(len(days)))
+        records = await read_topic(
+            settings, settings.topic_optimized, done=_distinct_ids(len(days))
+        )
         assert worker.failed() is None
     return list(_unique(records, Optimized).values())
 
@@ -266,8 +280,11 @@ async def test_failing_optimizer_still_yields_fallback_for_every_day(
     policy, so it is (rightly) `unchanged` even with a broken policy.
     """
     settings = unique_settings(kafka_bootstrap, tmp_path)
-    days = [d for d in generate_days(24, SIZES, seed=11)
-            if optimize_event(d, GreedyPolicy()).optimized.moves_proposed > 0][:20]
+    days = [
+        d
+        for d in generate_days(24, SIZES, seed=11)
+        if optimize_event(d, GreedyPolicy()).optimized.moves_proposed > 0
+    ][:20]
     assert len(days) >= 15
     outs = await _run_days(settings, days, provider=StaticPolicyProvider(FailingPolicy()))
     by_id = {d.dispatch_id: d for d in days}
@@ -277,9 +294,7 @@ async def test_failing_optimizer_still_yields_fallback_for_every_day(
         assert set(o.assignments) == set(by_id[o.dispatch_id].assignments)
 
 
-async def test_disabled_passes_every_dispatch_through(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
+async def test_disabled_passes_every_dispatch_through(kafka_bootstrap: str, tmp_path: Path) -> None:
     """enabled=false: every dispatch comes out with status disabled and its own assignment."""
     settings = unique_settings(kafka_bootstrap, tmp_path, enabled=False)
     days = generate_days(20, SIZES, seed=12)
@@ -292,25 +307,37 @@ async def test_disabled_passes_every_dispatch_through(
         assert o.moves_proposed == 0
 
 
-
 # ------------------------------------------------------------------ the CLI entry points
 
 
 def _cli_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_RL_")}
-    for name in ("bootstrap_servers", "app_id", "dataset_group", "topic_input",
-                 "topic_optimized", "topic_audit", "topic_dead_letter", "dataset_dir",
-                 "state_dir"):
+    for name in (
+        "bootstrap_servers",
+        "app_id",
+        "dataset_group",
+        "topic_input",
+        "topic_optimized",
+        "topic_audit",
+        "topic_dead_letter",
+        "dataset_dir",
+        "state_dir",
+    ):
         env[f"DISPATCH_RL_{name.upper()}"] = str(getattr(settings, name))
-    env.update(DISPATCH_RL_WEB_ENABLED="false", DISPATCH_RL_LOG_FORMAT="json",
-               PYTHONPATH=str(ROOT))
+    env.update(DISPATCH_RL_WEB_ENABLED="false", DISPATCH_RL_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
     return env
 
 
 async def _cli(env: dict[str, str], *args: str, timeout: float = 120) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streams.cli", *args, env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "streams.cli",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
@@ -327,23 +354,32 @@ async def test_cli_run_publish_and_dataset_stats(
     day_file = tmp_path / "day.json"
     day_file.write_bytes(seed_day.model_dump_json().encode())
     log_file = (tmp_path / "run.log").open("wb")
-    run = subprocess.Popen([sys.executable, "-m", "streams.cli", "run"], env=env, cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=log_file)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "run"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
+    )
     try:
         await ensure_topics(settings)
         code, out, err = await _cli(env, "publish", str(day_file))
         assert code == 0, err
         assert "published 1 day" in out
-        records = await read_topic(settings, settings.topic_optimized,
-                                   done=lambda rs: len(rs) >= 1, timeout=90)
+        records = await read_topic(
+            settings, settings.topic_optimized, done=lambda rs: len(rs) >= 1, timeout=90
+        )
         assert Optimized.model_validate_json(records[0].value).status == "optimized"
         await dataset_caught_up(settings, timeout=90)
     finally:
         run.send_signal(signal.SIGTERM)
         assert run.wait(60) == 0
         log_file.close()
-    events = [json.loads(line) for line in (tmp_path / "run.log").read_text().splitlines()
-              if line.startswith("{")]
+    events = [
+        json.loads(line)
+        for line in (tmp_path / "run.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
     moves = [e for e in events if e.get("event") == "move_accepted"]
     assert moves and all(e["dispatch_id"] == seed_day.dispatch_id for e in moves)
     assert {"gap_before", "gap_after", "delta"} <= moves[0].keys()

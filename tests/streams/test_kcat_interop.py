@@ -32,7 +32,9 @@ def _kcat() -> str:
 
 async def _run(*args: str, stdin: bytes | None = None, timeout: float = 60.0) -> bytes:
     proc = await asyncio.create_subprocess_exec(
-        *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -52,10 +54,32 @@ async def test_kcat_publishes_a_day_and_reads_the_optimized_result(
     kcat = _kcat()
     settings = unique_settings(kafka_bootstrap, tmp_path)
     async with running_worker(settings, dataset=False):
-        await _run(kcat, "-P", "-b", kafka_bootstrap, "-t", settings.topic_input,
-                   "-k", seed_day.dispatch_id, stdin=codec.encode(seed_day) + b"\n")
-        out = await _run(kcat, "-C", "-b", kafka_bootstrap, "-t", settings.topic_optimized,
-                         "-o", "beginning", "-c", "1", "-q", "-f", "%k\\t%s\\n")
+        await _run(
+            kcat,
+            "-P",
+            "-b",
+            kafka_bootstrap,
+            "-t",
+            settings.topic_input,
+            "-k",
+            seed_day.dispatch_id,
+            stdin=codec.encode(seed_day) + b"\n",
+        )
+        out = await _run(
+            kcat,
+            "-C",
+            "-b",
+            kafka_bootstrap,
+            "-t",
+            settings.topic_optimized,
+            "-o",
+            "beginning",
+            "-c",
+            "1",
+            "-q",
+            "-f",
+            "%k\\t%s\\n",
+        )
     key, _, value = out.rstrip(b"\n").partition(b"\t")
     assert key == seed_day.dispatch_id.encode()
     optimized = Optimized.model_validate_json(value)

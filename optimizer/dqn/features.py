@@ -1,0 +1,310 @@
+"""Per-candidate features: what the Q-network sees of one move in the current plan.
+
+The Q-network scores each candidate from its own feature row, so it works for any fleet: a
+day with 3 drivers and a day with 60 give rows of the same width. A row has four parts:
+
+* the plan (same for every row): gap, spread of ride counts, fleet size, weekday;
+* the move: its kind, its exact change of the count terms of the objective (from the
+  candidate generator's `gap_after` / `sq_after`), the ride counts and workload of the drivers
+  it touches relative to the fleet, whether a destination is at its ride cap;
+* the booking(s): hour of the pickup window, ride duration, window width, priority, how many
+  drivers could serve it at all;
+* an insertion estimate per moved booking: in its new route, how much slack its own pickup
+  window keeps and how much the next ride's forward time slack absorbs the push (Savelsbergh's
+  forward slack). These are features, not a verdict: `SearchState.trial` decides.
+
+Everything is numpy over all candidates at once (no Python loop per candidate), float32 out.
+Bump `FEATURE_VERSION` whenever a row changes meaning; a model trained on another version is
+refused at load time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from optimizer.moves import CHAIN, MOVE, SWAP, Candidates
+from optimizer.policy import GreedyPolicy
+from optimizer.problem import IntArray
+from optimizer.swap_pass import SearchState
+
+FEATURE_VERSION = "cand-v1"
+FEATURE_NAMES: tuple[str, ...] = (
+    # the plan
+    "plan_gap_log",
+    "plan_count_std",
+    "plan_drivers_log",
+    "plan_rides_per_driver",
+    "plan_weekday_sin",
+    "plan_weekday_cos",
+    # the move
+    "kind_move",
+    "kind_swap",
+    "kind_chain",
+    "gain_gap",
+    "gain_sq",
+    "src_count",
+    "dst_count",
+    "end_count",
+    "src_is_max",
+    "dst_is_min",
+    "dest_full",
+    "src_workload",
+    "dst_workload",
+    # the booking moved first
+    "b1_hour_sin",
+    "b1_hour_cos",
+    "b1_duration",
+    "b1_window",
+    "b1_priority",
+    "b1_flex",
+    "b1_pickup_slack",
+    "b1_next_slack",
+    "b1_leg",
+    # the booking moved second (swap and chain), zeros for a plain move
+    "has_b2",
+    "b2_flex",
+    "b2_pickup_slack",
+    "b2_next_slack",
+    "b2_leg",
+)
+N_FEATURES = len(FEATURE_NAMES)
+FEATURE_BOUND = 10.0
+"""Every feature lies in [-FEATURE_BOUND, FEATURE_BOUND] (the observation space's bounds)."""
+
+Float32Array = npt.NDArray[np.float32]
+_GREEDY = GreedyPolicy()
+
+
+def shortlist(state: SearchState, candidates: Candidates, limit: int) -> IntArray:
+    """Indices of at most `limit` candidates, the best by the greedy count-gain key, ascending.
+
+    Scoring every candidate of a 300-booking day (thousands per step) with a network costs more
+    than the pass may spend, and the ones with the least count gain are never checked anyway
+    (the validator stops after `max_checks`). Days with fewer candidates keep them all.
+    """
+    n = len(candidates)
+    if n <= limit:
+        return np.arange(n, dtype=np.int64)
+    key = _GREEDY.score(state, candidates)
+    top = np.argpartition(-key, limit - 1)[:limit]
+    return np.sort(top).astype(np.int64)
+
+
+def candidate_features(state: SearchState, c: Candidates) -> Float32Array:
+    """The (len(c), N_FEATURES) feature matrix of the candidates in the current plan."""
+    n = len(c)
+    out = np.zeros((n, N_FEATURES), dtype=np.float32)
+    if n == 0:
+        return out
+    p = state.problem
+    k = p.n_drivers
+    counts = state.counts.astype(float)
+    mean = float(counts.mean())
+    std = float(counts.std())
+    gap, sq = float(state.value[0]), float(state.value[1])
+    workload = state.workload
+    w_mean = float(workload.mean())
+    routes = _RouteArrays(state)
+
+    col = 0
+
+    def put(values: npt.ArrayLike) -> None:
+        nonlocal col
+        out[:, col] = values
+        col += 1
+
+    weekday = p.origin.weekday() if p.origin is not None else 0
+    put(math.log1p(gap) / 3.0)
+    put(std / 5.0)
+    put(math.log1p(k) / 4.0)
+    put(min(mean / 10.0, FEATURE_BOUND))
+    put(math.sin(2 * math.pi * weekday / 7))
+    put(math.cos(2 * math.pi * weekday / 7))
+
+    kind = c.kind
+    has2 = c.b2 >= 0
+    put(kind == MOVE)
+    put(kind == SWAP)
+    put(kind == CHAIN)
+    put(gap - c.gap_after)
+    put((sq - c.sq_after) / 10.0)
+    scale = 1.0 + std
+    is_chain = kind == CHAIN
+    end = np.where(is_chain, c.dst2, c.dst)  # the driver that gains a ride, if any
+    put((counts[c.src] - mean) / scale)
+    put((counts[c.dst] - mean) / scale)
+    put(is_chain * (counts[end] - mean) / scale)
+    put(counts[c.src] == counts.max())
+    put(counts[end] == counts.min())
+    cap = p.max_rides
+    full = (cap >= 0) & (state.counts >= cap)
+    put((kind != SWAP) & full[end])
+    put((workload[c.src] - w_mean) / 120.0)
+    put((workload[c.dst] - w_mean) / 120.0)
+
+    b1 = c.b1
+    static = _booking_features(state)
+    out[:, col : col + static.shape[1]] = static[b1]
+    col += static.shape[1]
+    flex = static[:, -1]
+    skip1 = np.where(has2, c.b2, -1)  # b2 leaves b1's new route in a swap or a chain
+    for values in routes.insertion(b1, c.dst, skip1):
+        put(values)
+
+    put(has2)
+    b2 = np.where(has2, c.b2, 0)
+    swap = kind == SWAP
+    dest2 = np.where(swap, c.src, end)
+    skip2 = np.where(swap, b1, -1)
+    put(has2 * flex[b2])
+    for values in routes.insertion(b2, dest2, skip2):
+        put(has2 * values)
+    assert col == N_FEATURES
+    np.clip(out, _LOW, _HIGH, out=out)
+    return out
+
+
+def _bounds() -> tuple[Float32Array, Float32Array]:
+    """Per-column clip bounds (one `np.clip` for the whole matrix)."""
+    low = np.full(N_FEATURES, -FEATURE_BOUND, dtype=np.float32)
+    high = np.full(N_FEATURES, FEATURE_BOUND, dtype=np.float32)
+    for names, lo, hi in (
+        (("gain_gap", "gain_sq"), -2.0, 2.0),
+        (("src_count", "dst_count", "end_count", "src_workload", "dst_workload"), -5.0, 5.0),
+        (("b1_pickup_slack", "b1_next_slack", "b2_pickup_slack", "b2_next_slack"), -3.0, 3.0),
+        (("b1_leg", "b2_leg"), 0.0, 4.0),
+    ):
+        for name in names:
+            i = FEATURE_NAMES.index(name)
+            low[i], high[i] = lo, hi
+    return low, high
+
+
+_LOW, _HIGH = _bounds()
+
+
+_STATIC: dict[int, tuple[object, npt.NDArray[np.float32]]] = {}
+
+
+def _booking_features(state: SearchState) -> npt.NDArray[np.float32]:
+    """Per-booking columns that never change during a day (cached per problem object)."""
+    p = state.problem
+    hit = _STATIC.get(id(p))
+    if hit is not None and hit[0] is p:
+        return hit[1]
+    mid = (p.earliest + p.latest) / 2.0
+    table = np.stack(
+        [
+            np.sin(2 * np.pi * mid / 1440.0),
+            np.cos(2 * np.pi * mid / 1440.0),
+            np.clip((p.service + p.travel.ride) / 60.0, 0, 4),
+            np.clip((p.latest - p.earliest) / 60.0, 0, 4),
+            p.high_priority.astype(float),
+            state.solo.sum(axis=1) / max(p.n_drivers, 1),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    if len(_STATIC) >= 4096:  # training pools are smaller; a long-running worker sees many days
+        _STATIC.clear()
+    _STATIC[id(p)] = (p, table)
+    return table
+
+
+class _RouteArrays:
+    """Every route of the plan as flat arrays (drivers ascending, service order within)."""
+
+    def __init__(self, state: SearchState) -> None:
+        p = state.problem
+        self.problem = p
+        scheds = state.schedules
+        lengths = np.fromiter((len(s.bookings) for s in scheds), dtype=np.int64, count=len(scheds))
+        total = int(lengths.sum())
+        # A sentinel at the end (driver = K, never matched) keeps every index valid.
+        self.driver = np.append(
+            np.repeat(np.arange(len(scheds), dtype=np.int64), lengths), len(scheds)
+        )
+        self.booking = np.zeros(total + 1, dtype=np.int64)
+        self.pickup = np.zeros(total + 1)
+        self.dropoff = np.zeros(total + 1)
+        at = 0
+        for s, m in zip(scheds, lengths, strict=True):
+            if m:
+                self.booking[at : at + m] = s.bookings
+                self.pickup[at : at + m] = s.pickup_at
+                self.dropoff[at : at + m] = s.dropoff_at
+                at += int(m)
+        self.size = total
+        n1 = p.n_bookings + 1
+        self.key = self.driver * n1 + np.append(p.order[self.booking[:total]], 0)
+        self.slack = self._forward_slack()
+
+    def _forward_slack(self) -> npt.NDArray[np.float64]:
+        """How many minutes each ride's pickup may slip before a later window or the shift breaks.
+
+        FS_i = min over later rides j of the same route of (own slack_j + waits between i and j),
+        the last ride's own slack also bounded by the shift end. Segmented reverse minimum by
+        offsetting each route by a large multiple of its driver index.
+        """
+        p, n = self.problem, self.size
+        out = np.zeros(n + 1)
+        if n == 0:
+            return out
+        drv, bk = self.driver[:n], self.booking[:n]
+        pick, drop = self.pickup[:n], self.dropoff[:n]
+        own = p.latest[bk] + p.tolerance[bk] - pick
+        same_next = drv[1:] == drv[:-1]
+        wait = np.zeros(n)
+        wait[1:] = np.where(
+            same_next,
+            np.maximum(pick[1:] - (drop[:-1] + p.travel.dropoff_to_pickup[bk[:-1], bk[1:]]), 0.0),
+            0.0,
+        )
+        last = np.append(~same_next, True)
+        own = np.where(last, np.minimum(own, p.shift_end[drv] - drop), own)
+        waited = np.cumsum(wait)
+        x = own + waited
+        big = 4.0 * (np.abs(x).max() + 1.0)
+        shifted = x + drv * big
+        rev_min = np.minimum.accumulate(shifted[::-1])[::-1] - drv * big
+        out[:n] = rev_min - waited
+        return out
+
+    def insertion(
+        self, b: IntArray, d: IntArray, skip: IntArray
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Insert booking `b` into driver `d`'s route (ignoring `skip`, which leaves it).
+
+        Returns, in hours (unclipped): the slack left on b's own pickup window, the slack left
+        downstream (the next ride's forward slack minus the push, or the shift end when b would
+        be last), and the empty leg driven to reach b.
+        """
+        p = self.problem
+        tt = p.travel
+        n1 = p.n_bookings + 1
+        last = len(self.driver) - 1
+        idx = np.searchsorted(self.key, d * n1 + p.order[b])
+        pred = idx - 1
+        pred_ok = (pred >= 0) & (self.driver[np.clip(pred, 0, last)] == d)
+        pred = np.clip(pred, 0, last)
+        drop_skip = pred_ok & (self.booking[pred] == skip)
+        pred = np.where(drop_skip, np.clip(pred - 1, 0, last), pred)
+        pred_ok &= ~drop_skip | ((idx - 2 >= 0) & (self.driver[pred] == d))
+        succ = np.clip(idx, 0, last)
+        succ_ok = self.driver[succ] == d
+        drop_skip = succ_ok & (self.booking[succ] == skip)
+        succ = np.where(drop_skip, np.clip(succ + 1, 0, last), succ)
+        succ_ok &= self.driver[succ] == d
+
+        pb, sb = self.booking[pred], self.booking[succ]
+        free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
+        leg = np.where(pred_ok, tt.dropoff_to_pickup[pb, b], tt.start_to_pickup[d, b])
+        pickup = np.maximum(free_at + leg, p.earliest[b])
+        own = p.latest[b] + p.tolerance[b] - pickup
+        drop = pickup + p.service[b] + tt.ride[b]
+        arrive_next = drop + tt.dropoff_to_pickup[b, sb]
+        push = np.maximum(np.maximum(arrive_next, p.earliest[sb]) - self.pickup[succ], 0.0)
+        downstream = np.where(succ_ok, self.slack[succ] - push, p.shift_end[d] - drop)
+        return own / 60.0, downstream / 60.0, leg / 30.0

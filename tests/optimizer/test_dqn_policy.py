@@ -1,0 +1,71 @@
+"""The DQN move policy inside the real swap pass: same candidates as the env, safe outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optimizer.dispatch import optimize_event
+from optimizer.dqn.days import generated_days
+from optimizer.dqn.policy import DQNPolicy
+from optimizer.feasibility import is_feasible_change
+from optimizer.generate import generate_day
+from optimizer.moves import Candidates
+from optimizer.policy import GreedyPolicy
+from optimizer.registry import DEFAULT_MODEL_DIR, load_model
+from optimizer.swap_pass import PassConfig, SearchState, pass_candidates, run_pass
+
+
+@pytest.fixture(scope="module")
+def shipped() -> DQNPolicy:
+    """The model shipped in optimizer/models/default."""
+    return load_model(DEFAULT_MODEL_DIR).policy()
+
+
+class Recording(GreedyPolicy):
+    def __init__(self) -> None:
+        self.calls: list[Candidates] = []
+
+    def score(self, state: SearchState, candidates: Candidates) -> np.ndarray:
+        self.calls.append(candidates)
+        return super().score(state, candidates)
+
+
+def test_env_offers_the_candidates_the_pass_offers() -> None:
+    """`pass_candidates` (the env's action set) equals what `run_pass` hands its policy."""
+    for day in generated_days([(16, 4), (40, 6)], [11, 12]):
+        rec = Recording()
+        run_pass(day.problem, day.assignment, rec, PassConfig(max_swaps=1, swaps_per_booking=0))
+        mine = pass_candidates(SearchState(day.problem, day.assignment), PassConfig(), chains=False)
+        first = rec.calls[0]
+        for field in ("kind", "b1", "src", "dst", "b2", "dst2", "gap_after"):
+            np.testing.assert_array_equal(getattr(first, field), getattr(mine, field))
+
+
+def test_shipped_model_output_is_feasible_and_never_worse(shipped: DQNPolicy) -> None:
+    """On unseen days the DQN pass adds no violation and never raises the gap."""
+    for day in generated_days([(18, 4), (60, 8)], range(900, 906)):
+        r = run_pass(day.problem, day.assignment, shipped, PassConfig())
+        ok, added = is_feasible_change(day.problem, day.assignment, r.assignment)
+        assert ok, added
+        assert r.after.value <= r.before.value
+        assert r.policy_version == shipped.version
+
+
+def test_scores_every_candidate_even_beyond_the_shortlist(shipped: DQNPolicy) -> None:
+    """One score per candidate; shortlisted ones rank above the rest."""
+    day = generated_days([(120, 15)], [5])[0]
+    state = SearchState(day.problem, day.assignment)
+    cands = state.candidates()
+    small = DQNPolicy(shipped.network, "x", max_scored=40)
+    scores = small.score(state, cands)
+    assert scores.shape == (len(cands),) and np.isfinite(scores).all()
+    top = np.sort(scores)[::-1]
+    assert top[39] > top[40]
+
+
+def test_optimized_event_names_the_model(shipped: DQNPolicy) -> None:
+    """The Optimized event and every audit carry the serving model's version."""
+    outcome = optimize_event(generate_day(12, 3, seed=31), shipped)
+    assert outcome.optimized.model_version == shipped.version
+    assert all(a.model_version == shipped.version for a in outcome.audits)

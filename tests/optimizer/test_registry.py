@@ -1,0 +1,220 @@
+"""The model registry: versions, atomic champion switch, refusal of bad files, hot reload."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from optimizer.dispatch import DispatchConfig
+from optimizer.dqn.features import FEATURE_NAMES, N_FEATURES
+from optimizer.dqn.network import QNetwork
+from optimizer.learn_cli import add_commands
+from optimizer.policy import GREEDY_VERSION
+from optimizer.registry import (
+    DEFAULT_MODEL_DIR,
+    ModelLoadError,
+    ModelRegistry,
+    RegistryError,
+    RegistryPolicyProvider,
+    load_model,
+)
+
+
+def net(seed: int) -> QNetwork:
+    torch.manual_seed(seed)
+    return QNetwork(N_FEATURES, (8,))
+
+
+def ranking_net(sign: float) -> QNetwork:
+    """Q = sign x (10 gain_gap + gain_sq): sign 1 ranks like greedy, -1 ranks backwards."""
+    n = QNetwork(N_FEATURES, (2,))
+    with torch.no_grad():
+        for p in n.parameters():
+            p.zero_()
+        first, last = n.mlp[0], n.mlp[2]
+        first.weight[0, FEATURE_NAMES.index("gain_gap")] = 1.0
+        first.weight[1, FEATURE_NAMES.index("gain_sq")] = 1.0
+        first.bias[:] = 2.0  # keep both units active (gains are >= -2 after the pass's filter)
+        last.weight[0] = torch.tensor([10.0 * sign, 1.0 * sign])
+    return n
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> ModelRegistry:
+    """An empty registry in a temporary directory."""
+    return ModelRegistry(tmp_path / "models")
+
+
+def test_save_then_load_round_trips_with_metadata(registry: ModelRegistry) -> None:
+    """Weights come back equal; metadata names architecture, features, parameters, hash."""
+    version = registry.save(net(0), {"training": {"data_fingerprint": "abc"}})
+    loaded = registry.load(version)
+    for key, value in net(0).state_dict().items():
+        assert torch.equal(loaded.network.state_dict()[key], value)
+    meta = loaded.metadata
+    assert meta["version"] == version and meta["feature_version"] == "cand-v1"
+    assert meta["architecture"] == {
+        "kind": "candidate-mlp",
+        "n_features": N_FEATURES,
+        "hidden": [8],
+    }
+    assert meta["parameters"] == sum(p.numel() for p in net(0).parameters())
+    assert meta["training"]["data_fingerprint"] == "abc" and len(meta["weights_sha256"]) == 64
+    assert loaded.policy().version == version
+
+
+def test_corrupt_weights_are_refused(registry: ModelRegistry) -> None:
+    """A flipped byte in the weights file fails the sha256 check."""
+    version = registry.save(net(0), {})
+    weights = registry.path(version) / "model.pt"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="corrupt"):
+        registry.load(version)
+
+
+def test_incompatible_models_are_refused(registry: ModelRegistry) -> None:
+    """Another feature version, another input width, or tensors that do not fit: refused."""
+    v1 = registry.save(net(0), {})
+    registry.update_metadata(v1, feature_version="cand-v0")
+    with pytest.raises(ModelLoadError, match="feature version"):
+        registry.load(v1)
+    v2 = registry.save(net(1), {})
+    meta = registry.metadata(v2)
+    registry.update_metadata(v2, architecture={**meta["architecture"], "hidden": [16]})
+    with pytest.raises(ModelLoadError, match="do not fit"):
+        registry.load(v2)
+    v3 = registry.save(net(2), {})
+    (registry.path(v3) / "metadata.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="unreadable metadata"):
+        registry.load(v3)
+
+
+def test_champion_switch_and_rollback(registry: ModelRegistry) -> None:
+    """Promotion pushes the old champion on the history; rollback pops it."""
+    a, b = registry.save(net(0), {}), registry.save(net(1), {})
+    registry.set_champion(a)
+    registry.set_champion(b)
+    assert registry.champion() == b
+    assert registry.rollback() == a and registry.champion() == a
+    with pytest.raises(RegistryError):
+        registry.rollback()
+    assert not list(registry.root.glob(".champion.json.*"))  # no temporary file left behind
+
+
+def test_cannot_point_the_champion_at_a_broken_model(registry: ModelRegistry) -> None:
+    """`set_champion` loads the model first, so the pointer never names a broken one."""
+    version = registry.save(net(0), {})
+    (registry.path(version) / "model.pt").write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError):
+        registry.set_champion(version)
+    assert registry.champion() is None
+
+
+def test_provider_hot_reloads_a_promoted_model(registry: ModelRegistry) -> None:
+    """A running provider serves the new champion after `refresh()`, no restart."""
+    a, b = registry.save(net(0), {}), registry.save(net(1), {})
+    registry.set_champion(a)
+    provider = RegistryPolicyProvider(registry.root, default_dir=None)
+    assert provider.policy().version == a and provider.status()["source"] == "registry"
+    assert provider.refresh() is False  # nothing changed
+    registry.set_champion(b)
+    assert provider.refresh() is True
+    assert provider.policy().version == b
+    registry.rollback()
+    assert provider.refresh() is True and provider.policy().version == a
+
+
+def test_provider_keeps_serving_when_the_new_model_is_bad(registry: ModelRegistry) -> None:
+    """A champion that fails to load is logged; the previous model keeps serving."""
+    a, b = registry.save(net(0), {}), registry.save(net(1), {})
+    registry.set_champion(a)
+    provider = RegistryPolicyProvider(registry.root, default_dir=None)
+    registry.set_champion(b)
+    (registry.path(b) / "model.pt").write_bytes(b"corrupted after promotion")
+    assert provider.refresh() is False
+    assert provider.policy().version == a
+    status = provider.status()
+    assert status["champion"] == b and "corrupt" in status["last_error"]
+
+
+def test_no_model_at_all_serves_greedy_and_says_so(registry: ModelRegistry) -> None:
+    """Empty registry and no shipped default: greedy serves, the status says why."""
+    provider = RegistryPolicyProvider(registry.root, default_dir=None)
+    assert provider.policy().version == GREEDY_VERSION
+    status = provider.status()
+    assert status["source"] == "greedy" and "no usable model" in status["note"]
+
+
+def test_empty_registry_falls_back_to_the_shipped_model(registry: ModelRegistry) -> None:
+    """With the package's default model present, it serves when the registry is empty."""
+    if not (DEFAULT_MODEL_DIR / "metadata.json").exists():
+        pytest.skip("no shipped default model in this checkout")
+    provider = RegistryPolicyProvider(registry.root)
+    assert provider.status()["source"] == "default"
+    assert provider.policy().version == load_model(DEFAULT_MODEL_DIR).version
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def run(argv: list[str], model_dir: Path) -> int:
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    settings = SimpleNamespace(
+        model_dir=model_dir, dataset_dir=model_dir / "none", dispatch_config=DispatchConfig
+    )
+    code: int = args.handler(args, settings)
+    return code
+
+
+@pytest.mark.slow
+def test_promote_refuses_a_worse_model_unless_forced(
+    registry: ModelRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`models promote` compares with the champion; `--force` overrides; rollback undoes."""
+    good = registry.save(ranking_net(1.0), {})
+    bad = registry.save(ranking_net(-1.0), {})
+    registry.set_champion(good)
+    assert run(["models", "promote", bad, "--per-size", "2"], registry.root) == 1
+    assert "not promoted" in capsys.readouterr().err
+    assert registry.champion() == good
+    assert run(["models", "promote", bad, "--force", "--per-size", "2"], registry.root) == 0
+    assert registry.champion() == bad
+    assert registry.metadata(bad)["promotion"]["forced"] is True
+    assert run(["models", "rollback"], registry.root) == 0
+    assert registry.champion() == good
+    infos = {i.version: i.champion for i in registry.versions()}
+    assert infos == {good: True, bad: False}
+
+
+def test_models_list_marks_the_champion(
+    registry: ModelRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`models list --json` lists every version and what serves."""
+    a = registry.save(net(0), {})
+    registry.set_champion(a)
+    capsys.readouterr()
+    assert run(["models", "list", "--json"], registry.root) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out[out.index("{\n") :])  # structlog may print lines before it
+    assert [m["version"] for m in doc["models"]] == [a] and doc["models"][0]["champion"]
+    assert doc["serving"]["model_version"] == a
+
+
+def test_unreadable_pointer_keeps_the_current_model(registry: ModelRegistry) -> None:
+    """A torn or garbled champion pointer is logged; the served model stays."""
+    a = registry.save(net(0), {})
+    registry.set_champion(a)
+    provider = RegistryPolicyProvider(registry.root, default_dir=None)
+    registry.champion_file.write_text('{"version": "dqn-')
+    assert provider.refresh() is False
+    assert provider.policy().version == a
+    assert "unreadable" in str(provider.status()["last_error"])
