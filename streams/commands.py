@@ -11,6 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from optimizer.report import render_outcome
 from schemas import HeuristicDone, Optimized
 from streams import codec
 from streams.settings import Settings
@@ -145,28 +146,5 @@ def _dataset_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def describe(day: HeuristicDone, opt: Optimized) -> str:
-    """A few lines for one result: status, gap, moves, then before/after bars per driver."""
-    before, after = opt.metrics.before, opt.metrics.after
-    head = (
-        f"{opt.dispatch_id}  {len(day.bookings)} bookings / {len(day.drivers)} drivers  "
-        f"status={opt.status}  model={opt.model_version}\n"
-        f"  gap {before.gap} -> {after.gap}   moves accepted {opt.moves_accepted} of "
-        f"{opt.moves_proposed} checked   latency {opt.latency_ms:.0f} ms\n"
-        f"  {opt.reason}"
-    )
-    return head + "\n" + render_bars(before.rides_per_driver, after.rides_per_driver)
-
-
-def render_bars(before: dict[str, int], after: dict[str, int], width: int = 30) -> str:
-    """Rides per driver before and after as text bars (stand-in for optimizer.report)."""
-    top = max([*before.values(), *after.values(), 1])
-    scale = min(1.0, width / top)
-    name_w = max((len(d) for d in before), default=6)
-    lines = []
-    for d in before:
-        b, a = before[d], after.get(d, 0)
-        lines.append(
-            f"  {d:<{name_w}}  {'#' * round(b * scale):<{round(top * scale)}} {b:>3}"
-            f"  ->  {'#' * round(a * scale):<{round(top * scale)}} {a:>3}"
-        )
-    return "\n".join(lines)
+    """One result for people: size, then the shared before/after rendering of the core."""
+    return f"{len(day.bookings)} bookings / {len(day.drivers)} drivers\n" + render_outcome(opt)

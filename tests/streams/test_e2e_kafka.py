@@ -397,5 +397,5 @@ async def test_cli_demo_prints_each_result_with_bars(kafka_bootstrap: str, tmp_p
     code, out, err = await _cli(env, "demo", "--days", "1")
     assert code == 0, err
     assert "dsp-seed-2025-10-22" in out and "gap 3 -> 1" in out
-    assert out.count("status=optimized") == 2
-    assert "driver-a  #####" in out
+    assert out.count(": optimized (") == 2
+    assert "driver-a :   5 rides █████" in out
