@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` (the service) and `make test` (the whole suite).
-VENV ?= $(HOME)/.cache/dispatch-rl/venv
+VENV ?= $(or $(DISPATCH_RL_VENV),$(HOME)/.cache/dispatch-rl/venv)
 export DISPATCH_RL_VENV := $(VENV)
 BIN := $(VENV)/bin
 
