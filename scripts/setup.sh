@@ -24,7 +24,12 @@ if ! "$VENV/bin/pip" show torch 2>/dev/null | grep -q "^Version: ${TORCH_PIN#tor
   "$VENV/bin/pip" install -q "$TORCH_PIN"
 fi
 echo "== installing dispatch-rl (editable) with dev extras"
-"$VENV/bin/pip" install -q -e '.[dev]' 2>&1 | grep -v -e '^\s*$' -e WheelFile -e '!!' || true
+# setuptools' editable build is chatty on success; show its output only when it fails
+if ! out=$("$VENV/bin/pip" install -q -e '.[dev]' 2>&1); then
+  echo "$out" >&2
+  echo "set-up failed: pip could not install the project" >&2
+  exit 1
+fi
 "$VENV/bin/python" -c "import optimizer, streams, schemas, torch, faust" \
   || { echo "set-up failed: the project does not import" >&2; exit 1; }
 
