@@ -19,7 +19,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # torch first and alone: skipped when the pinned version is already there (pip's cache
 # serves it otherwise, so a reinstall does not download it again).
-if ! "$VENV/bin/pip" show torch 2>/dev/null | grep -q "^Version: ${TORCH_PIN#torch==}"; then
+# (captured first: `pip show | grep -q` fails under pipefail when grep exits early)
+installed=$("$VENV/bin/pip" show torch 2>/dev/null || true)
+if ! grep -q "^Version: ${TORCH_PIN#torch==}" <<<"$installed"; then
   echo "== installing $TORCH_PIN (large; cached by pip after the first time)"
   "$VENV/bin/pip" install -q "$TORCH_PIN"
 fi
