@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -65,6 +66,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     demo_p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for results")
     demo_p.set_defaults(handler=_demo)
 
+    audit_p = subparsers.add_parser(
+        "audit",
+        help="an auditor's replay of one dispatch: input, outcome, swap log, verdict",
+        description="Read the dispatch's input, Optimized outcome and swap log from the "
+        "topics, print the trail, and check that replaying the accepted moves on the input "
+        "reproduces the published assignment without adding a violation. Exit 0 when it "
+        "does, 1 when it does not, 2 when the dispatch is not found.",
+    )
+    audit_p.add_argument("dispatch_id")
+    audit_p.add_argument("--json", action="store_true", help="print the verdict and the log")
+    audit_p.add_argument("--timeout", type=float, default=60.0, help="seconds to read the topics")
+    audit_p.set_defaults(handler=_audit)
+
     ds = subparsers.add_parser("dataset", help="the training dataset written by the worker")
     ds_sub = ds.add_subparsers(dest="dataset_command", required=True)
     stats = ds_sub.add_parser("stats", help="summarise the dataset directory")
@@ -111,6 +125,50 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.audit import fetch_dispatch, verify
+    from streams.worker import broker_for
+
+    try:
+        with broker_for(settings, start=False) as resolved:
+            record = asyncio.run(fetch_dispatch(resolved, args.dispatch_id, timeout=args.timeout))
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not record.inputs and not record.outcomes:
+        print(f"error: dispatch {args.dispatch_id!r} not found on the topics", file=sys.stderr)
+        return 2
+    verdict = verify(record, settings.dispatch_config())
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "dispatch_id": args.dispatch_id,
+                    "ok": verdict.ok,
+                    "problems": list(verdict.problems),
+                    "proposed": verdict.proposed,
+                    "accepted": verdict.accepted,
+                    "outcome": record.outcomes[-1].model_dump(mode="json")
+                    if record.outcomes
+                    else None,
+                    "audits": [a.model_dump(mode="json") for a in record.audits],
+                },
+                indent=2,
+            )
+        )
+    else:
+        if record.outcomes:
+            print(render_outcome(record.outcomes[-1], record.audits))
+        if verdict.ok:
+            print(
+                f"replay verified: {verdict.accepted} accepted of {verdict.proposed} proposed "
+                "moves reproduce the published assignment, no violation added"
+            )
+        else:
+            print("REPLAY FAILED:\n  " + "\n  ".join(verdict.problems))
+    return 0 if verdict.ok else 1
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -315,7 +315,15 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """22 chars of url-safe base64 of a uuid4, never starting with '-'.
+
+    One id in 64 would start with '-', which StorageTool's argument parser takes for an
+    option, so `format -t -abc...` fails (Kafka's own `Uuid.randomUuid()` skips those too).
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _tail(path: Path, lines: int = 40) -> str:

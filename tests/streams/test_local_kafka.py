@@ -115,3 +115,11 @@ def _process_gone(pid: int) -> bool:
     except FileNotFoundError:
         return True  # reaped meanwhile
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def test_cluster_ids_never_look_like_an_option() -> None:
+    """A cluster id starting with '-' would make StorageTool's parser fail (1 in 64 starts)."""
+    from streams.local_kafka import _cluster_id
+
+    ids = [_cluster_id() for _ in range(5000)]
+    assert all(len(c) == 22 and not c.startswith("-") for c in ids)
