@@ -40,7 +40,8 @@ class ExactResult:
     """The exact baseline's answer for one day."""
 
     gap: int | None
-    """Best gap found (None when no solution was found in time)."""
+    """Best gap found: by CP-SAT, else the known plan (hint or upstream) when CP-SAT found
+    none in time (then `status` ends in `_KNOWN_PLAN`); None only when neither is usable."""
     lower_bound: int
     """No plan has a smaller gap (the solver's proven bound, at least the structural floor)."""
     proven_optimal: bool
@@ -158,7 +159,20 @@ def solve_min_gap(
     status = solver.solve(m)
     name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return ExactResult(None, floor, False, name, None, False, time.perf_counter() - started)
+        # No solution in time: the best known plan (the hint, else the upstream plan) is
+        # still an upper bound, reported as such and never as proven.
+        ok, _ = is_feasible_change(problem, assignment, best_known)
+        known_gap = count_gap(_counts(best_known, k_count)) if ok else None
+        bound = max(floor, math.ceil(solver.best_objective_bound - 1e-6)) if ok else floor
+        return ExactResult(
+            gap=known_gap,
+            lower_bound=min(bound, known_gap) if known_gap is not None else floor,
+            proven_optimal=False,
+            status=f"{name}_KNOWN_PLAN" if ok else name,
+            assignment=best_known.copy() if ok else None,
+            verified=ok,
+            wall_s=time.perf_counter() - started,
+        )
     out = np.full(n, -1, dtype=np.int64)
     for (b, k), var in x.items():
         if solver.value(var):

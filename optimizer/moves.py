@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
+from optimizer.routes import RouteArrays
 
 MOVE, SWAP, CHAIN = 0, 1, 2
 KIND_NAMES: dict[int, Literal["move", "swap", "chain"]] = {
@@ -136,13 +137,17 @@ def generate(
     solo: BoolArray,
     routes: list[list[int]],
     *,
+    index: RouteArrays | None = None,
+    balancing_only: bool = False,
     swap_window: int = 6,
     chains: bool = False,
     chain_ends: int = 2,
 ) -> Candidates:
     """Every structurally legal candidate of the current plan.
 
-    Moves: any movable booking to any other driver that could serve it. Swaps: pairs of
+    Moves: any movable booking to any other driver that could serve it (and, given the
+    plan's `index`, into whose route it fits: `RouteArrays.fits`; with `balancing_only`,
+    only to a driver with fewer rides). Swaps: pairs of
     bookings close in service order on different drivers (`swap_window` neighbours each).
     Chains (only when `chains`): from one of the `chain_ends` fullest drivers, through any
     driver, to one of the `chain_ends` emptiest.
@@ -155,6 +160,12 @@ def generate(
         ok = solo & movable[:, None]
         ok[np.arange(len(assignment)), np.clip(assignment, 0, None)] &= ~assigned
         b, k = np.nonzero(ok)
+        if balancing_only:  # a move to a driver with as many rides or more cannot balance
+            keep = counts[assignment[b]] > counts[k]
+            b, k = b[keep], k[keep]
+        if index is not None and len(b):
+            fits = index.fits(b, k)
+            b, k = b[fits], k[fits]
         neg = np.full(len(b), -1, dtype=np.int64)
         parts.append((MOVE, b, assignment[b], k, neg, neg))
 

@@ -33,6 +33,7 @@ from optimizer.feasibility import (
 from optimizer.moves import CHAIN, Candidates, Move, generate, solo_feasible
 from optimizer.objective import Evaluation, Objective, Value, evaluate, gap_floor, value_of
 from optimizer.problem import FloatArray, IntArray, Problem
+from optimizer.routes import RouteArrays
 
 AuditReason = Reason | Literal["improves", "no_improvement", "below_min_improvement"]
 StopReason = Literal["target_reached", "local_optimum", "budget", "no_candidates"]
@@ -124,15 +125,29 @@ class SearchState:
         self.lateness = np.array([s.lateness_minutes for s in self.schedules], dtype=float)
         self.solo = solo_feasible(problem)
         self.value: Value = value_of(self.counts, self.workload, self.deadhead, self.lateness)
+        self._routes_index: RouteArrays | None = None
 
     @property
     def gap(self) -> int:
         return int(self.value[0])
 
-    def candidates(self, *, chains: bool = False) -> Candidates:
+    def candidates(self, *, chains: bool = False, balancing_only: bool = False) -> Candidates:
         return generate(
-            self.problem, self.assignment, self.counts, self.solo, self.routes, chains=chains
+            self.problem,
+            self.assignment,
+            self.counts,
+            self.solo,
+            self.routes,
+            index=self.route_arrays(),
+            balancing_only=balancing_only,
+            chains=chains,
         )
+
+    def route_arrays(self) -> RouteArrays:
+        """The current plan as flat route arrays (cached until the next applied move)."""
+        if self._routes_index is None:
+            self._routes_index = RouteArrays(self.problem, self.schedules)
+        return self._routes_index
 
     def evaluation(self) -> Evaluation:
         return evaluate(self.schedules, unassigned=int((self.assignment < 0).sum()))
@@ -185,6 +200,7 @@ class SearchState:
             self.deadhead[d] = sched.deadhead_km
             self.lateness[d] = sched.lateness_minutes
         self.value = trial.value
+        self._routes_index = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,8 +261,9 @@ def pass_candidates(state: SearchState, config: PassConfig, *, chains: bool) -> 
     Under the lexicographic objective a candidate that worsens the ride-count terms can never
     be accepted, so it is not offered; the chain phase offers chains only.
     """
-    cands = state.candidates(chains=chains)
-    if config.objective.mode == "lexicographic" and len(cands):
+    lexicographic = config.objective.mode == "lexicographic"
+    cands = state.candidates(chains=chains, balancing_only=lexicographic)
+    if lexicographic and len(cands):
         gap, sq = state.value[0], state.value[1]
         keep = (cands.gap_after < gap) | ((cands.gap_after == gap) & (cands.sq_after <= sq + 1e-9))
         if chains:

@@ -107,7 +107,7 @@ def candidate_features(state: SearchState, c: Candidates) -> Float32Array:
     gap, sq = float(state.value[0]), float(state.value[1])
     workload = state.workload
     w_mean = float(workload.mean())
-    routes = _RouteArrays(state)
+    routes = state.route_arrays()
 
     col = 0
 
@@ -151,7 +151,8 @@ def candidate_features(state: SearchState, c: Candidates) -> Float32Array:
     col += static.shape[1]
     flex = static[:, -1]
     skip1 = np.where(has2, c.b2, -1)  # b2 leaves b1's new route in a swap or a chain
-    for values in routes.insertion(b1, c.dst, skip1):
+    own, downstream, leg, _ = routes.insertion(b1, c.dst, skip1)
+    for values in (own / 60.0, downstream / 60.0, leg / 30.0):
         put(values)
 
     put(has2)
@@ -160,7 +161,8 @@ def candidate_features(state: SearchState, c: Candidates) -> Float32Array:
     dest2 = np.where(swap, c.src, end)
     skip2 = np.where(swap, b1, -1)
     put(has2 * flex[b2])
-    for values in routes.insertion(b2, dest2, skip2):
+    own, downstream, leg, _ = routes.insertion(b2, dest2, skip2)
+    for values in (own / 60.0, downstream / 60.0, leg / 30.0):
         put(has2 * values)
     assert col == N_FEATURES
     np.clip(out, _LOW, _HIGH, out=out)
@@ -211,100 +213,3 @@ def _booking_features(state: SearchState) -> npt.NDArray[np.float32]:
         _STATIC.clear()
     _STATIC[id(p)] = (p, table)
     return table
-
-
-class _RouteArrays:
-    """Every route of the plan as flat arrays (drivers ascending, service order within)."""
-
-    def __init__(self, state: SearchState) -> None:
-        p = state.problem
-        self.problem = p
-        scheds = state.schedules
-        lengths = np.fromiter((len(s.bookings) for s in scheds), dtype=np.int64, count=len(scheds))
-        total = int(lengths.sum())
-        # A sentinel at the end (driver = K, never matched) keeps every index valid.
-        self.driver = np.append(
-            np.repeat(np.arange(len(scheds), dtype=np.int64), lengths), len(scheds)
-        )
-        self.booking = np.zeros(total + 1, dtype=np.int64)
-        self.pickup = np.zeros(total + 1)
-        self.dropoff = np.zeros(total + 1)
-        at = 0
-        for s, m in zip(scheds, lengths, strict=True):
-            if m:
-                self.booking[at : at + m] = s.bookings
-                self.pickup[at : at + m] = s.pickup_at
-                self.dropoff[at : at + m] = s.dropoff_at
-                at += int(m)
-        self.size = total
-        n1 = p.n_bookings + 1
-        self.key = self.driver * n1 + np.append(p.order[self.booking[:total]], 0)
-        self.slack = self._forward_slack()
-
-    def _forward_slack(self) -> npt.NDArray[np.float64]:
-        """How many minutes each ride's pickup may slip before a later window or the shift breaks.
-
-        FS_i = min over later rides j of the same route of (own slack_j + waits between i and j),
-        the last ride's own slack also bounded by the shift end. Segmented reverse minimum by
-        offsetting each route by a large multiple of its driver index.
-        """
-        p, n = self.problem, self.size
-        out = np.zeros(n + 1)
-        if n == 0:
-            return out
-        drv, bk = self.driver[:n], self.booking[:n]
-        pick, drop = self.pickup[:n], self.dropoff[:n]
-        own = p.latest[bk] + p.tolerance[bk] - pick
-        same_next = drv[1:] == drv[:-1]
-        wait = np.zeros(n)
-        wait[1:] = np.where(
-            same_next,
-            np.maximum(pick[1:] - (drop[:-1] + p.travel.dropoff_to_pickup[bk[:-1], bk[1:]]), 0.0),
-            0.0,
-        )
-        last = np.append(~same_next, True)
-        own = np.where(last, np.minimum(own, p.shift_end[drv] - drop), own)
-        waited = np.cumsum(wait)
-        x = own + waited
-        big = 4.0 * (np.abs(x).max() + 1.0)
-        shifted = x + drv * big
-        rev_min = np.minimum.accumulate(shifted[::-1])[::-1] - drv * big
-        out[:n] = rev_min - waited
-        return out
-
-    def insertion(
-        self, b: IntArray, d: IntArray, skip: IntArray
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Insert booking `b` into driver `d`'s route (ignoring `skip`, which leaves it).
-
-        Returns, in hours (unclipped): the slack left on b's own pickup window, the slack left
-        downstream (the next ride's forward slack minus the push, or the shift end when b would
-        be last), and the empty leg driven to reach b.
-        """
-        p = self.problem
-        tt = p.travel
-        n1 = p.n_bookings + 1
-        last = len(self.driver) - 1
-        idx = np.searchsorted(self.key, d * n1 + p.order[b])
-        pred = idx - 1
-        pred_ok = (pred >= 0) & (self.driver[np.clip(pred, 0, last)] == d)
-        pred = np.clip(pred, 0, last)
-        drop_skip = pred_ok & (self.booking[pred] == skip)
-        pred = np.where(drop_skip, np.clip(pred - 1, 0, last), pred)
-        pred_ok &= ~drop_skip | ((idx - 2 >= 0) & (self.driver[pred] == d))
-        succ = np.clip(idx, 0, last)
-        succ_ok = self.driver[succ] == d
-        drop_skip = succ_ok & (self.booking[succ] == skip)
-        succ = np.where(drop_skip, np.clip(succ + 1, 0, last), succ)
-        succ_ok &= self.driver[succ] == d
-
-        pb, sb = self.booking[pred], self.booking[succ]
-        free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
-        leg = np.where(pred_ok, tt.dropoff_to_pickup[pb, b], tt.start_to_pickup[d, b])
-        pickup = np.maximum(free_at + leg, p.earliest[b])
-        own = p.latest[b] + p.tolerance[b] - pickup
-        drop = pickup + p.service[b] + tt.ride[b]
-        arrive_next = drop + tt.dropoff_to_pickup[b, sb]
-        push = np.maximum(np.maximum(arrive_next, p.earliest[sb]) - self.pickup[succ], 0.0)
-        downstream = np.where(succ_ok, self.slack[succ] - push, p.shift_end[d] - drop)
-        return own / 60.0, downstream / 60.0, leg / 30.0

@@ -74,8 +74,9 @@ def test_seed_day_reaches_gap_one_within_ten_moves(seed_day: HeuristicDone) -> N
     assert len(result.accepted) <= 10
     assert sorted(result.after.counts.tolist()) == [3, 3, 4]
     assert result.stop_reason == "target_reached"
-    reasons = {c.reason for c in result.checked if c.decision == "rejected"}
-    assert reasons  # the trail shows why the first-ranked moves were refused
+    # Moves that could not keep their windows are masked before the validator (see
+    # tests/optimizer/test_moves.py), so the trail holds only candidates worth checking.
+    assert all(c.reason != "improves" for c in result.checked if c.decision == "rejected")
 
 
 def test_budget_stops_the_pass() -> None:

@@ -1,0 +1,134 @@
+"""The current plan's routes as flat arrays: where a booking would go and what it would push.
+
+Shared by the candidate mask (`moves.generate`) and the DQN's features, so both read the same
+insertion arithmetic as the ride model in `feasibility.schedule_route`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from optimizer.feasibility import RouteSchedule
+from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
+
+
+class RouteArrays:
+    """Every route of the plan as flat arrays (drivers ascending, service order within).
+
+    With each ride's forward slack (Savelsbergh): how long its pickup may slip before a later
+    window or the shift end breaks. Inserting a booking pushes the next ride by `push`; the
+    route stays on time exactly when `push <= slack` of that next ride, since drivers may wait.
+    """
+
+    def __init__(self, problem: Problem, scheds: Sequence[RouteSchedule]) -> None:
+        p = problem
+        self.problem = p
+        lengths = np.fromiter((len(s.bookings) for s in scheds), dtype=np.int64, count=len(scheds))
+        total = int(lengths.sum())
+        # A sentinel at the end (driver = K, never matched) keeps every index valid.
+        self.driver = np.append(
+            np.repeat(np.arange(len(scheds), dtype=np.int64), lengths), len(scheds)
+        )
+        self.booking = np.zeros(total + 1, dtype=np.int64)
+        self.pickup = np.zeros(total + 1)
+        self.dropoff = np.zeros(total + 1)
+        at = 0
+        for s, m in zip(scheds, lengths, strict=True):
+            if m:
+                self.booking[at : at + m] = s.bookings
+                self.pickup[at : at + m] = s.pickup_at
+                self.dropoff[at : at + m] = s.dropoff_at
+                at += int(m)
+        self.size = total
+        # Bookings already late upstream: the validator lets them stay late.
+        self.late_ok = np.zeros(p.n_bookings, dtype=bool)
+        for sched in scheds:
+            for reason, subject in sched.violations:
+                if reason in ("time_window", "priority"):
+                    self.late_ok[subject] = True
+        n1 = p.n_bookings + 1
+        self.key = self.driver * n1 + np.append(p.order[self.booking[:total]], 0)
+        self.slack = self._forward_slack()
+
+    def _forward_slack(self) -> FloatArray:
+        """How many minutes each ride's pickup may slip before a later window or the shift breaks.
+
+        FS_i = min over later rides j of the same route of (own slack_j + waits between i and j),
+        the last ride's own slack also bounded by the shift end. Segmented reverse minimum by
+        offsetting each route by a large multiple of its driver index.
+        """
+        p, n = self.problem, self.size
+        out = np.zeros(n + 1)
+        if n == 0:
+            return out
+        drv, bk = self.driver[:n], self.booking[:n]
+        pick, drop = self.pickup[:n], self.dropoff[:n]
+        own = p.latest[bk] + p.tolerance[bk] - pick
+        same_next = drv[1:] == drv[:-1]
+        wait = np.zeros(n)
+        wait[1:] = np.where(
+            same_next,
+            np.maximum(pick[1:] - (drop[:-1] + p.travel.dropoff_to_pickup[bk[:-1], bk[1:]]), 0.0),
+            0.0,
+        )
+        last = np.append(~same_next, True)
+        own = np.where(last, np.minimum(own, p.shift_end[drv] - drop), own)
+        waited = np.cumsum(wait)
+        x = own + waited
+        big = 4.0 * (np.abs(x).max() + 1.0)
+        shifted = x + drv * big
+        rev_min = np.minimum.accumulate(shifted[::-1])[::-1] - drv * big
+        out[:n] = rev_min - waited
+        return out
+
+    def insertion(
+        self, b: IntArray, d: IntArray, skip: IntArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Insert booking `b` into driver `d`'s route (ignoring `skip`, which leaves it).
+
+        Returns, in minutes: the slack left on b's own pickup window, the slack left downstream
+        (the next ride's forward slack minus the push, or the shift end when b would be last),
+        the empty leg driven to reach b, and the push on the next ride (nan when b would be last).
+        """
+        p = self.problem
+        tt = p.travel
+        n1 = p.n_bookings + 1
+        last = len(self.driver) - 1
+        idx = np.searchsorted(self.key, d * n1 + p.order[b])
+        pred = idx - 1
+        pred_ok = (pred >= 0) & (self.driver[np.clip(pred, 0, last)] == d)
+        pred = np.clip(pred, 0, last)
+        drop_skip = pred_ok & (self.booking[pred] == skip)
+        pred = np.where(drop_skip, np.clip(pred - 1, 0, last), pred)
+        pred_ok &= ~drop_skip | ((idx - 2 >= 0) & (self.driver[pred] == d))
+        succ = np.clip(idx, 0, last)
+        succ_ok = self.driver[succ] == d
+        drop_skip = succ_ok & (self.booking[succ] == skip)
+        succ = np.where(drop_skip, np.clip(succ + 1, 0, last), succ)
+        succ_ok &= self.driver[succ] == d
+
+        pb, sb = self.booking[pred], self.booking[succ]
+        free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
+        leg = np.where(pred_ok, tt.dropoff_to_pickup[pb, b], tt.start_to_pickup[d, b])
+        pickup = np.maximum(free_at + leg, p.earliest[b])
+        own = p.latest[b] + p.tolerance[b] - pickup
+        drop = pickup + p.service[b] + tt.ride[b]
+        arrive_next = drop + tt.dropoff_to_pickup[b, sb]
+        push = np.maximum(np.maximum(arrive_next, p.earliest[sb]) - self.pickup[succ], 0.0)
+        downstream = np.where(succ_ok, self.slack[succ] - push, p.shift_end[d] - drop)
+        return own, downstream, leg, np.where(succ_ok, push, np.nan)
+
+    def fits(self, b: IntArray, d: IntArray) -> BoolArray:
+        """Booking b inserted alone into driver d's route keeps every window and the shift.
+
+        Exact for single-booking moves under the ride model when the route had no violation;
+        a route that already breaks something is only offered moves that push nothing, and a
+        booking already late upstream may stay late. A mask, never a verdict.
+        """
+        own, downstream, _, push = self.insertion(b, d, np.full(len(b), -1, dtype=np.int64))
+        fits: BoolArray = ((own >= -1e-6) | self.late_ok[b]) & (
+            (push <= 1e-6) | (downstream >= -1e-6)
+        )
+        return fits
