@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -192,3 +194,42 @@ async def dataset_caught_up(settings: Settings, timeout: float = 60.0) -> None:
     finally:
         await probe.stop()
         await admin.close()
+
+
+ROOT = Path(__file__).parents[2]
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The environment a `dispatch-rl` subprocess needs to use `settings` (JSON logs)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_RL_")}
+    for name in (
+        "bootstrap_servers",
+        "app_id",
+        "dataset_group",
+        "topic_input",
+        "topic_optimized",
+        "topic_audit",
+        "topic_dead_letter",
+        "dataset_dir",
+        "state_dir",
+    ):
+        env[f"DISPATCH_RL_{name.upper()}"] = str(getattr(settings, name))
+    env.update(DISPATCH_RL_WEB_ENABLED="false", DISPATCH_RL_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
+    return env
+
+
+async def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """Run `python -m streams.cli ARGS`; exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "streams.cli",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

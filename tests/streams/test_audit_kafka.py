@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,10 +12,9 @@ from optimizer.serving import StaticPolicyProvider
 from schemas import HeuristicDone
 from streams.audit import fetch_dispatch, verify
 from streams.worker import collect_optimized, end_offsets, keyed, publish_events, running_worker
-from tests.streams.conftest import unique_settings
+from tests.streams.conftest import cli_env, run_cli, unique_settings
 
 pytestmark = pytest.mark.kafka
-ROOT = Path(__file__).parents[2]
 
 
 async def test_audit_replays_each_dispatch_and_catches_a_gap_in_the_log(
@@ -56,28 +52,10 @@ async def test_audit_command_prints_the_trail_and_the_verdict(
         start = await end_offsets(settings, settings.topic_optimized)
         await publish_events(settings, keyed([seed_day]))
         await collect_optimized(settings, {seed_day.dispatch_id}, start, 60)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_RL_")}
-    for name in ("bootstrap_servers", "topic_input", "topic_optimized", "topic_audit", "state_dir"):
-        env[f"DISPATCH_RL_{name.upper()}"] = str(getattr(settings, name))
-    env["DISPATCH_RL_LOG_FORMAT"] = "json"
+    env = cli_env(settings)
 
-    async def cli(*args: str) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "streams.cli",
-            *args,
-            env=env,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, _ = await asyncio.wait_for(proc.communicate(), 120)
-        assert proc.returncode is not None
-        return proc.returncode, out.decode()
-
-    code, out = await cli("audit", seed_day.dispatch_id)
-    assert code == 0, out
+    code, out, err = await run_cli(env, "audit", seed_day.dispatch_id)
+    assert code == 0, out + err
     assert "audit trail:" in out and "replay verified" in out
-    code, out = await cli("audit", "no-such-dispatch")
+    code, out, err = await run_cli(env, "audit", "no-such-dispatch")
     assert code == 2

@@ -6,10 +6,8 @@ Each test (or module fixture) has its own topics, app id and consumer groups.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -32,7 +30,7 @@ from streams.dataset import dataset_stats, iter_records
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.worker import keyed, publish_events, running_worker
-from tests.streams.conftest import dataset_caught_up, read_topic, unique_settings
+from tests.streams.conftest import cli_env, dataset_caught_up, read_topic, run_cli, unique_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -310,47 +308,13 @@ async def test_disabled_passes_every_dispatch_through(kafka_bootstrap: str, tmp_
 # ------------------------------------------------------------------ the CLI entry points
 
 
-def _cli_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_RL_")}
-    for name in (
-        "bootstrap_servers",
-        "app_id",
-        "dataset_group",
-        "topic_input",
-        "topic_optimized",
-        "topic_audit",
-        "topic_dead_letter",
-        "dataset_dir",
-        "state_dir",
-    ):
-        env[f"DISPATCH_RL_{name.upper()}"] = str(getattr(settings, name))
-    env.update(DISPATCH_RL_WEB_ENABLED="false", DISPATCH_RL_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
-    return env
-
-
-async def _cli(env: dict[str, str], *args: str, timeout: float = 120) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "streams.cli",
-        *args,
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_cli_run_publish_and_dataset_stats(
     kafka_bootstrap: str, tmp_path: Path, seed_day: HeuristicDone
 ) -> None:
     """`run` serves what `publish` sends, logs each accepted move with its dispatch_id, stops
     cleanly on SIGTERM; `dataset stats` then counts the day."""
     settings = unique_settings(kafka_bootstrap, tmp_path)
-    env = _cli_env(settings)
+    env = cli_env(settings)
     day_file = tmp_path / "day.json"
     day_file.write_bytes(seed_day.model_dump_json().encode())
     log_file = (tmp_path / "run.log").open("wb")
@@ -363,7 +327,7 @@ async def test_cli_run_publish_and_dataset_stats(
     )
     try:
         await ensure_topics(settings)
-        code, out, err = await _cli(env, "publish", str(day_file))
+        code, out, err = await run_cli(env, "publish", str(day_file))
         assert code == 0, err
         assert "published 1 day" in out
         records = await read_topic(
@@ -385,7 +349,7 @@ async def test_cli_run_publish_and_dataset_stats(
     assert {"gap_before", "gap_after", "delta"} <= moves[0].keys()
     assert any(e.get("event") == "pass_started" and "initial_gap" in e for e in events)
 
-    code, out, err = await _cli(env, "dataset", "stats")
+    code, out, err = await run_cli(env, "dataset", "stats")
     assert code == 0, err
     assert "dispatches (heuristic_done): 1" in out
     assert "matched to a dispatch: 1" in out
@@ -393,8 +357,8 @@ async def test_cli_run_publish_and_dataset_stats(
 
 async def test_cli_demo_prints_each_result_with_bars(kafka_bootstrap: str, tmp_path: Path) -> None:
     """`demo` runs the worker, publishes the seed day and generated days, prints the bars."""
-    env = _cli_env(unique_settings(kafka_bootstrap, tmp_path))
-    code, out, err = await _cli(env, "demo", "--days", "1")
+    env = cli_env(unique_settings(kafka_bootstrap, tmp_path))
+    code, out, err = await run_cli(env, "demo", "--days", "1")
     assert code == 0, err
     assert "dsp-seed-2025-10-22" in out and "gap 3 -> 1" in out
     assert out.count(": optimized (") == 2
