@@ -98,3 +98,13 @@ def test_weighted_objective_also_never_worse() -> None:
         result = run_pass(problem, upstream, GreedyPolicy(), PassConfig(objective=objective))
         assert objective.scalar(result.after.value) <= objective.scalar(result.before.value)
         assert is_feasible_change(problem, upstream, result.assignment)[0]
+
+
+def test_time_limit_stops_early_with_a_valid_plan() -> None:
+    """A pass out of time stops between steps; what it accepted so far is kept and valid."""
+    problem, upstream = Problem.from_event(generate_day(200, 25, 5))
+    result = run_pass(problem, upstream, GreedyPolicy(), PassConfig(time_limit_s=1e-9))
+    assert result.stop_reason == "time_limit"
+    assert result.steps <= 1
+    assert is_feasible_change(problem, upstream, result.assignment)[0]
+    assert np.array_equal(replay(upstream, [c.move for c in result.accepted]), result.assignment)
