@@ -34,3 +34,18 @@ def test_package_does_not_import_outer_layers(package: str) -> None:
         if _imports(p) & FORBIDDEN[package]
     }
     assert not offenders, offenders
+
+
+def test_core_public_api_is_sorted_exact_and_torch_free() -> None:
+    """`optimizer.__all__` is sorted, names only real attributes, and importing the core does
+    not load torch (the learned policy is opt-in)."""
+    import subprocess
+    import sys
+
+    import optimizer
+
+    assert optimizer.__all__ == sorted(optimizer.__all__, key=lambda n: (not n.isupper(), n))
+    assert all(hasattr(optimizer, name) for name in optimizer.__all__)
+    code = "import optimizer, sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
