@@ -64,6 +64,9 @@ class PassConfig:
     """Try two-step ejection chains when no plain move or swap passes."""
     stop_at_target: bool = True
     """Stop once the ride-count gap is at its floor (0 or 1): fairness cannot improve."""
+    polish_steps: int = 0
+    """Once at the floor, up to this many more steps of count-neutral moves and swaps that
+    improve the later objective terms (workload spread, then deadhead, then lateness)."""
     objective: Objective = field(default_factory=Objective)
     time_limit_s: float = 0.0
     """Stop taking steps after this many seconds (0: no limit). A safety net for huge days:
@@ -231,11 +234,19 @@ def run_pass(
     budget = config.budget(int((assignment >= 0).sum()))
     checked: list[CheckedMove] = []
     stop: StopReason = "budget"
-    steps = 0
+    steps = polished = 0
     while steps < budget:
         if config.stop_at_target and state.gap <= floor:
             stop = "target_reached"
-            break
+            if polished >= config.polish_steps:
+                break
+            # Fairness is done; spend a little more on the secondary terms. Only count-neutral
+            # candidates are offered now (the lexicographic filter), so the gap stays.
+            polished += 1
+            steps += 1
+            if not _step(state, policy, config, checked, chains=False):
+                break
+            continue
         if config.time_limit_s > 0 and time.perf_counter() - started > config.time_limit_s:
             stop = "time_limit"
             break

@@ -108,3 +108,19 @@ def test_time_limit_stops_early_with_a_valid_plan() -> None:
     assert result.steps <= 1
     assert is_feasible_change(problem, upstream, result.assignment)[0]
     assert np.array_equal(replay(upstream, [c.move for c in result.accepted]), result.assignment)
+
+
+def test_polish_evens_workload_without_touching_the_counts() -> None:
+    """After the gap floor, polish steps keep every ride count and lower the workload spread."""
+    spreads = []
+    for seed in range(1000, 1006):
+        problem, upstream = Problem.from_event(generate_day(10, 3, seed))
+        plain = run_pass(problem, upstream, GreedyPolicy())
+        polished = run_pass(problem, upstream, GreedyPolicy(), PassConfig(polish_steps=10))
+        assert polished.after.gap == plain.after.gap
+        if plain.stop_reason == "target_reached":
+            assert sorted(polished.after.counts) == sorted(plain.after.counts)
+        assert Objective().gain(plain.after.value, polished.after.value) >= 0
+        assert is_feasible_change(problem, upstream, polished.assignment)[0]
+        spreads.append((plain.after.value[2], polished.after.value[2]))
+    assert sum(b for _, b in spreads) < sum(a for a, _ in spreads)
