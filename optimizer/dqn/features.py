@@ -88,7 +88,7 @@ def shortlist(state: SearchState, candidates: Candidates, limit: int) -> IntArra
     n = len(candidates)
     if n <= limit:
         return np.arange(n, dtype=np.int64)
-    key = _GREEDY.score(state, candidates)
+    key = _GREEDY.count_key(state, candidates)
     top = np.argpartition(-key, limit - 1)[:limit]
     return np.sort(top).astype(np.int64)
 
