@@ -84,7 +84,7 @@ class RouteArrays:
         return out
 
     def insertion(
-        self, b: IntArray, d: IntArray, skip: IntArray
+        self, b: IntArray, d: IntArray, skip: IntArray | None = None
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """Insert booking `b` into driver `d`'s route (ignoring `skip`, which leaves it).
 
@@ -97,17 +97,17 @@ class RouteArrays:
         n1 = p.n_bookings + 1
         last = len(self.driver) - 1
         idx = np.searchsorted(self.key, d * n1 + p.order[b])
-        pred = idx - 1
-        pred_ok = (pred >= 0) & (self.driver[np.clip(pred, 0, last)] == d)
-        pred = np.clip(pred, 0, last)
-        drop_skip = pred_ok & (self.booking[pred] == skip)
-        pred = np.where(drop_skip, np.clip(pred - 1, 0, last), pred)
-        pred_ok &= ~drop_skip | ((idx - 2 >= 0) & (self.driver[pred] == d))
-        succ = np.clip(idx, 0, last)
+        pred = np.maximum(idx - 1, 0)
+        pred_ok = (idx >= 1) & (self.driver[pred] == d)
+        succ = np.minimum(idx, last)
         succ_ok = self.driver[succ] == d
-        drop_skip = succ_ok & (self.booking[succ] == skip)
-        succ = np.where(drop_skip, np.clip(succ + 1, 0, last), succ)
-        succ_ok &= self.driver[succ] == d
+        if skip is not None:  # `skip` leaves d's route: step over it on either side
+            drop_skip = pred_ok & (self.booking[pred] == skip)
+            pred = np.where(drop_skip, np.clip(pred - 1, 0, last), pred)
+            pred_ok &= ~drop_skip | ((idx - 2 >= 0) & (self.driver[pred] == d))
+            drop_skip = succ_ok & (self.booking[succ] == skip)
+            succ = np.where(drop_skip, np.clip(succ + 1, 0, last), succ)
+            succ_ok &= self.driver[succ] == d
 
         pb, sb = self.booking[pred], self.booking[succ]
         free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
@@ -127,7 +127,7 @@ class RouteArrays:
         a route that already breaks something is only offered moves that push nothing, and a
         booking already late upstream may stay late. A mask, never a verdict.
         """
-        own, downstream, _, push = self.insertion(b, d, np.full(len(b), -1, dtype=np.int64))
+        own, downstream, _, push = self.insertion(b, d)
         fits: BoolArray = ((own >= -1e-6) | self.late_ok[b]) & (
             (push <= 1e-6) | (downstream >= -1e-6)
         )
