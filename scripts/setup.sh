@@ -3,7 +3,8 @@
 # checkout, so torch (a ~3.5 GB CUDA build from PyPI, run on the CPU) is installed once per
 # machine and reused by every clone and CI run; then the project itself, editable.
 #   DISPATCH_RL_VENV  where the virtualenv lives (default ~/.cache/dispatch-rl/venv)
-#   WITH_TEST_TOOLS=1 also install what the tests need outside Python (kcat)
+#   WITH_TEST_TOOLS=1 also install what the tests need outside Python (kcat, chromium,
+#                     chromium-driver, postgresql; from Debian)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,14 +38,21 @@ fi
 
 command -v java >/dev/null || echo "warning: java (17+) is needed for the local Kafka broker" >&2
 command -v mvn >/dev/null || echo "warning: maven is needed once to fetch the Kafka jars" >&2
-if [ "${WITH_TEST_TOOLS:-0}" = 1 ] && ! command -v kcat >/dev/null; then
-  echo "== installing kcat (interop test client)"
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get install -y -q kcat >/dev/null 2>&1 \
-      || (apt-get update -q >/dev/null && apt-get install -y -q kcat >/dev/null)) \
-      || echo "warning: could not install kcat" >&2
-  else
-    sudo apt-get install -y -q kcat >/dev/null || echo "warning: could not install kcat" >&2
+# Test tools from Debian: kcat (interop client), chromium + chromedriver (dashboard browser
+# test), postgresql (the audit store's PostgreSQL tests). apt-get update once, only if needed.
+if [ "${WITH_TEST_TOOLS:-0}" = 1 ]; then
+  missing=()
+  command -v kcat >/dev/null || missing+=(kcat)
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== installing test tools from Debian: ${missing[*]}"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    ($SUDO apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 \
+      || ($SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "${missing[@]}" >/dev/null)) \
+      || echo "warning: could not install ${missing[*]}; the tests that need them say why" >&2
   fi
 fi
 echo "== ready: $VENV"
