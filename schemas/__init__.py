@@ -1,5 +1,6 @@
 """dispatch-rl's wire contract: the events on the dispatch topics (pydantic v2, no Kafka)."""
 
+from schemas.asyncapi import render_asyncapi
 from schemas.events import (
     DEFAULT_MAX_BOOKINGS,
     DEFAULT_MAX_DRIVERS,
@@ -42,5 +43,6 @@ __all__ = [
     "Optimized",
     "PlannedRide",
     "SwapAudit",
+    "render_asyncapi",
     "render_json_schemas",
 ]

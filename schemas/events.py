@@ -60,17 +60,27 @@ class Limits(BaseModel):
 
 
 class Location(_Frozen):
-    lat: float = Field(ge=-90.0, le=90.0)
-    lon: float = Field(ge=-180.0, le=180.0)
+    """A point in WGS 84 degrees."""
+
+    lat: float = Field(ge=-90.0, le=90.0, description="Latitude, degrees north.")
+    lon: float = Field(ge=-180.0, le=180.0, description="Longitude, degrees east.")
 
 
 class Driver(_Frozen):
-    driver_id: Id
-    shift_start: AwareDatetime
-    shift_end: AwareDatetime
-    start: Location
-    capabilities: tuple[Id, ...] = ()
-    max_rides: int | None = Field(default=None, ge=0, description="Optional cap on rides.")
+    """A driver on duty for the service date, with the vehicle's capabilities."""
+
+    driver_id: Id = Field(description="Unique within the dispatch.")
+    shift_start: AwareDatetime = Field(description="First moment the driver may drive.")
+    shift_end: AwareDatetime = Field(
+        description="The driver's last drop-off must be done by then; after shift_start."
+    )
+    start: Location = Field(description="Where the driver starts the day.")
+    capabilities: tuple[Id, ...] = Field(
+        default=(), description="What the vehicle offers, e.g. `wheelchair`."
+    )
+    max_rides: int | None = Field(
+        default=None, ge=0, description="Optional cap on rides; null for no cap."
+    )
 
     @model_validator(mode="after")
     def _shift_ordered(self) -> Driver:
@@ -80,15 +90,29 @@ class Driver(_Frozen):
 
 
 class Booking(_Frozen):
-    booking_id: Id
-    pickup: Location
-    dropoff: Location
-    pickup_earliest: AwareDatetime
-    pickup_latest: AwareDatetime
-    service_minutes: float = Field(default=5.0, ge=0.0, le=240.0)
-    priority: int = Field(default=0, ge=0, le=9, description="0 normal; >= high is urgent.")
-    requirements: tuple[Id, ...] = ()
-    locked: bool = False
+    """One patient ride: pick up within a time window, drive, drop off."""
+
+    booking_id: Id = Field(description="Unique within the dispatch.")
+    pickup: Location = Field(description="Where the patient is picked up.")
+    dropoff: Location = Field(description="Where the patient is dropped off.")
+    pickup_earliest: AwareDatetime = Field(description="Pickup window opens.")
+    pickup_latest: AwareDatetime = Field(
+        description="Pickup window closes; not before pickup_earliest."
+    )
+    service_minutes: float = Field(
+        default=5.0, ge=0.0, le=240.0, description="Boarding and alighting time, minutes."
+    )
+    priority: int = Field(
+        default=0,
+        ge=0,
+        le=9,
+        description="0 normal; at or above the service's `high_priority` setting a booking "
+        "may not become late.",
+    )
+    requirements: tuple[Id, ...] = Field(
+        default=(), description="Capabilities the driver must have, e.g. `wheelchair`."
+    )
+    locked: bool = Field(default=False, description="True: the optimizer must not move it.")
 
     @model_validator(mode="after")
     def _window_ordered(self) -> Booking:
@@ -100,8 +124,10 @@ class Booking(_Frozen):
 
 
 class Assignment(_Frozen):
-    booking_id: Id
-    driver_id: Id
+    """Booking -> driver."""
+
+    booking_id: Id = Field(description="A booking of the dispatch.")
+    driver_id: Id = Field(description="A driver of the dispatch.")
 
 
 class HeuristicDone(_Frozen):
@@ -112,17 +138,32 @@ class HeuristicDone(_Frozen):
     so it is square of side `len(drivers) + 2 * len(bookings)`.
     """
 
-    schema_version: Literal[1] = SCHEMA_VERSION
-    event_id: Id
-    dispatch_id: Id
-    company_id: Id
-    service_date: date
-    mode: Mode = "auto"
-    produced_at: AwareDatetime
-    drivers: tuple[Driver, ...] = Field(min_length=1)
-    bookings: tuple[Booking, ...] = ()
-    assignments: tuple[Assignment, ...] = ()
-    travel_time_matrix: tuple[tuple[float, ...], ...] | None = None
+    schema_version: Literal[1] = Field(
+        default=SCHEMA_VERSION, description="Version of this contract."
+    )
+    event_id: Id = Field(description="Unique per event; outputs derive their ids from it.")
+    dispatch_id: Id = Field(description="The dispatch (also the Kafka message key).")
+    company_id: Id = Field(description="The transport company.")
+    service_date: date = Field(description="The day the rides happen.")
+    mode: Mode = Field(
+        default="auto", description="Dispatch mode; only the configured modes are optimized."
+    )
+    produced_at: AwareDatetime = Field(description="When the upstream system produced it.")
+    drivers: tuple[Driver, ...] = Field(
+        min_length=1, description="Drivers on duty; ids unique; at most the size limit."
+    )
+    bookings: tuple[Booking, ...] = Field(
+        default=(), description="Bookings of the day; ids unique; at most the size limit."
+    )
+    assignments: tuple[Assignment, ...] = Field(
+        default=(),
+        description="The heuristic's plan: each booking at most once; unassigned allowed.",
+    )
+    travel_time_matrix: tuple[tuple[float, ...], ...] | None = Field(
+        default=None,
+        description="Optional seconds between nodes (driver starts, then pickup and dropoff "
+        "of each booking); null: travel times come from the configured model.",
+    )
 
     @field_validator("drivers")
     @classmethod
@@ -188,94 +229,139 @@ def _unique(ids: list[str], field: str) -> None:
 
 
 class Metrics(_Frozen):
-    rides_per_driver: dict[str, int]
+    """Fairness and cost of one plan."""
+
+    rides_per_driver: dict[str, int] = Field(description="driver_id -> rides in the plan.")
     gap: int = Field(description="max - min rides per driver, idle drivers included")
     count_sq_dev: float = Field(description="sum of squared deviations of ride counts")
     unfairness: float = Field(description="Timefold load-balance: sqrt(count_sq_dev)")
-    workload_minutes: dict[str, float]
-    workload_spread_minutes: float
-    deadhead_km: float
-    lateness_minutes: float
+    workload_minutes: dict[str, float] = Field(
+        description="driver_id -> driving and boarding minutes."
+    )
+    workload_spread_minutes: float = Field(description="max - min of workload_minutes.")
+    deadhead_km: float = Field(description="Total empty driving, km.")
+    lateness_minutes: float = Field(description="Total minutes picked up after windows closed.")
     violations: int = Field(description="hard-constraint violations (input ones are kept)")
-    unassigned: int = 0
+    unassigned: int = Field(default=0, description="Bookings assigned to no driver.")
 
 
 class PlannedRide(_Frozen):
-    booking_id: Id
-    pickup_at: AwareDatetime
-    dropoff_at: AwareDatetime
-    late_minutes: float = 0.0
+    """One ride of a driver's day with its planned times."""
+
+    booking_id: Id = Field(description="The booking served.")
+    pickup_at: AwareDatetime = Field(description="Planned pickup.")
+    dropoff_at: AwareDatetime = Field(description="Planned drop-off.")
+    late_minutes: float = Field(default=0.0, description="Minutes after the window closed.")
 
 
 class DriverSchedule(_Frozen):
-    driver_id: Id
-    rides: tuple[PlannedRide, ...]
+    """A driver's rides in the order served."""
+
+    driver_id: Id = Field(description="The driver.")
+    rides: tuple[PlannedRide, ...] = Field(description="Rides in pickup order.")
 
 
 class MetricsPair(_Frozen):
-    before: Metrics
-    after: Metrics
+    """The plan's metrics before and after the optimizer."""
+
+    before: Metrics = Field(description="The heuristic input's plan.")
+    after: Metrics = Field(description="The published plan.")
 
 
 class Optimized(_Frozen):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    """The optimizer's result for one `HeuristicDone`: always feasible, never worse.
+
+    Published after every `SwapAudit` of the same dispatch is acknowledged.
+    """
+
+    schema_version: Literal[1] = Field(
+        default=SCHEMA_VERSION, description="Version of this contract."
+    )
     event_id: Id = Field(description="deterministic from source_event_id")
-    dispatch_id: Id
-    source_event_id: Id
-    company_id: Id
-    service_date: date
-    status: Status
-    reason: str = ""
-    model_version: str
-    assignments: tuple[Assignment, ...]
-    schedules: tuple[DriverSchedule, ...]
-    metrics: MetricsPair
-    moves_proposed: int = Field(ge=0)
-    moves_accepted: int = Field(ge=0)
-    latency_ms: float = Field(ge=0.0)
-    produced_at: AwareDatetime
+    dispatch_id: Id = Field(description="As in the input (also the Kafka message key).")
+    source_event_id: Id = Field(description="event_id of the HeuristicDone it answers.")
+    company_id: Id = Field(description="As in the input.")
+    service_date: date = Field(description="As in the input.")
+    status: Status = Field(
+        description="optimized: moves were accepted; unchanged: none improved; fallback: "
+        "the pass failed and the heuristic plan stands; disabled / skipped_mode: not run."
+    )
+    reason: str = Field(default="", description="Human-readable why of the status.")
+    model_version: str = Field(description="The policy that ranked the moves (or greedy).")
+    assignments: tuple[Assignment, ...] = Field(description="The published plan.")
+    schedules: tuple[DriverSchedule, ...] = Field(
+        description="Per-driver rides with planned times; empty on a last-resort fallback."
+    )
+    metrics: MetricsPair = Field(description="The plan before and after.")
+    moves_proposed: int = Field(ge=0, description="Moves checked (one SwapAudit each).")
+    moves_accepted: int = Field(ge=0, description="Moves applied.")
+    latency_ms: float = Field(ge=0.0, description="Time spent on this dispatch, ms.")
+    produced_at: AwareDatetime = Field(description="When the optimizer produced it.")
 
 
 class MoveStep(_Frozen):
-    booking_id: Id
-    from_driver: Id
-    to_driver: Id
+    """One booking changing driver (a swap or chain has several)."""
+
+    booking_id: Id = Field(description="The booking moved.")
+    from_driver: Id = Field(description="Its driver before the move.")
+    to_driver: Id = Field(description="Its driver after the move.")
 
 
 class SwapAudit(_Frozen):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    """One move the optimizer checked, accepted or rejected, with its machine-readable reason."""
+
+    schema_version: Literal[1] = Field(
+        default=SCHEMA_VERSION, description="Version of this contract."
+    )
     event_id: Id = Field(description="deterministic: source event id + sequence")
-    dispatch_id: Id
-    source_event_id: Id
-    sequence: int = Field(ge=0)
-    kind: MoveKind
-    steps: tuple[MoveStep, ...] = Field(min_length=1)
+    dispatch_id: Id = Field(description="As in the input (also the Kafka message key).")
+    source_event_id: Id = Field(description="event_id of the HeuristicDone being optimized.")
+    sequence: int = Field(ge=0, description="Order of the check within the dispatch.")
+    kind: MoveKind = Field(
+        description="move: one booking to another driver; swap: two bookings trade drivers; "
+        "chain: a short ejection chain."
+    )
+    steps: tuple[MoveStep, ...] = Field(min_length=1, description="Every booking it moves.")
     score: float | None = Field(description="policy score (Q-value for the DQN)")
-    objective_before: tuple[float, ...]
-    objective_after: tuple[float, ...] | None
-    gap_before: int
-    gap_after: int | None
+    objective_before: tuple[float, ...] = Field(
+        description="Objective vector before (gap, count_sq_dev, workload spread, deadhead "
+        "km, lateness minutes)."
+    )
+    objective_after: tuple[float, ...] | None = Field(
+        description="Objective vector had the move been applied; null when infeasible."
+    )
+    gap_before: int = Field(description="Ride-count gap before.")
+    gap_after: int | None = Field(description="Ride-count gap after; null when infeasible.")
     delta: float | None = Field(description="gain on the first objective component that changed")
-    decision: Decision
-    reason: Reason
-    detail: str = ""
-    model_version: str
-    at: AwareDatetime
+    decision: Decision = Field(description="Whether the move was applied.")
+    reason: Reason = Field(
+        description="improves when accepted; else the hard constraint it breaks or why "
+        "the gain did not suffice."
+    )
+    detail: str = Field(default="", description="Human-readable detail of the reason.")
+    model_version: str = Field(description="The policy that proposed it.")
+    at: AwareDatetime = Field(description="When it was checked.")
 
 
 class ErrorDetail(_Frozen):
-    loc: tuple[str | int, ...] = ()
-    msg: str
-    type: str
+    """One validation error (pydantic's location, message and type)."""
+
+    loc: tuple[str | int, ...] = Field(default=(), description="Path to the offending field.")
+    msg: str = Field(description="What is wrong.")
+    type: str = Field(description="Machine-readable error type, e.g. `missing`.")
 
 
 class DeadLetter(_Frozen):
-    schema_version: Literal[1] = SCHEMA_VERSION
-    event_id: Id
-    source_topic: str
-    source_partition: int
-    source_offset: int
-    key_b64: str | None = None
+    """Input that could not be processed, kept verbatim with why."""
+
+    schema_version: Literal[1] = Field(
+        default=SCHEMA_VERSION, description="Version of this contract."
+    )
+    event_id: Id = Field(description="Deterministic from the source topic, partition, offset.")
+    source_topic: str = Field(description="Topic of the bad message.")
+    source_partition: int = Field(description="Its partition.")
+    source_offset: int = Field(description="Its offset.")
+    key_b64: str | None = Field(default=None, description="Its key, base64; null if none.")
     value_b64: str = Field(description="the original value bytes, verbatim, base64")
-    errors: tuple[ErrorDetail, ...] = Field(min_length=1)
-    at: datetime
+    errors: tuple[ErrorDetail, ...] = Field(min_length=1, description="Why it was refused.")
+    at: datetime = Field(description="When it was dead-lettered.")
