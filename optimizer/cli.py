@@ -7,6 +7,7 @@ takes the parsed arguments and the settings object and returns an exit code.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -14,6 +15,14 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from optimizer.cli_args import (
+    UsageError,
+    describe_validation_error,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    read_input_file,
+)
 from optimizer.dispatch import DispatchConfig, optimize_event
 from optimizer.exact import solve_min_gap
 from optimizer.policy import GreedyPolicy
@@ -48,9 +57,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(handler=cmd_optimize)
 
     p = sub.add_parser("generate", help="write a synthetic dispatch day (seeded)")
-    p.add_argument("--bookings", type=int, default=10)
-    p.add_argument("--drivers", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bookings", type=positive_int, default=10)
+    p.add_argument("--drivers", type=positive_int, default=3)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", type=Path, help="file to write (default: stdout)")
     p.set_defaults(handler=cmd_generate)
 
@@ -62,7 +71,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
     p = sub.add_parser("exact", help="the proven minimum ride-count gap of a day (CP-SAT)")
     p.add_argument("file", type=Path)
-    p.add_argument("--time-limit", type=float, default=30.0, help="seconds")
+    p.add_argument("--time-limit", type=positive_float, default=30.0, help="seconds")
     p.add_argument(
         "--no-hint",
         action="store_true",
@@ -78,26 +87,25 @@ def load_day(path: Path, limits: Limits | None = None) -> HeuristicDone:
     return HeuristicDone.model_validate_json(path.read_bytes(), context=context)
 
 
-def _load_or_report(path: Path, settings: CliSettings) -> HeuristicDone | None:
+def _load_or_report(path: Path, settings: CliSettings) -> HeuristicDone:
+    """The day in `path`; `UsageError` (one line) when it cannot be read or is not valid."""
+    raw = read_input_file(path)
     try:
-        return load_day(path, settings.limits())
-    except OSError as exc:
-        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+        return HeuristicDone.model_validate_json(raw, context=settings.limits().context())
     except ValidationError as exc:
-        print(f"error: {path} is not a valid HeuristicDone:\n{exc}", file=sys.stderr)
-    return None
+        raise UsageError(
+            f"{path} is not a valid HeuristicDone: {describe_validation_error(exc)}"
+        ) from None
 
 
 def cmd_optimize(args: argparse.Namespace, settings: CliSettings) -> int:
     event = _load_or_report(args.file, settings)
-    if event is None:
-        return 2
     policy: MovePolicy = (
         GreedyPolicy() if args.policy == "greedy" else default_provider(settings.model_dir).policy()
     )
     outcome = optimize_event(event, policy, settings.dispatch_config())
     if args.audit_out:
-        args.audit_out.write_text("".join(a.model_dump_json() + "\n" for a in outcome.audits))
+        _write_file(args.audit_out, "".join(a.model_dump_json() + "\n" for a in outcome.audits))
     if args.json:
         doc: dict[str, Any] = outcome.optimized.model_dump(mode="json")
         if not args.audit_out:
@@ -108,11 +116,18 @@ def cmd_optimize(args: argparse.Namespace, settings: CliSettings) -> int:
     return 0 if outcome.optimized.status != "fallback" else 1
 
 
+def _write_file(out: Path, text: str) -> None:
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
 def _write(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text)
+        _write_file(out, text)
         print(f"wrote {out}", file=sys.stderr)
 
 
@@ -127,10 +142,26 @@ def cmd_generate(args: argparse.Namespace, settings: CliSettings) -> int:
 def cmd_darp(args: argparse.Namespace, settings: CliSettings) -> int:
     from optimizer.darp import darp_day, list_instances
 
+    try:
+        names = list_instances()
+    except OSError as exc:
+        raise UsageError(f"no Cordeau instances to read: {exc}") from None
     if args.list or not args.name:
-        print("\n".join(list_instances()))
+        print("\n".join(names))
         return 0
-    day, notes = darp_day(args.name)
+    if args.name not in names:
+        close = difflib.get_close_matches(args.name, names, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise UsageError(
+            f"unknown instance {args.name!r}; {hint}{len(names)} known "
+            f"({names[0]} .. {names[-1]}), listed by `dispatch-rl darp --list`"
+            if names
+            else f"unknown instance {args.name!r}: no instances found"
+        )
+    try:
+        day, notes = darp_day(args.name)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"instance {args.name!r} cannot be read: {exc}") from None
     print(f"{args.name}: {notes.reason}", file=sys.stderr)
     _write(day.model_dump_json(indent=2) + "\n", args.out)
     return 0
@@ -138,8 +169,6 @@ def cmd_darp(args: argparse.Namespace, settings: CliSettings) -> int:
 
 def cmd_exact(args: argparse.Namespace, settings: CliSettings) -> int:
     event = _load_or_report(args.file, settings)
-    if event is None:
-        return 2
     cfg = settings.dispatch_config()
     problem, assignment = Problem.from_event(event, travel_model=cfg.travel, rules=cfg.rules)
     # The greedy plan as a hint: when it meets the structural floor the optimum is proven at

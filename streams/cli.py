@@ -7,18 +7,25 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from pydantic import ValidationError
-
+from optimizer.cli_args import UsageError
 from streams.logs import configure_logging
-from streams.settings import Settings
+from streams.settings import Settings, SettingsInputError, load_settings
 
 # Modules that contribute subcommands through `add_commands(subparsers)`.
 _COMMAND_MODULES = ("optimizer.cli", "optimizer.learn_cli", "streams.commands")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (the subcommand and `--help` named)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dispatch-rl",
         description="Kafka-native, DQN-guided fairness optimizer for patient-transport dispatch.",
     )
@@ -44,14 +51,19 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, load the settings, run the handler; bad input is one line on stderr, exit 2."""
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"error: invalid DISPATCH_RL_* setting:\n{exc}", file=sys.stderr)
+        settings = load_settings()
+    except SettingsInputError as exc:
+        print(f"dispatch-rl: error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
-    code: int = args.handler(args, settings)
+    try:
+        code: int = args.handler(args, settings)
+    except UsageError as exc:
+        print(f"dispatch-rl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

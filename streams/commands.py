@@ -12,6 +12,13 @@ import json
 import sys
 from pathlib import Path
 
+from optimizer.cli_args import (
+    UsageError,
+    describe_json_error,
+    non_negative_int,
+    positive_float,
+    read_input_file,
+)
 from optimizer.report import render_outcome
 from schemas import HeuristicDone, Optimized
 from streams import codec
@@ -60,10 +67,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         help="run the worker, publish the seed day and a few generated days, print the results",
     )
     demo_p.add_argument(
-        "--days", type=int, default=3, help="generated days besides the seed day (default 3)"
+        "--days",
+        type=non_negative_int,
+        default=3,
+        help="generated days besides the seed day (default 3)",
     )
-    demo_p.add_argument("--seed", type=int, default=7, help="seed of the generated days")
-    demo_p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for results")
+    demo_p.add_argument(
+        "--seed", type=non_negative_int, default=7, help="seed of the generated days"
+    )
+    demo_p.add_argument(
+        "--timeout", type=positive_float, default=120.0, help="seconds to wait for results"
+    )
     demo_p.set_defaults(handler=_demo)
 
     audit_p = subparsers.add_parser(
@@ -76,7 +90,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     )
     audit_p.add_argument("dispatch_id")
     audit_p.add_argument("--json", action="store_true", help="print the verdict and the log")
-    audit_p.add_argument("--timeout", type=float, default=60.0, help="seconds to read the topics")
+    audit_p.add_argument(
+        "--timeout", type=positive_float, default=60.0, help="seconds to read the topics"
+    )
     audit_p.set_defaults(handler=_audit)
 
     ds = subparsers.add_parser("dataset", help="the training dataset written by the worker")
@@ -98,13 +114,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.worker import broker_for, publish_events, read_day_files
+    from streams.worker import broker_for, publish_events
 
-    try:
-        docs = read_day_files(args.files)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    docs = [doc for path in args.files for doc in _documents(path)]
+    if not docs:
+        raise UsageError(f"no documents in {', '.join(map(str, args.files))}")
     payloads: list[tuple[bytes | None, bytes]] = []
     for i, doc in enumerate(docs):
         if args.raw:
@@ -112,9 +126,12 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
             continue
         day = codec.decode_heuristic_done(doc, settings.limits())
         if isinstance(day, list):
-            where = "; ".join(f"{'.'.join(map(str, e.loc)) or '<root>'}: {e.msg}" for e in day[:5])
-            print(f"error: document {i + 1} is not a valid HeuristicDone: {where}", file=sys.stderr)
-            return 2
+            where = "; ".join(f"{'.'.join(map(str, e.loc)) or '<root>'}: {e.msg}" for e in day[:3])
+            more = f" (and {len(day) - 3} more)" if len(day) > 3 else ""
+            raise UsageError(
+                f"document {i + 1} is not a valid HeuristicDone (nothing was sent; --raw sends "
+                f"it as is): {where}{more}"
+            )
         payloads.append((day.dispatch_id.encode(), codec.encode(day)))
     try:
         with broker_for(settings, start=False) as resolved:
@@ -125,6 +142,21 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _documents(path: Path) -> list[bytes]:
+    """The JSON documents of one file (see `read_day_files`); `UsageError` naming the file."""
+    from streams.worker import read_day_files
+
+    read_input_file(path)  # a missing or unreadable file, said plainly
+    try:
+        return read_day_files([path])
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: {describe_json_error(exc)}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text (expected JSON)") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
@@ -192,8 +224,7 @@ def _dataset_stats(args: argparse.Namespace, settings: Settings) -> int:
 
     directory = args.dir or settings.dataset_dir
     if not directory.is_dir():
-        print(f"error: no dataset at {directory}", file=sys.stderr)
-        return 1
+        raise UsageError(f"no dataset at {directory} (not a directory)")
     print(f"dataset: {directory}")
     for line in dataset_stats(directory).lines():
         print(f"  {line}")

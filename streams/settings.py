@@ -7,11 +7,14 @@ dataclasses built by `Settings.dispatch_config()`.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from optimizer.dispatch import DispatchConfig
 from optimizer.objective import Objective
@@ -97,9 +100,17 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     """`auto`: readable in a terminal, JSON otherwise."""
     log_level: str = "INFO"
-    web_port: int = Field(default=6066, ge=0)
+    """DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+    web_port: int = Field(default=6066, ge=0, le=65535)
     """Faust web server (health, metrics, audit query API)."""
     web_enabled: bool = True
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in _LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
+        return value.upper()
 
     def limits(self) -> Limits:
         return Limits(max_bookings=self.max_bookings, max_drivers=self.max_drivers)
@@ -124,3 +135,69 @@ class Settings(BaseSettings):
             ),
             travel=TravelModel(detour_factor=self.detour_factor, speed_kmh=self.speed_kmh),
         )
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ENV_PREFIX = "DISPATCH_RL_"
+
+
+class SettingsInputError(ValueError):
+    """An environment setting that cannot be used; the message is one line naming it."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """`Settings()` from the environment, or `SettingsInputError` with one line saying which
+    variable is wrong, its value, and what is expected (the CLI prints it and exits 2).
+
+    pydantic-settings parses list and tuple settings as JSON and raises its own `SettingsError`
+    (no field message) when that fails, e.g. `DISPATCH_RL_MODES=auto`: that case names the
+    variable and shows the JSON form of its default as an example.
+    """
+    try:
+        return Settings(**overrides)
+    except SettingsError as exc:
+        raise SettingsInputError(_describe_settings_error(exc)) from None
+    except ValidationError as exc:
+        raise SettingsInputError(_describe_validation_error(exc)) from None
+
+
+def _env_value(field: str) -> str | None:
+    wanted = (ENV_PREFIX + field).upper()
+    return next((v for k, v in os.environ.items() if k.upper() == wanted), None)
+
+
+def _shown(field: str) -> str:
+    value = _env_value(field)
+    if value is None:
+        return f"{ENV_PREFIX}{field.upper()}"
+    if "password" in field:
+        value = "***"
+    elif len(value) > 60:
+        value = value[:57] + "..."
+    return f"{ENV_PREFIX}{field.upper()}={value!r}"
+
+
+def _describe_settings_error(exc: SettingsError) -> str:
+    match = re.search(r'field "([^"]+)"', str(exc))
+    if match is None or match.group(1) not in Settings.model_fields:
+        return f"invalid {ENV_PREFIX}* setting: {exc}"
+    name = match.group(1)
+    info = Settings.model_fields[name]
+    annotation: Any = info.annotation
+    example = json.dumps(TypeAdapter(annotation).dump_python(info.default, mode="json"))
+    return (
+        f"invalid setting {_shown(name)}: not valid JSON; this setting is a list, written as "
+        f"JSON, e.g. {ENV_PREFIX}{name.upper()}='{example}'"
+    )
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = err["loc"]
+        field = str(loc[0]) if loc else ""
+        where = _shown(field) if field in Settings.model_fields else f"{ENV_PREFIX}*"
+        item = f" (item {'.'.join(map(str, loc[1:]))})" if len(loc) > 1 else ""
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}{item}: {msg}")
+    return "invalid setting " + "; ".join(parts)
