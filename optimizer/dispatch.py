@@ -13,25 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
 import structlog
 
-from optimizer.feasibility import RouteSchedule, schedule_all
+from optimizer.adapter import assignments, counts_metrics, metrics, schedules, swap_audit
+from optimizer.feasibility import schedule_all
 from optimizer.objective import Evaluation, evaluate
 from optimizer.problem import IntArray, Problem, Rules
 from optimizer.swap_pass import CheckedMove, MovePolicy, PassConfig, PassResult, run_pass
 from optimizer.travel import TravelModel
-from schemas import (
-    Assignment,
-    DriverSchedule,
-    HeuristicDone,
-    Metrics,
-    MetricsPair,
-    MoveStep,
-    Optimized,
-    PlannedRide,
-    SwapAudit,
-)
+from schemas import HeuristicDone, MetricsPair, Optimized, SwapAudit
 
 log = structlog.get_logger("dispatch_rl.optimizer")
 _NAMESPACE = uuid.UUID("5b0c6f7e-3d0e-4c52-9a63-8f1d2d8f0a11")
@@ -172,49 +162,7 @@ def optimize_event(
 
 
 # ------------------------------------------------------------------ encoding
-
-
-def metrics(problem: Problem, ev: Evaluation) -> Metrics:
-    ids = problem.driver_ids
-    return Metrics(
-        rides_per_driver={d: int(c) for d, c in zip(ids, ev.counts, strict=False)},
-        gap=ev.gap,
-        count_sq_dev=round(ev.value[1], 6),
-        unfairness=round(ev.unfairness, 6),
-        workload_minutes={d: round(float(w), 3) for d, w in zip(ids, ev.workload, strict=False)},
-        workload_spread_minutes=round(ev.value[2], 3),
-        deadhead_km=round(ev.deadhead_km, 3),
-        lateness_minutes=round(ev.lateness_minutes, 3),
-        violations=ev.violations,
-        unassigned=ev.unassigned,
-    )
-
-
-def schedules(problem: Problem, routes: list[RouteSchedule]) -> tuple[DriverSchedule, ...]:
-    late = problem.latest
-    return tuple(
-        DriverSchedule(
-            driver_id=problem.driver_ids[r.driver],
-            rides=tuple(
-                PlannedRide(
-                    booking_id=problem.booking_ids[b],
-                    pickup_at=problem.at(p),
-                    dropoff_at=problem.at(d),
-                    late_minutes=round(max(0.0, p - float(late[b])), 3),
-                )
-                for b, p, d in zip(r.bookings, r.pickup_at, r.dropoff_at, strict=False)
-            ),
-        )
-        for r in routes
-    )
-
-
-def assignments(problem: Problem, assignment: IntArray) -> tuple[Assignment, ...]:
-    return tuple(
-        Assignment(booking_id=problem.booking_ids[b], driver_id=problem.driver_ids[int(k)])
-        for b, k in enumerate(assignment)
-        if k >= 0
-    )
+# (the event<->domain mapping itself lives in `optimizer.adapter`)
 
 
 def _optimized(
@@ -294,23 +242,7 @@ def fallback_outcome(
     The last resort when not even the problem can be built: no travel model, no schedule,
     only ride counts in the metrics.
     """
-    counts: dict[str, int] = {d.driver_id: 0 for d in event.drivers}
-    for a in event.assignments:
-        counts[a.driver_id] += 1
-    values = np.array(list(counts.values()))
-    sq = float(((values - values.mean()) ** 2).sum())
-    m = Metrics(
-        rides_per_driver=counts,
-        gap=int(values.max() - values.min()),
-        count_sq_dev=round(sq, 6),
-        unfairness=round(sq**0.5, 6),
-        workload_minutes=dict.fromkeys(counts, 0.0),
-        workload_spread_minutes=0.0,
-        deadhead_km=0.0,
-        lateness_minutes=0.0,
-        violations=0,
-        unassigned=len(event.bookings) - len(event.assignments),
-    )
+    m = counts_metrics(event)
     elapsed = 0.0 if started is None else (time.perf_counter() - started) * 1000
     return Outcome(
         Optimized(
@@ -337,32 +269,8 @@ def fallback_outcome(
 def _audit(
     event: HeuristicDone, problem: Problem, c: CheckedMove, model_version: str, at: datetime
 ) -> SwapAudit:
-    d, b = problem.driver_ids, problem.booking_ids
-    return SwapAudit(
-        event_id=audit_event_id(event.event_id, c.sequence),
-        dispatch_id=event.dispatch_id,
-        source_event_id=event.event_id,
-        sequence=c.sequence,
-        kind=c.move.kind,
-        steps=tuple(
-            MoveStep(
-                booking_id=b[s.booking], from_driver=d[s.from_driver], to_driver=d[s.to_driver]
-            )
-            for s in c.move.steps
-        ),
-        score=c.score if np.isfinite(c.score) else None,
-        objective_before=tuple(round(v, 6) for v in c.value_before),
-        objective_after=None
-        if c.value_after is None
-        else tuple(round(v, 6) for v in c.value_after),
-        gap_before=int(c.value_before[0]),
-        gap_after=None if c.value_after is None else int(c.value_after[0]),
-        delta=None if c.gain is None else round(c.gain, 6),
-        decision=c.decision,
-        reason=c.reason,
-        detail=c.detail,
-        model_version=model_version,
-        at=at,
+    return swap_audit(
+        audit_event_id(event.event_id, c.sequence), event, problem, c, model_version, at
     )
 
 

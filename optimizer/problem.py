@@ -8,13 +8,13 @@ a plain `numpy` vector of driver indices (-1 = unassigned) owned by whoever sear
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from optimizer.travel import TravelModel, TravelTimeModel, TravelTimes, travel_times
+from optimizer.travel import TravelTimeModel, TravelTimes
 
 if TYPE_CHECKING:
     from schemas import HeuristicDone
@@ -87,60 +87,10 @@ class Problem:
         travel_model: TravelTimeModel | None = None,
         rules: Rules | None = None,
     ) -> tuple[Problem, IntArray]:
-        """The problem and the upstream assignment (driver index per booking, -1 unassigned)."""
-        tz = event.drivers[0].shift_start.tzinfo
-        origin = datetime.combine(event.service_date, time(0, 0), tzinfo=tz)
+        """The problem and the upstream assignment (driver index per booking, -1 unassigned).
 
-        def minutes(dt: datetime) -> float:
-            return (dt - origin).total_seconds() / 60.0
+        The mapping lives in `optimizer.adapter` (the one event<->domain module).
+        """
+        from optimizer.adapter import problem_from_event  # the adapter imports this module
 
-        drivers, bookings = event.drivers, event.bookings
-        caps = [frozenset(d.capabilities) for d in drivers]
-        capable = np.array(
-            [[set(b.requirements) <= c for c in caps] for b in bookings], dtype=bool
-        ).reshape(len(bookings), len(drivers))
-        earliest = np.array([minutes(b.pickup_earliest) for b in bookings], dtype=float)
-        latest = np.array([minutes(b.pickup_latest) for b in bookings], dtype=float)
-        ids = [b.booking_id for b in bookings]
-        # The service order: a driver serves its rides by planned pickup window.
-        ranked = sorted(range(len(bookings)), key=lambda i: (earliest[i], latest[i], ids[i]))
-        order = np.empty(len(bookings), dtype=np.int64)
-        order[ranked] = np.arange(len(bookings))
-        matrix = (
-            np.asarray(event.travel_time_matrix, dtype=float)
-            if event.travel_time_matrix is not None
-            else None
-        )
-        travel = travel_times(
-            starts=[(d.start.lat, d.start.lon) for d in drivers],
-            pickups=[(b.pickup.lat, b.pickup.lon) for b in bookings],
-            dropoffs=[(b.dropoff.lat, b.dropoff.lon) for b in bookings],
-            matrix_seconds=matrix,
-            model=travel_model or TravelModel(),
-        )
-        problem = cls(
-            driver_ids=tuple(d.driver_id for d in drivers),
-            booking_ids=tuple(ids),
-            shift_start=np.array([minutes(d.shift_start) for d in drivers], dtype=float),
-            shift_end=np.array([minutes(d.shift_end) for d in drivers], dtype=float),
-            max_rides=np.array(
-                [-1 if d.max_rides is None else d.max_rides for d in drivers], dtype=np.int64
-            ),
-            earliest=earliest,
-            latest=latest,
-            service=np.array([b.service_minutes for b in bookings], dtype=float),
-            priority=np.array([b.priority for b in bookings], dtype=np.int64),
-            locked=np.array([b.locked for b in bookings], dtype=bool),
-            capable=capable,
-            travel=travel,
-            order=order,
-            service_rank=np.asarray(ranked, dtype=np.int64),
-            rules=rules or Rules(),
-            origin=origin,
-        )
-        driver_index = {d: k for k, d in enumerate(problem.driver_ids)}
-        booking_index = {b: i for i, b in enumerate(ids)}
-        assignment = np.full(len(bookings), -1, dtype=np.int64)
-        for a in event.assignments:
-            assignment[booking_index[a.booking_id]] = driver_index[a.driver_id]
-        return problem, assignment
+        return problem_from_event(event, travel_model=travel_model, rules=rules)

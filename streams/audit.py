@@ -14,21 +14,19 @@ a hot path.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from optimizer.adapter import EventKind, assignment_vector, moves_of, problem_from_event
 from optimizer.dispatch import DispatchConfig
 from optimizer.feasibility import is_feasible_change
-from optimizer.moves import Move, Step
-from optimizer.problem import Problem
 from optimizer.swap_pass import replay
 from schemas import HeuristicDone, Optimized, SwapAudit
 from streams import codec
+from streams.reader import TopicReader, topic_kinds
 from streams.settings import Settings
-from streams.topics import MAX_MESSAGE_BYTES, client_options
 
 
 @dataclass
@@ -53,53 +51,20 @@ async def fetch_dispatch(
     settings: Settings, dispatch_id: str, *, timeout: float = 30.0
 ) -> DispatchRecord:
     """Snapshot read of the input, optimized and audit topics for one dispatch id."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
     record = DispatchRecord(dispatch_id)
-    sinks: dict[str, tuple[type[Any], list[Any]]] = {
-        settings.topic_input: (HeuristicDone, record.inputs),
-        settings.topic_optimized: (Optimized, record.outcomes),
-        settings.topic_audit: (SwapAudit, record.audits),
+    kinds = topic_kinds(settings)
+    sinks: dict[EventKind, list[Any]] = {
+        "heuristic_done": record.inputs,
+        "optimized": record.outcomes,
+        "swap_audit": record.audits,
     }
-    # Subscribing (no group) makes start() fetch the topics' metadata; then read by hand.
-    consumer = AIOKafkaConsumer(
-        *sinks,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-        **client_options(settings),
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in sinks
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return record
-        consumer.unsubscribe()
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        deadline = time.monotonic() + timeout
-        while remaining and time.monotonic() < deadline:
-            batches = await consumer.getmany(*remaining, timeout_ms=500)
-            for tp, messages in batches.items():
-                model, sink = sinks[tp.topic]
-                for m in messages:
-                    # The key is the dispatch id; any producer may have keyed it otherwise,
-                    # so the value decides.
-                    if m.offset < ends[tp]:
-                        decoded = codec.decode(model, m.value)
-                        if isinstance(decoded, model) and decoded.dispatch_id == dispatch_id:
-                            sink.append(decoded)
-                    if m.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-        if remaining:
-            raise TimeoutError(f"could not read {sorted(map(str, remaining))} in {timeout} s")
-    finally:
-        await consumer.stop()
+    async with TopicReader(settings, *kinds) as reader:
+        async for m in reader.snapshot(timeout=timeout):
+            # The key is the dispatch id; any producer may have keyed it otherwise, so the
+            # value decides.
+            decoded = codec.decode_kind(kinds[m.topic], m.value, settings.limits())
+            if not isinstance(decoded, list) and decoded.dispatch_id == dispatch_id:
+                sinks[kinds[m.topic]].append(decoded)
     record.audits.sort(key=lambda a: (a.source_event_id, a.sequence))
     return record
 
@@ -132,27 +97,17 @@ def verify(record: DispatchRecord, config: DispatchConfig | None = None) -> Verd
         problems.append(
             f"{len(accepted)} accepted audits but the outcome says {outcome.moves_accepted}"
         )
-    problem, upstream = Problem.from_event(source, travel_model=config.travel, rules=config.rules)
-    drivers = {d: k for k, d in enumerate(problem.driver_ids)}
-    bookings = {b: i for i, b in enumerate(problem.booking_ids)}
-    moves = [
-        Move(
-            a.kind,
-            tuple(
-                Step(bookings[s.booking_id], drivers[s.from_driver], drivers[s.to_driver])
-                for s in a.steps
-            ),
-        )
-        for a in accepted
-    ]
+    problem, upstream = problem_from_event(source, travel_model=config.travel, rules=config.rules)
     try:
-        replayed = replay(upstream, moves)
-    except ValueError as exc:
+        replayed = replay(upstream, moves_of(problem, accepted))
+    except (KeyError, ValueError) as exc:
         problems.append(f"the accepted moves do not replay: {exc}")
         return Verdict(False, tuple(problems), len(accepted), len(audits))
-    published = np.full(problem.n_bookings, -1, dtype=np.int64)
-    for a in outcome.assignments:
-        published[bookings[a.booking_id]] = drivers[a.driver_id]
+    try:
+        published = assignment_vector(problem, outcome.assignments)
+    except KeyError as exc:
+        problems.append(f"the published assignment names an unknown booking or driver: {exc}")
+        return Verdict(False, tuple(problems), len(accepted), len(audits))
     if not np.array_equal(replayed, published):
         differ = [problem.booking_ids[i] for i in np.nonzero(replayed != published)[0]]
         problems.append(f"replay differs from the published assignment for {differ}")

@@ -12,10 +12,19 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from optimizer.adapter import EventKind
 from optimizer.dispatch import Outcome
-from schemas import DeadLetter, ErrorDetail, HeuristicDone, Limits
+from schemas import DeadLetter, ErrorDetail, HeuristicDone, Limits, Optimized, SwapAudit
 
 M = TypeVar("M", bound=BaseModel)
+DispatchEvent = HeuristicDone | Optimized | SwapAudit
+
+EVENT_MODELS: dict[EventKind, type[HeuristicDone] | type[Optimized] | type[SwapAudit]] = {
+    "heuristic_done": HeuristicDone,
+    "optimized": Optimized,
+    "swap_audit": SwapAudit,
+}
+"""The model of each dispatch event kind."""
 
 
 def decode(
@@ -41,6 +50,15 @@ def decode_heuristic_done(
 ) -> HeuristicDone | list[ErrorDetail]:
     """`decode(HeuristicDone, raw)` with the size limits of `limits` (default limits if None)."""
     return decode(HeuristicDone, raw, (limits or Limits()).context())
+
+
+def decode_kind(
+    kind: EventKind, raw: bytes | None, limits: Limits | None = None
+) -> DispatchEvent | list[ErrorDetail]:
+    """Decode one of the three dispatch events by kind (input size limits from `limits`)."""
+    if kind == "heuristic_done":
+        return decode_heuristic_done(raw, limits)
+    return decode(EVENT_MODELS[kind], raw)
 
 
 def errors_of(exc: ValidationError) -> list[ErrorDetail]:

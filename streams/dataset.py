@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import structlog
-from pydantic import BaseModel
 
+from optimizer.adapter import event_keys
 from schemas import HeuristicDone, Limits, Optimized
 from streams import codec
+from streams.reader import topic_kinds
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, client_options
 
@@ -110,13 +111,14 @@ class DatasetWriter:
 
         Not durable until `sync()`.
         """
-        ident = (kind, event.dispatch_id)
+        keys = event_keys(event)
+        ident = (kind, keys.dispatch_id)
         if ident in self.written:
             return False
         record = {
             "kind": kind,
-            "dispatch_id": event.dispatch_id,
-            "event_id": event.event_id,
+            "dispatch_id": keys.dispatch_id,
+            "event_id": keys.event_id,
             "service_date": event.service_date.isoformat(),
             "recorded_at": datetime.now(UTC).isoformat(),
             "source": source,
@@ -274,17 +276,13 @@ def _consume_one(
     counters: WriterCounters,
 ) -> None:
     source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
-    kind: RecordKind
-    decoded: BaseModel | list[Any]
-    if record.topic == settings.topic_input:
-        kind, decoded = "heuristic_done", codec.decode_heuristic_done(record.value, limits)
-    else:
-        kind, decoded = "optimized", codec.decode(Optimized, record.value)
+    kind = topic_kinds(settings)[record.topic]
+    decoded = codec.decode_kind(kind, record.value, limits)
     if isinstance(decoded, list):
         counters.invalid += 1
         log.info("dataset_skip_invalid", **source)
         return
-    assert isinstance(decoded, HeuristicDone | Optimized)
+    assert kind != "swap_audit" and isinstance(decoded, HeuristicDone | Optimized)
     if writer.add(kind, decoded, source):
         counters.written += 1
     else:

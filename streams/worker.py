@@ -28,6 +28,8 @@ from schemas import HeuristicDone, Optimized
 from streams import codec
 from streams.dataset import WriterCounters, run_dataset_writer
 from streams.logs import configure_logging
+from streams.reader import TopicReader
+from streams.reader import end_offsets as reader_end_offsets
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, client_options, ensure_topics
 
@@ -272,45 +274,20 @@ async def collect_optimized(
     settings: Settings, dispatch_ids: set[str], start_offsets: dict[Any, int], timeout: float
 ) -> dict[str, Optimized]:
     """Read `Optimized` events from `start_offsets` until every id in `dispatch_ids` was seen."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-        **client_options(settings),
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(start_offsets))
-        for tp, off in start_offsets.items():
-            consumer.seek(tp, off)
-        found: dict[str, Optimized] = {}
-        deadline = time.monotonic() + timeout
-        while dispatch_ids - found.keys() and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for r in records:
-                    opt = codec.decode(Optimized, r.value)
-                    if isinstance(opt, Optimized) and opt.dispatch_id in dispatch_ids:
-                        found.setdefault(opt.dispatch_id, opt)
-        return found
-    finally:
-        await consumer.stop()
+    found: dict[str, Optimized] = {}
+    async with TopicReader(settings, settings.topic_optimized) as reader:
+        async for r in reader.follow(start=start_offsets, timeout=timeout):
+            opt = codec.decode(Optimized, r.value)
+            if isinstance(opt, Optimized) and opt.dispatch_id in dispatch_ids:
+                found.setdefault(opt.dispatch_id, opt)
+                if not dispatch_ids - found.keys():
+                    break
+    return found
 
 
 async def end_offsets(settings: Settings, topic: str) -> dict[Any, int]:
     """Current end offset of every partition of `topic`."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    # Subscribing (no group) makes start() fetch the topic's metadata.
-    consumer = AIOKafkaConsumer(topic, enable_auto_commit=False, **client_options(settings))
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
-        return dict(await consumer.end_offsets(tps)) if tps else {}
-    finally:
-        await consumer.stop()
+    return await reader_end_offsets(settings, topic)
 
 
 def demo(

@@ -129,70 +129,56 @@ async def read_topic(
 ) -> list[Any]:
     """Every record of `topic` from the beginning, until `done(records)` (then `linger` more
     seconds, to catch late duplicates) or `timeout`."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from streams.reader import TopicReader
 
-    from streams.topics import client_options
-
-    consumer = AIOKafkaConsumer(
-        topic,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        **client_options(settings),
-    )
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        consumer.unsubscribe()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        records: list[Any] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        end: float | None = None
-        while loop.time() < min(deadline, end if end is not None else deadline):
-            batches = await consumer.getmany(timeout_ms=200)
-            for batch in batches.values():
-                records.extend(batch)
+    records: list[Any] = []
+    loop = asyncio.get_running_loop()
+    end: float | None = None
+    async with TopicReader(settings, topic, poll_ms=200) as reader:
+        async for batch in reader.batches(timeout=timeout):
+            records.extend(batch)
             if end is None and done(records):
                 end = loop.time() + linger
-        return records
-    finally:
-        await consumer.stop()
+            if end is not None and loop.time() >= end:
+                break
+    return records
 
 
 async def dataset_caught_up(settings: Settings, timeout: float = 60.0) -> None:
     """Wait until the dataset writer's committed offsets reach the end of both its topics."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    topics = (settings.topic_input, settings.topic_optimized)
+    await group_caught_up(settings, settings.dataset_group, topics, timeout)
+
+
+async def group_caught_up(
+    settings: Settings, group: str, topics: tuple[str, ...], timeout: float = 60.0
+) -> None:
+    """Wait until consumer group `group` has committed the end of every partition of `topics`."""
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from streams.reader import TopicReader
     from streams.topics import client_options
 
-    topics = [settings.topic_input, settings.topic_optimized]
-    probe = AIOKafkaConsumer(*topics, enable_auto_commit=False, **client_options(settings))
     admin = AIOKafkaAdminClient(**client_options(settings))
-    await probe.start()
     await admin.start()
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in probe.partitions_for_topic(t) or ()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            ends = await probe.end_offsets(tps)
-            committed = await admin.list_consumer_group_offsets(settings.dataset_group)
-            behind = {
-                tp: ends[tp] - (committed[tp].offset if tp in committed else 0)
-                for tp in tps
-                if ends[tp] > (committed[tp].offset if tp in committed else 0)
-            }
-            if not behind:
-                return
-            if loop.time() > deadline:
-                raise TimeoutError(f"dataset writer still behind: {behind}")
-            await asyncio.sleep(0.2)
+        async with TopicReader(settings, *topics) as probe:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while True:
+                ends = await probe.end_offsets()
+                committed = await admin.list_consumer_group_offsets(group)
+                behind = {
+                    tp: end - (committed[tp].offset if tp in committed else 0)
+                    for tp, end in ends.items()
+                    if end > (committed[tp].offset if tp in committed else 0)
+                }
+                if not behind:
+                    return
+                if loop.time() > deadline:
+                    raise TimeoutError(f"consumer group {group} still behind: {behind}")
+                await asyncio.sleep(0.2)
     finally:
-        await probe.stop()
         await admin.close()
 
 
