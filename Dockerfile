@@ -18,8 +18,11 @@ RUN useradd --uid 10001 --create-home dispatch \
     && mkdir -p /data/state /data/dataset /data/models \
     && chown -R dispatch /data
 USER dispatch
+# Everything durable (dataset, audit store, models, runtime state) under one mount point.
+VOLUME ["/data"]
 
-ENV DISPATCH_RL_STATE_DIR=/data/state \
+ENV DISPATCH_RL_DATA_DIR=/data \
+    DISPATCH_RL_STATE_DIR=/data/state \
     DISPATCH_RL_DATASET_DIR=/data/dataset \
     DISPATCH_RL_MODEL_DIR=/data/models \
     DISPATCH_RL_LOG_FORMAT=json

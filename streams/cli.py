@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     kafka = sub.add_parser("kafka", help="a local Apache Kafka broker: start | stop | status")
     kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="start: fresh empty data on free ports, deleted by `stop` (default: the durable "
+        "broker under DISPATCH_RL_DATA_DIR, on DISPATCH_RL_LOCAL_BROKER_PORT)",
+    )
     kafka.set_defaults(handler=_kafka)
     for name in _COMMAND_MODULES:
         try:
@@ -47,7 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _kafka(args: argparse.Namespace, settings: Settings) -> int:
     from streams import local_kafka
 
-    return local_kafka.main([args.action])
+    argv = ["--dir", str(settings.local_broker_dir), args.action]
+    if args.action == "start":
+        argv += [
+            f"--port={settings.local_broker_port}",
+            f"--controller-port={settings.local_controller_port}",
+        ]
+        if args.ephemeral:
+            argv.append("--ephemeral")
+    return local_kafka.main(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

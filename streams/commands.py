@@ -44,6 +44,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         action="store_true",
         help="run the dataset writer without the optimizer agent",
     )
+    run_p.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="a fresh local broker on free ports and a temporary data dir, all deleted on exit "
+        "(default: the durable broker and data under DISPATCH_RL_DATA_DIR)",
+    )
     run_p.set_defaults(handler=_run)
 
     pub = subparsers.add_parser(
@@ -78,6 +84,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     demo_p.add_argument(
         "--timeout", type=positive_float, default=120.0, help="seconds to wait for results"
     )
+    demo_p.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="a fresh local broker and a temporary data dir, deleted on exit",
+    )
     demo_p.set_defaults(handler=_demo)
 
     audit_p = subparsers.add_parser(
@@ -108,12 +119,23 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.local_kafka import KafkaLaunchError
     from streams.worker import run
 
-    return run(settings, optimizer=not args.dataset_only, dataset=not args.optimizer_only)
+    try:
+        return run(
+            settings,
+            optimizer=not args.dataset_only,
+            dataset=not args.optimizer_only,
+            ephemeral=args.ephemeral,
+        )
+    except KafkaLaunchError as exc:
+        print(f"error: local Kafka broker: {exc}", file=sys.stderr)
+        return 1
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.topics import ensure_topics, topic_specs
     from streams.worker import broker_for, publish_events
 
     docs = [doc for path in args.files for doc in _documents(path)]
@@ -135,6 +157,10 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
         payloads.append((day.dispatch_id.encode(), codec.encode(day)))
     try:
         with broker_for(settings, start=False) as resolved:
+            # Our topics exist with our configs before the first record (the local broker does
+            # not auto-create; another broker's defaults would be 1 partition and 1 MB).
+            ours = [s for s in topic_specs(resolved) if args.topic in (None, s.name)]
+            asyncio.run(ensure_topics(resolved, ours))
             asyncio.run(publish_events(resolved, payloads, topic=args.topic))
             topic = args.topic or resolved.topic_input
             print(f"published {len(payloads)} day(s) to {topic} at {resolved.bootstrap_servers}")
@@ -161,12 +187,15 @@ def _documents(path: Path) -> list[bytes]:
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     from streams.audit import fetch_dispatch, verify
+    from streams.local_kafka import KafkaLaunchError
     from streams.worker import broker_for
 
     try:
-        with broker_for(settings, start=False) as resolved:
+        # The durable local broker keeps every dispatch: start it (and stop it after) when
+        # `run` is not running, so an old dispatch can be audited any time.
+        with broker_for(settings) as resolved:
             record = asyncio.run(fetch_dispatch(resolved, args.dispatch_id, timeout=args.timeout))
-    except (RuntimeError, TimeoutError) as exc:
+    except (RuntimeError, TimeoutError, KafkaLaunchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not record.inputs and not record.outcomes:
@@ -204,10 +233,15 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.local_kafka import KafkaLaunchError
     from streams.worker import demo, demo_days
 
     days = demo_days(args.days, args.seed)
-    results = demo(settings, days, timeout=args.timeout)
+    try:
+        results = demo(settings, days, timeout=args.timeout, ephemeral=args.ephemeral)
+    except KafkaLaunchError as exc:
+        print(f"error: local Kafka broker: {exc}", file=sys.stderr)
+        return 1
     missing = 0
     for day, opt in results:
         if opt is None:

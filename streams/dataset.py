@@ -43,7 +43,7 @@ from schemas import HeuristicDone, Limits, Optimized
 from streams import codec
 from streams.reader import topic_kinds
 from streams.settings import Settings
-from streams.topics import MAX_MESSAGE_BYTES, client_options
+from streams.topics import MAX_MESSAGE_BYTES, client_options, consumer_group_options
 
 log = structlog.get_logger("dispatch_rl.dataset")
 
@@ -222,6 +222,7 @@ async def run_dataset_writer(
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         **client_options(settings),
+        **consumer_group_options(settings),
     )
     try:
         await consumer.start()

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from optimizer.dispatch import DispatchConfig
@@ -22,6 +22,12 @@ from optimizer.problem import Rules
 from optimizer.swap_pass import PassConfig
 from optimizer.travel import TravelModel
 from schemas import DEFAULT_MAX_BOOKINGS, DEFAULT_MAX_DRIVERS, Limits
+from streams.local_kafka.state import DEFAULT_CONTROLLER_PORT, DEFAULT_PORT, default_data_dir
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+# Paths that default to a place under `data_dir` (see `Settings._paths_under_data_dir`).
+_UNDER_DATA_DIR = {"dataset_dir": "dataset", "state_dir": "state"}
 
 
 class Settings(BaseSettings):
@@ -47,8 +53,30 @@ class Settings(BaseSettings):
     topic_audit: str = "dispatch.swap_audit"
     topic_dead_letter: str = "dispatch.dead_letter"
     topic_partitions: int = Field(default=3, ge=1)
-    """Partitions for topics the service creates (keyed by dispatch_id)."""
+    """Partitions for topics the service creates (keyed by dispatch_id). Existing topics keep
+    theirs; a worker that finds a different count says so in its `topic_configs_differ` line."""
     topic_replicas: int = Field(default=1, ge=1)
+    topic_retention_ms: int = Field(default=-1, ge=-1)
+    """Retention of the input, optimized and swap-audit topics (-1: forever). One value for the
+    three, so an audit replay always finds the input day its swap log refers to."""
+    dead_letter_retention_ms: int = Field(default=365 * DAY_MS, ge=-1)
+    """Retention of the dead-letter topic (-1: forever); default one year. At most
+    `topic_retention_ms`: a dead letter may refer to its input by topic/partition/offset."""
+    local_broker_port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    """Port of the local broker `run` starts when no bootstrap is set (stable across restarts,
+    so clients keep their address; 0: a free port)."""
+    local_controller_port: int = Field(default=DEFAULT_CONTROLLER_PORT, ge=0, le=65535)
+    """KRaft controller port of that local broker."""
+    session_timeout_seconds: float = Field(default=10.0, ge=1.0, le=1800.0)
+    """Consumer-group session timeout: a worker silent this long is declared dead and its
+    partitions go to the survivors. Lower: faster failover, but a long GC or CPU stall can
+    evict a live worker (a needless rebalance). The broker accepts 6-1800 s by default."""
+    heartbeat_interval_seconds: float = Field(default=2.0, gt=0.0)
+    """How often a consumer tells the group coordinator it lives (well under the session
+    timeout; Kafka advises at most a third). Survivors also learn of a rebalance through it."""
+    rebalance_timeout_seconds: float = Field(default=30.0, gt=0.0)
+    """How long the coordinator waits for live members to rejoin during a rebalance (a member
+    busy with a large day must finish it within this); does not delay detecting a dead one."""
 
     # ---- optimizer
     enabled: bool = True
@@ -87,12 +115,17 @@ class Settings(BaseSettings):
     max_drivers: int = Field(default=DEFAULT_MAX_DRIVERS, ge=1)
 
     # ---- learning loop and paths
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Root of everything that must survive a restart: the local broker (`kafka/`), the
+    dataset (`dataset/`), the audit store, runtime state (`state/`). Default
+    `$XDG_DATA_HOME/dispatch-rl`, else `~/.local/share/dispatch-rl`."""
     model_dir: Path = Path("var/models")
     """Model registry: versions, champion pointer. Empty: the shipped default model serves."""
-    dataset_dir: Path = Path("var/dataset")
-    """Dataset writer output: one JSON-lines file per service date."""
-    state_dir: Path = Path("var")
-    """Local broker state and other runtime files."""
+    dataset_dir: Path = Path("dataset")
+    """Dataset writer output: one JSON-lines file per service date; default
+    `<data_dir>/dataset`."""
+    state_dir: Path = Path("state")
+    """Runtime files (Faust's data dir, the generated API token); default `<data_dir>/state`."""
     model_poll_seconds: float = Field(default=5.0, gt=0.0)
     """How often a worker checks the registry for a newly promoted model."""
 
@@ -111,6 +144,54 @@ class Settings(BaseSettings):
         if value.upper() not in _LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
         return value.upper()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_under_data_dir(cls, data: Any) -> Any:
+        """Unset `dataset_dir`/`state_dir` default to their place under `data_dir`."""
+        if not isinstance(data, dict):
+            return data
+        root = data.get("data_dir")
+        root = Path(root).expanduser() if root not in (None, "") else default_data_dir()
+        data = {**data, "data_dir": root}
+        for name, sub in _UNDER_DATA_DIR.items():
+            if data.get(name) in (None, ""):
+                data[name] = root / sub
+        return data
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> Settings:
+        if self.heartbeat_interval_seconds >= self.session_timeout_seconds:
+            raise ValueError(
+                f"heartbeat_interval_seconds ({self.heartbeat_interval_seconds:g}) must be below "
+                f"session_timeout_seconds ({self.session_timeout_seconds:g})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _inputs_outlive_dead_letters(self) -> Settings:
+        # A dead letter too large to carry its input refers to it by topic/partition/offset.
+        kept, dead = self.topic_retention_ms, self.dead_letter_retention_ms
+        if kept != -1 and (dead == -1 or dead > kept):
+            raise ValueError(
+                f"dead_letter_retention_ms ({dead}) must not exceed topic_retention_ms ({kept}): "
+                "a dead letter refers to its input on the input topic"
+            )
+        return self
+
+    @property
+    def local_broker_dir(self) -> Path:
+        """`<data_dir>/kafka`: the local broker's state file, data and logs."""
+        return self.data_dir / "kafka"
+
+    def with_data_dir(self, root: Path) -> Settings:
+        """These settings with `data_dir` moved to `root`, and the paths that were at their
+        default place under the old `data_dir` moved along (used by `--ephemeral`)."""
+        update: dict[str, Any] = {"data_dir": root}
+        for name, sub in _UNDER_DATA_DIR.items():
+            if getattr(self, name) == self.data_dir / sub:
+                update[name] = root / sub
+        return self.model_copy(update=update)
 
     def limits(self) -> Limits:
         return Limits(max_bookings=self.max_bookings, max_drivers=self.max_drivers)

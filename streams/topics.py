@@ -6,18 +6,22 @@ Every topic carries raw bytes (keys and values): Faust never (de)serializes our 
 the missing ones on the broker with an admin client (run before a worker starts, so configs are
 ours and not whatever auto-creation would pick).
 
-Retention, chosen per topic:
+Retention (settings, so an operator can shorten it where disk is scarce):
 
-* input (`dispatch.heuristic_done`): 7 days, enough to replay a week into a fresh worker or a
-  rebuilt dataset.
-* `dispatch.optimized`: 30 days; downstream systems and the dataset writer read it.
-* `dispatch.swap_audit`: kept indefinitely (`retention.ms=-1`, `retention.bytes=-1`): auditors must
-  be able to explain any past decision.
-* `dispatch.dead_letter`: 30 days for operators to inspect and re-publish.
+* input (`dispatch.heuristic_done`), `dispatch.optimized` and `dispatch.swap_audit`: one value,
+  `topic_retention_ms`, default forever (`retention.ms=-1`, `retention.bytes=-1`): an auditor
+  must be able to replay any past decision, and a replay needs its input day as long as the
+  swap log that refers to it.
+* `dispatch.dead_letter`: `dead_letter_retention_ms`, default one year.
 
 All are `cleanup.policy=delete`: compaction would keep only the last record per dispatch, and the
-audit topic holds many records per dispatch by design. `max.message.bytes` is raised to 8 MiB on
-the input and output topics so a day near the size limits (2,000 bookings, 300 drivers) fits.
+audit topic holds many records per dispatch by design. `max.message.bytes` is 8 MiB on every
+topic so a day near the size limits (2,000 bookings, 300 drivers) fits.
+
+Existing topics are never altered, but `ensure_topics` compares their partitions and these
+configs with the wanted ones and logs the differences in one warning line
+(`topic_configs_differ`), so a topic made by someone else (or by an old broker's
+auto-creation: 1 partition, 1 MB) does not pass unnoticed.
 """
 
 from __future__ import annotations
@@ -27,12 +31,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from streams.settings import Settings
+import structlog
+
+from streams.settings import DAY_MS, Settings
 
 if TYPE_CHECKING:
     import faust
 
-DAY_MS = 24 * 60 * 60 * 1000
+__all__ = [
+    "DAY_MS",
+    "MAX_MESSAGE_BYTES",
+    "TopicSpec",
+    "Topics",
+    "bootstrap_list",
+    "client_options",
+    "consumer_group_options",
+    "declare_topics",
+    "ensure_topics",
+    "faust_broker_options",
+    "ssl_context",
+    "topic_differences",
+    "topic_specs",
+]
+
+log = structlog.get_logger("dispatch_rl.topics")
+
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -49,17 +72,22 @@ class TopicSpec:
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Input, optimized, audit and dead-letter topics, in that order."""
-    big = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 
-    def spec(name: str, retention_ms: int, **extra: str) -> TopicSpec:
-        configs = {"cleanup.policy": "delete", "retention.ms": str(retention_ms), **extra}
+    def spec(name: str, retention_ms: int) -> TopicSpec:
+        configs = {
+            "cleanup.policy": "delete",
+            "retention.ms": str(retention_ms),
+            "retention.bytes": "-1",
+            "max.message.bytes": str(MAX_MESSAGE_BYTES),
+        }
         return TopicSpec(name, settings.topic_partitions, settings.topic_replicas, configs)
 
+    kept = settings.topic_retention_ms
     return [
-        spec(settings.topic_input, 7 * DAY_MS, **big),
-        spec(settings.topic_optimized, 30 * DAY_MS, **big),
-        spec(settings.topic_audit, -1, **{"retention.bytes": "-1"}),
-        spec(settings.topic_dead_letter, 30 * DAY_MS, **big),
+        spec(settings.topic_input, kept),
+        spec(settings.topic_optimized, kept),
+        spec(settings.topic_audit, kept),
+        spec(settings.topic_dead_letter, settings.dead_letter_retention_ms),
     ]
 
 
@@ -123,11 +151,39 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return opts
 
 
+def consumer_group_options(settings: Settings) -> dict[str, Any]:
+    """Session, heartbeat and rebalance timeouts for an aiokafka consumer in a group.
+
+    Every consumer group of the worker (the Faust agent, the dataset writer, the audit store)
+    uses these, so a dead worker's partitions move to a survivor within about
+    `session_timeout_seconds + heartbeat_interval_seconds`.
+    """
+    session_ms = int(settings.session_timeout_seconds * 1000)
+    return {
+        "session_timeout_ms": session_ms,
+        "heartbeat_interval_ms": int(settings.heartbeat_interval_seconds * 1000),
+        "rebalance_timeout_ms": int(settings.rebalance_timeout_seconds * 1000),
+        # aiokafka and Faust refuse a request timeout below the session timeout.
+        "request_timeout_ms": max(40_000, session_ms + 5_000),
+    }
+
+
 def faust_broker_options(settings: Settings) -> dict[str, Any]:
-    """`broker` and `broker_credentials` for `faust.App` from the settings."""
+    """`broker`, `broker_credentials` and the group timeouts for `faust.App` from the settings.
+
+    Faust's own defaults (60 s session timeout) let a survivor wait about a minute before it
+    takes over a dead worker's partitions; ours come from `consumer_group_options`.
+    """
     import faust
 
-    opts: dict[str, Any] = {"broker": [f"kafka://{hp}" for hp in bootstrap_list(settings)]}
+    group = consumer_group_options(settings)
+    opts: dict[str, Any] = {
+        "broker": [f"kafka://{hp}" for hp in bootstrap_list(settings)],
+        "broker_session_timeout": group["session_timeout_ms"] / 1000,
+        "broker_heartbeat_interval": group["heartbeat_interval_ms"] / 1000,
+        "broker_rebalance_timeout": group["rebalance_timeout_ms"] / 1000,
+        "broker_request_timeout": max(90.0, group["request_timeout_ms"] / 1000),
+    }
     ctx = ssl_context(settings)
     if settings.security_protocol.startswith("SASL"):
         opts["broker_credentials"] = faust.SASLCredentials(
@@ -144,7 +200,9 @@ def faust_broker_options(settings: Settings) -> dict[str, Any]:
 async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
-    Existing topics are left as they are (their configs are not altered).
+    Existing topics are left as they are (never altered), but their partitions and configs are
+    compared with the wanted ones: differences are logged in one `topic_configs_differ`
+    warning line (see `topic_differences`).
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -154,20 +212,81 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = 
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in wanted if s.name not in existing]
-        if not missing:
-            return []
-        response = await admin.create_topics(
-            [NewTopic(s.name, s.partitions, s.replicas, topic_configs=s.configs) for s in missing],
-            timeout_ms=30_000,
-        )
         created: list[str] = []
-        for err in response.topic_errors:
-            name, code = err[0], err[1]
-            if code == 0:
-                created.append(name)
-            elif code != _TOPIC_ALREADY_EXISTS:  # another worker won the race: fine
-                message = err[2] if len(err) > 2 else ""
-                raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(s.name, s.partitions, s.replicas, topic_configs=s.configs)
+                    for s in missing
+                ],
+                timeout_ms=30_000,
+            )
+            for err in response.topic_errors:
+                name, code = err[0], err[1]
+                if code == 0:
+                    created.append(name)
+                elif code != _TOPIC_ALREADY_EXISTS:  # another worker won the race: fine
+                    message = err[2] if len(err) > 2 else ""
+                    raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
+        if created:
+            log.info("topics_created", topics=created, partitions=settings.topic_partitions)
+        others = [s for s in wanted if s.name not in created]
+        differences = await _differences(admin, others) if others else []
+        if differences:
+            log.warning(
+                "topic_configs_differ",
+                differences=differences,
+                hint="existing topics are not altered; recreate them or change them with "
+                "kafka-configs / kafka-topics if the wanted values should apply",
+            )
         return created
     finally:
         await admin.close()
+
+
+async def topic_differences(
+    settings: Settings, specs: Iterable[TopicSpec] | None = None
+) -> list[str]:
+    """How the existing topics differ from `specs` (default: `topic_specs(settings)`).
+
+    One entry per difference, e.g. `dispatch.heuristic_done: partitions=1 (wanted 3)`; a
+    missing topic reads `dispatch.x: missing`. Empty when everything matches.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    wanted = list(specs if specs is not None else topic_specs(settings))
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        return await _differences(admin, wanted)
+    finally:
+        await admin.close()
+
+
+async def _differences(admin: Any, wanted: list[TopicSpec]) -> list[str]:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in wanted])}
+    present = [s for s in wanted if described.get(s.name, {}).get("error_code", 3) == 0]
+    actual_configs: dict[str, dict[str, str]] = {}
+    if present:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in present]
+        )
+        for response in responses:
+            for resource in response.resources:
+                name, entries = resource[3], resource[4]
+                actual_configs[name] = {str(e[0]): str(e[1]) for e in entries}
+    out: list[str] = []
+    for s in wanted:
+        if s not in present:
+            out.append(f"{s.name}: missing")
+            continue
+        partitions = len(described[s.name]["partitions"])
+        if partitions != s.partitions:
+            out.append(f"{s.name}: partitions={partitions} (wanted {s.partitions})")
+        configs = actual_configs.get(s.name, {})
+        for key, value in s.configs.items():
+            if configs.get(key) != value:
+                out.append(f"{s.name}: {key}={configs.get(key)} (wanted {value})")
+    return out

@@ -1,7 +1,8 @@
 """Running the service: broker resolution, topic creation, the worker, publishing, the demo.
 
-* `broker_for(settings)`: the configured bootstrap, else the local broker recorded in
-  `<state_dir>/kafka` (started if none runs, and stopped again on exit if we started it).
+* `broker_for(settings)`: the configured bootstrap, else the durable local broker recorded in
+  `<data_dir>/kafka` (started if none runs, and stopped again on exit if we started it; its
+  data is kept), or with `ephemeral=True` a fresh one in a temporary directory.
 * `running_worker(settings, ...)`: an async context manager running the optimizer app and/or the
   dataset writer in this process (what `run`, `demo`, the end-to-end tests and the benchmark use).
 * `run(settings, ...)`: the `dispatch-rl run` main loop, until SIGINT/SIGTERM.
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -43,22 +45,40 @@ log = structlog.get_logger("dispatch_rl.worker")
 
 
 @contextlib.contextmanager
-def broker_for(settings: Settings, *, start: bool = True) -> Iterator[Settings]:
+def broker_for(
+    settings: Settings, *, start: bool = True, ephemeral: bool = False
+) -> Iterator[Settings]:
     """`settings` with a bootstrap that answers.
 
-    A configured `bootstrap_servers` is used as is. Otherwise the local broker recorded in
-    `<state_dir>/kafka` (see `dispatch-rl kafka`): used if it runs, else started when `start`
-    is true (and stopped on exit), else `RuntimeError`.
+    A configured `bootstrap_servers` is used as is. Otherwise the durable local broker recorded
+    in `settings.local_broker_dir` (`<data_dir>/kafka`, see `dispatch-rl kafka`): used if it
+    runs, else started when `start` is true (on `local_broker_port`, its data kept) and stopped
+    again on exit, else `RuntimeError`.
+
+    `ephemeral`: a fresh broker on free ports in a temporary directory, and `data_dir` (with
+    the dataset and state dirs at their default places) moved to a temporary directory too;
+    all deleted on exit. Raises `KafkaLaunchError` when the local broker cannot start (say,
+    its port is taken by another program: the message says so in one line).
     """
+    from streams import local_kafka
+
+    if ephemeral:
+        with tempfile.TemporaryDirectory(prefix="dispatch-rl-ephemeral-") as root:
+            fresh = settings.with_data_dir(Path(root))
+            if settings.bootstrap_servers:
+                yield fresh
+                return
+            with local_kafka.LocalKafka() as kafka:
+                log.info("local_broker_started", bootstrap=kafka.bootstrap, ephemeral=True)
+                yield fresh.model_copy(update={"bootstrap_servers": kafka.bootstrap})
+        return
     if settings.bootstrap_servers:
         yield settings
         return
-    from streams import local_kafka
-
-    state_dir = settings.state_dir / "kafka"
-    current = local_kafka.status(state_dir)
+    broker_dir = settings.local_broker_dir
+    current = local_kafka.status(broker_dir)
     if current.running and current.state is not None:
-        log.info("local_broker_found", bootstrap=current.state.bootstrap, state_dir=str(state_dir))
+        log.info("local_broker_found", bootstrap=current.state.bootstrap, dir=str(broker_dir))
         yield settings.model_copy(update={"bootstrap_servers": current.state.bootstrap})
         return
     if not start:
@@ -67,14 +87,18 @@ def broker_for(settings: Settings, *, start: bool = True) -> Iterator[Settings]:
             f"runs ({current.detail}); start one with `dispatch-rl kafka start` "
             "or `dispatch-rl run`"
         )
-    log.info("local_broker_starting", state_dir=str(state_dir))
-    state = local_kafka.start(state_dir)
-    log.info("local_broker_started", bootstrap=state.bootstrap, pid=state.pid)
+    log.info("local_broker_starting", dir=str(broker_dir), port=settings.local_broker_port)
+    state = local_kafka.start(
+        broker_dir,
+        port=settings.local_broker_port,
+        controller_port=settings.local_controller_port,
+    )
+    log.info("local_broker_started", bootstrap=state.bootstrap, pid=state.pid, data=state.data_dir)
     try:
         yield settings.model_copy(update={"bootstrap_servers": state.bootstrap})
     finally:
-        local_kafka.stop(state_dir)
-        log.info("local_broker_stopped", pid=state.pid)
+        local_kafka.stop(broker_dir)
+        log.info("local_broker_stopped", pid=state.pid, data_kept=state.data_dir)
 
 
 # ------------------------------------------------------------------ the worker
@@ -125,9 +149,7 @@ async def running_worker(
     """Create the topics, then run the optimizer app and/or the dataset writer until exit."""
     if not (optimizer or dataset):
         raise ValueError("nothing to run: enable the optimizer or the dataset writer")
-    created = await ensure_topics(settings)
-    if created:
-        log.info("topics_created", topics=created)
+    await ensure_topics(settings)  # logs what it created and how existing topics differ
     stop = asyncio.Event()
     worker = RunningWorker(settings, None, None)
     try:
@@ -166,10 +188,11 @@ def run(
     optimizer: bool = True,
     dataset: bool = True,
     provider: PolicyProvider | None = None,
+    ephemeral: bool = False,
 ) -> int:
     """`dispatch-rl run`: start a broker if needed, create topics, serve until SIGINT/SIGTERM."""
     configure_logging(settings.log_format, settings.log_level)
-    with broker_for(settings) as resolved:
+    with broker_for(settings, ephemeral=ephemeral) as resolved:
         return asyncio.run(_serve(resolved, optimizer, dataset, provider))
 
 
@@ -291,11 +314,15 @@ async def end_offsets(settings: Settings, topic: str) -> dict[Any, int]:
 
 
 def demo(
-    settings: Settings, days: list[HeuristicDone], *, timeout: float = 120.0
+    settings: Settings,
+    days: list[HeuristicDone],
+    *,
+    timeout: float = 120.0,
+    ephemeral: bool = False,
 ) -> list[tuple[HeuristicDone, Optimized | None]]:
     """Run the worker, publish `days`, and return each day with its `Optimized` result."""
     configure_logging(settings.log_format, settings.log_level)
-    with broker_for(settings) as resolved:
+    with broker_for(settings, ephemeral=ephemeral) as resolved:
         return asyncio.run(_demo(resolved, days, timeout))
 
 

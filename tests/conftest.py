@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import pytest
 
 from optimizer.seed import seed_day as build_seed_day
 from schemas import HeuristicDone
 
 pytest_plugins = ["tests.kafka_broker"]
+
+_DATA_HOME = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the default data dir (`XDG_DATA_HOME`, `DISPATCH_RL_DATA_DIR`) at a temporary
+    directory for the session and its subprocesses, so no test writes into the user's real
+    `~/.local/share/dispatch-rl` (the durable broker, dataset and audit store live there)."""
+    root = tempfile.mkdtemp(prefix="dispatch-rl-test-data-")
+    config.stash[_DATA_HOME] = root
+    os.environ["XDG_DATA_HOME"] = root
+    os.environ["DISPATCH_RL_DATA_DIR"] = os.path.join(root, "dispatch-rl")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    root = config.stash.get(_DATA_HOME, None)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

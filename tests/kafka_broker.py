@@ -8,7 +8,9 @@ Where the broker comes from, first match wins:
 2. A Docker engine answers: a testcontainers ``KafkaContainer`` (Confluent 7.9 = Kafka 3.9,
    KRaft).
 3. Otherwise the project's local launcher (``streams.local_kafka.LocalKafka``: Kafka 3.9.1 from
-   Maven jars; needs Java 17+, and Maven for the first download).
+   Maven jars; needs Java 17+, and Maven for the first download), ephemeral (a temporary data
+   dir and free ports) and, like the durable one, without topic auto-creation: tests create
+   their topics (``streams.topics.ensure_topics``, or an admin client).
 
 If none works the requesting tests fail with every reason: Kafka tests are never skipped, in CI
 (``CI=true``) or anywhere else. The terminal summary says which broker was used.
@@ -22,7 +24,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.local_kafka import KAFKA_VERSION, KafkaLaunchError, LocalKafka, metadata_request
+from streams.local_kafka import KAFKA_VERSION, KafkaLaunchError, LocalKafka, cluster_metadata
 
 # Confluent Platform 7.9.x ships Apache Kafka 3.9, the same line as the local launcher.
 CP_KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.1"
@@ -70,8 +72,8 @@ def kafka_bootstrap(pytestconfig: pytest.Config) -> Iterator[str]:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if external:
         try:
-            metadata_request(external, timeout=10.0)
-        except (OSError, ValueError) as exc:
+            cluster_metadata(external, timeout=10.0)
+        except (ConnectionError, ValueError) as exc:
             pytest.fail(
                 f"KAFKA_BOOTSTRAP_SERVERS={external} does not answer a Kafka Metadata request: "
                 f"{exc}",

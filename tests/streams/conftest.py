@@ -31,6 +31,7 @@ def unique_settings(bootstrap: str, base_dir: Path, **overrides: Any) -> Setting
         "topic_audit": f"test.{u}.swap_audit",
         "topic_dead_letter": f"test.{u}.dead_letter",
         "web_enabled": False,
+        "data_dir": base_dir / f"data-{u}",
         "dataset_dir": base_dir / f"dataset-{u}",
         "state_dir": base_dir / "state",
         "model_poll_seconds": 3600.0,
@@ -196,6 +197,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "topic_optimized",
         "topic_audit",
         "topic_dead_letter",
+        "data_dir",
         "dataset_dir",
         "state_dir",
     ):

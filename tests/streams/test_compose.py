@@ -92,3 +92,23 @@ def test_dockerfile_builds_the_cli_image() -> None:
         assert f"COPY {package} ./{package}" in text
     assert 'ENTRYPOINT ["python", "-m", "streams.cli"]' in text
     assert (ROOT / "streams" / "cli.py").is_file()
+
+
+def test_broker_and_services_keep_their_data_and_create_topics_on_purpose(
+    compose: dict[str, Any],
+) -> None:
+    """No auto-created topics, no broker-wide retention cut, and every durable path on a named
+    volume (broker data; the services' /data with dataset, audit store and models)."""
+    services = compose["services"]
+    kafka = _env(services["kafka"])
+    assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert kafka["KAFKA_LOG_RETENTION_MS"] == "-1"
+    assert any(v.endswith(":" + kafka["KAFKA_LOG_DIRS"]) for v in services["kafka"]["volumes"])
+    named = set(compose["volumes"])
+    for name in DISPATCH_SERVICES:
+        env = _env(services[name])
+        mounts = dict(v.split(":", 1)[::-1] for v in services[name]["volumes"])
+        assert mounts.get(env["DISPATCH_RL_DATA_DIR"]) in named, name
+        for key in ("DISPATCH_RL_DATASET_DIR", "DISPATCH_RL_MODEL_DIR", "DISPATCH_RL_STATE_DIR"):
+            assert env[key].startswith(env["DISPATCH_RL_DATA_DIR"] + "/"), key
+        assert env["DISPATCH_RL_TOPIC_RETENTION_MS"] == "-1"
