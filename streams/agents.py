@@ -39,6 +39,7 @@ from optimizer.serving import PolicyProvider
 from optimizer.swap_pass import MovePolicy, SearchState
 from schemas import HeuristicDone, Limits
 from streams import codec
+from streams.metrics import default_metrics
 from streams.topics import Topics
 
 log = structlog.get_logger("dispatch_rl.streams")
@@ -127,6 +128,7 @@ class DispatchHandler:
             offset=source.offset,
         )
         self.counts[opt.status] += 1
+        default_metrics().record_outcome(opt, outcome.audits, source)
         return Handled("optimized", key, opt.status, opt.event_id, len(outcome.audits))
 
     async def optimize(self, event: HeuristicDone) -> Outcome:
@@ -170,6 +172,7 @@ class DispatchHandler:
         )
         await self._send(self.topics.dead_letter, key, codec.encode(dl))
         self.counts["dead_letter"] += 1
+        default_metrics().record_dead_letter(source)
         return Handled("dead_letter", key, "dead_letter", dl.event_id)
 
     async def _send(self, topic: Any, key: bytes | None, value: bytes) -> Any:

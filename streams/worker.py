@@ -30,6 +30,7 @@ from schemas import HeuristicDone, Optimized
 from streams import codec
 from streams.dataset import WriterCounters, run_dataset_writer
 from streams.logs import configure_logging
+from streams.metrics import AgentLag, default_metrics
 from streams.reader import TopicReader
 from streams.reader import end_offsets as reader_end_offsets
 from streams.settings import Settings
@@ -152,6 +153,8 @@ async def running_worker(
     await ensure_topics(settings)  # logs what it created and how existing topics differ
     stop = asyncio.Event()
     worker = RunningWorker(settings, None, None)
+    metrics = default_metrics()
+    stack = contextlib.ExitStack()
     try:
         if dataset:
             worker.writer = WriterCounters()
@@ -171,10 +174,13 @@ async def running_worker(
 
             worker.app = create_app(settings, provider)
             await worker.app.start()
+            # /metrics reports the agent's lag and served model while it runs
+            stack.enter_context(metrics.watching(settings.app_id, AgentLag(worker.app, metrics)))
             log.info("optimizer_started", app_id=settings.app_id, input=settings.topic_input)
         yield worker
     finally:
         stop.set()
+        stack.close()
         if worker.app is not None:
             await worker.app.stop()
         for task in worker._tasks:
