@@ -15,7 +15,9 @@ Guarantees:
 * **Durable before commit**: a batch is written, flushed and fsynced (files, and the directory
   when a file is new) before its offsets are committed. A crash between the two redelivers the
   batch, which idempotency absorbs. A torn last line (crash mid-write) is cut at start.
-* One writer per directory (an exclusive `flock` on `<dataset_dir>/.lock`).
+* One writer per directory (an exclusive `flock` on `<dataset_dir>/.lock`, which holds the
+  writer's pid). A second worker on the same host does not fight over it: it waits as a standby
+  (`run_dataset_writer_standby`), says so in one log line, and takes over when the lock frees.
 
 Input that fails validation is skipped here (the optimizer agent dead-letters it). The consumer is
 a plain aiokafka consumer in its own group (`dataset_group`) with manual commits: simpler and more
@@ -25,6 +27,7 @@ honest than Faust for "durable before commit".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -55,7 +58,25 @@ HEARTBEAT_SECONDS = 5.0
 
 
 class DatasetLockedError(RuntimeError):
-    """Another dataset writer holds the directory."""
+    """Another dataset writer holds the directory; `pid` is its process id when known."""
+
+    def __init__(self, directory: Path, pid: int | None) -> None:
+        who = f"pid {pid}" if pid is not None else "another process"
+        super().__init__(f"{directory} is held by another dataset writer ({who})")
+        self.directory = directory
+        self.pid = pid
+
+
+LOCK_FILE = ".lock"
+
+
+def lock_holder(directory: Path) -> int | None:
+    """The pid recorded by the dataset writer that holds (or last held) `directory`."""
+    try:
+        text = (Path(directory) / LOCK_FILE).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 class DatasetWriter:
@@ -72,12 +93,17 @@ class DatasetWriter:
     def open(self) -> DatasetWriter:
         """Lock the directory, repair torn tails, rebuild the index of written records."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        lock = (self.directory / ".lock").open("ab")
+        # "r+b" after touching: opening must not truncate the pid of the writer holding it.
+        (self.directory / LOCK_FILE).touch()
+        lock = (self.directory / LOCK_FILE).open("r+b")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
+        except BlockingIOError:
             lock.close()
-            raise DatasetLockedError(f"{self.directory} is held by another dataset writer") from exc
+            raise DatasetLockedError(self.directory, lock_holder(self.directory)) from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n".encode())
+        lock.flush()
         self._lock = lock
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             _cut_torn_tail(path)
@@ -201,18 +227,20 @@ async def run_dataset_writer(
     *,
     ready: asyncio.Event | None = None,
     counters: WriterCounters | None = None,
+    writer: DatasetWriter | None = None,
 ) -> WriterCounters:
     """Consume input and outcomes into `settings.dataset_dir` until `stop` is set.
 
     Per batch: validate, append new records, flush+fsync, then commit the batch's offsets.
-    `ready` is set once the consumer has started.
+    `ready` is set once the consumer has started. `writer`: an already opened (locked)
+    writer to use; by default one is opened here (`DatasetLockedError` if another holds it).
     """
     from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import CommitFailedError, KafkaError
 
     counters = counters if counters is not None else WriterCounters()
     limits = settings.limits()
-    writer = DatasetWriter(settings.dataset_dir).open()
+    writer = writer if writer is not None else DatasetWriter(settings.dataset_dir).open()
     consumer = AIOKafkaConsumer(
         settings.topic_input,
         settings.topic_optimized,
@@ -266,6 +294,37 @@ async def run_dataset_writer(
             duplicates=counters.duplicates,
             invalid=counters.invalid,
         )
+    return counters
+
+
+async def run_dataset_writer_standby(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    counters: WriterCounters | None = None,
+    poll_seconds: float = 2.0,
+) -> WriterCounters:
+    """Wait until the dataset directory's lock is free (or `stop`), then run the writer.
+
+    For a second worker on the same host: the writer that holds the lock keeps writing; this
+    one takes over within `poll_seconds` when that process stops or dies (the kernel drops a
+    dead process's flock). Its consumer group is the same, so it resumes at the committed
+    offsets, and idempotency by dispatch_id absorbs any batch the other wrote but had not
+    committed.
+    """
+    counters = counters if counters is not None else WriterCounters()
+    while not stop.is_set():
+        try:
+            writer = DatasetWriter(settings.dataset_dir).open()
+        except DatasetLockedError:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), poll_seconds)
+            continue
+        log.info(
+            "dataset_writer_taking_over",
+            message=f"dataset writer lock is free; pid {os.getpid()} now runs the dataset writer",
+        )
+        return await run_dataset_writer(settings, stop, counters=counters, writer=writer)
     return counters
 
 

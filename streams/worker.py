@@ -28,7 +28,13 @@ import structlog
 from optimizer.serving import PolicyProvider
 from schemas import HeuristicDone, Optimized
 from streams import codec
-from streams.dataset import WriterCounters, run_dataset_writer
+from streams.dataset import (
+    DatasetLockedError,
+    DatasetWriter,
+    WriterCounters,
+    run_dataset_writer,
+    run_dataset_writer_standby,
+)
 from streams.logs import configure_logging
 from streams.metrics import AgentLag, default_metrics
 from streams.reader import TopicReader
@@ -158,17 +164,7 @@ async def running_worker(
     try:
         if dataset:
             worker.writer = WriterCounters()
-            ready = asyncio.Event()
-            task = asyncio.create_task(
-                run_dataset_writer(settings, stop, ready=ready, counters=worker.writer),
-                name="dataset-writer",
-            )
-            worker._tasks.append(task)
-            ready_wait = asyncio.ensure_future(ready.wait())
-            await asyncio.wait([ready_wait, task], return_when=asyncio.FIRST_COMPLETED)
-            ready_wait.cancel()
-            if task.done():
-                task.result()  # the writer could not start: raise why
+            await _start_dataset_writer(worker, stop, optimizer=optimizer)
         if optimizer:
             from streams.app import create_app
 
@@ -186,6 +182,44 @@ async def running_worker(
         for task in worker._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def _start_dataset_writer(
+    worker: RunningWorker, stop: asyncio.Event, *, optimizer: bool
+) -> None:
+    """The dataset writer, or a standby for it when another process on this host holds the
+    dataset directory (a second worker): one log line says so, and this worker goes on
+    optimizing; it takes the writer over if the lock frees."""
+    settings = worker.settings
+    try:
+        opened = DatasetWriter(settings.dataset_dir).open()
+    except DatasetLockedError as exc:
+        who = f"pid {exc.pid}" if exc.pid is not None else "another process"
+        role = "runs optimizer-only" if optimizer else "waits as a standby dataset writer"
+        log.warning(
+            "dataset_writer_elsewhere",
+            message=f"dataset writer already running in {who}; this worker {role} "
+            "(and takes the writer over if that one stops)",
+            holder_pid=exc.pid,
+        )
+        worker._tasks.append(
+            asyncio.create_task(
+                run_dataset_writer_standby(settings, stop, counters=worker.writer),
+                name="dataset-writer-standby",
+            )
+        )
+        return
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        run_dataset_writer(settings, stop, ready=ready, counters=worker.writer, writer=opened),
+        name="dataset-writer",
+    )
+    worker._tasks.append(task)
+    ready_wait = asyncio.ensure_future(ready.wait())
+    await asyncio.wait([ready_wait, task], return_when=asyncio.FIRST_COMPLETED)
+    ready_wait.cancel()
+    if task.done():
+        task.result()  # the writer could not start: raise why
 
 
 def run(

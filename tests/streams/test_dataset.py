@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from streams.dataset import (
     dataset_stats,
     iter_records,
     load_days,
+    lock_holder,
 )
 
 
@@ -75,8 +79,37 @@ def test_torn_last_line_is_cut_at_start(tmp_path: Path, seed_day: HeuristicDone)
 
 def test_second_writer_on_the_same_directory_is_refused(tmp_path: Path) -> None:
     """An exclusive lock keeps two writers from interleaving records."""
-    with DatasetWriter(tmp_path), pytest.raises(DatasetLockedError):
+    with DatasetWriter(tmp_path), pytest.raises(DatasetLockedError) as refused:
         DatasetWriter(tmp_path).open()
+    assert refused.value.pid == os.getpid()  # the holder's pid, for the operator's log line
+
+
+def test_lock_names_the_holding_process_and_frees_when_it_dies(tmp_path: Path) -> None:
+    """A writer in another process: a second writer is refused with that process's pid, and
+    gets the directory once the holder is killed (the kernel drops a dead process's flock)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from streams.dataset import DatasetWriter; "
+            f"w = DatasetWriter({str(tmp_path)!r}).open(); print('locked', flush=True); "
+            "time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert any(ln.strip() == "locked" for ln in iter(holder.stdout.readline, ""))
+        assert lock_holder(tmp_path) == holder.pid
+        with pytest.raises(DatasetLockedError) as refused:
+            DatasetWriter(tmp_path).open()
+        assert refused.value.pid == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    with DatasetWriter(tmp_path):
+        assert lock_holder(tmp_path) == os.getpid()
 
 
 def test_stats_count_dispatches_outcomes_and_gaps(tmp_path: Path, seed_day: HeuristicDone) -> None:
