@@ -11,8 +11,9 @@ COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY optimizer ./optimizer
 COPY streams ./streams
-# CPU-only torch wheels: the policy runs on CPU and the CUDA wheels are gigabytes.
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu .
+# The worker serves the learned policy with numpy: no torch in this image (training needs
+# `pip install '.[train]'`, e.g. `--extra-index-url https://download.pytorch.org/whl/cpu`).
+RUN pip install .
 
 RUN useradd --uid 10001 --create-home dispatch \
     && mkdir -p /data/state /data/dataset /data/models \

@@ -19,10 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from optimizer.dqn.days import generated_days
-from optimizer.dqn.train import TrainConfig, train, training_days
 from optimizer.policy import GreedyPolicy
 from optimizer.registry import DEFAULT_MODEL_DIR, load_model
 from optimizer.swap_pass import MovePolicy, PassConfig, run_pass
@@ -50,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    torch.set_num_threads(1)
     model = load_model(args.model)
     policies: dict[str, MovePolicy] = {"dqn": model.policy(), "greedy": GreedyPolicy()}
     config = PassConfig(swaps_per_booking=args.swaps_per_booking)
@@ -58,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, object] = {
         "model_version": model.version,
         "budget": f"max({config.max_swaps}, ceil({args.swaps_per_booking} x bookings))",
-        "torch_threads": torch.get_num_threads(),
+        "inference": "numpy",
         "latency": {},
     }
     for j, (n, k) in enumerate(sizes):
@@ -107,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     if args.train_episodes:
+        from optimizer.dqn.train import TrainConfig, train, training_days  # needs [train]
+
         days = training_days(1)
         started = time.perf_counter()
         result = train(days, TrainConfig(episodes=args.train_episodes, checkpoint_every=0))

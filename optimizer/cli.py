@@ -24,7 +24,6 @@ from optimizer.cli_args import (
     read_input_file,
 )
 from optimizer.dispatch import DispatchConfig, optimize_event
-from optimizer.exact import solve_min_gap
 from optimizer.policy import GreedyPolicy
 from optimizer.problem import Problem
 from optimizer.report import render_outcome
@@ -168,6 +167,8 @@ def cmd_darp(args: argparse.Namespace, settings: CliSettings) -> int:
 
 
 def cmd_exact(args: argparse.Namespace, settings: CliSettings) -> int:
+    from optimizer.exact import solve_min_gap  # CP-SAT: imported only when asked for
+
     event = _load_or_report(args.file, settings)
     cfg = settings.dispatch_config()
     problem, assignment = Problem.from_event(event, travel_model=cfg.travel, rules=cfg.rules)

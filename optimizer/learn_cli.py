@@ -113,7 +113,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--per-size", type=int, default=5, help="generated days per size for the comparison"
     )
     q.set_defaults(handler=cmd_models_promote)
-    q = msub.add_parser("rollback", help="switch back to the previous champion")
+    q = msub.add_parser(
+        "rollback",
+        help="switch back to the previous champion; past the first one, the shipped default",
+    )
+    q.add_argument(
+        "--to-default",
+        action="store_true",
+        help="go straight back to the model shipped with the package",
+    )
     q.set_defaults(handler=cmd_models_rollback)
 
 
@@ -158,7 +166,7 @@ def cmd_train(args: argparse.Namespace, settings: LearnSettings) -> int:
     )
     result = train(days, cfg, run_dir=run_dir, progress=not args.no_progress)
     version = registry.save(
-        result.network,
+        result.network.weights(),
         {
             "training": {
                 "config": config_dict(cfg),
@@ -220,8 +228,6 @@ def _sources(days: Sequence[Any]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: LearnSettings) -> int:
-    import torch
-
     from optimizer.evaluate import (
         EVAL_SWAPS_PER_BOOKING,
         evaluate_days,
@@ -234,7 +240,6 @@ def cmd_evaluate(args: argparse.Namespace, settings: LearnSettings) -> int:
     from optimizer.policy import GreedyPolicy
     from optimizer.registry import ModelLoadError, ModelRegistry, update_model_metadata
 
-    torch.set_num_threads(1)
     registry = ModelRegistry(settings.model_dir)
     try:
         policy, version, model_path = _resolve_model(args.model, settings)
@@ -358,12 +363,8 @@ def _pass_config(settings: LearnSettings, swaps_per_booking: float) -> PassConfi
 def _resolve_model(spec: str, settings: LearnSettings) -> tuple[MovePolicy, str, Path | None]:
     """The policy named by `--model`, its version, and its directory (None for greedy)."""
     from optimizer.policy import GreedyPolicy
-    from optimizer.registry import (
-        DEFAULT_MODEL_DIR,
-        ModelRegistry,
-        RegistryPolicyProvider,
-        load_model,
-    )
+    from optimizer.registry import DEFAULT_MODEL_DIR, ModelRegistry, load_model
+    from optimizer.serving import RegistryPolicyProvider
 
     registry = ModelRegistry(settings.model_dir)
     if spec == "serving":
@@ -395,7 +396,8 @@ def _resolve_model(spec: str, settings: LearnSettings) -> tuple[MovePolicy, str,
 
 
 def cmd_models_list(args: argparse.Namespace, settings: LearnSettings) -> int:
-    from optimizer.registry import DEFAULT_MODEL_DIR, ModelRegistry, RegistryPolicyProvider
+    from optimizer.registry import DEFAULT_MODEL_DIR, ModelRegistry
+    from optimizer.serving import RegistryPolicyProvider
 
     registry = ModelRegistry(settings.model_dir)
     infos = registry.versions()
@@ -458,11 +460,14 @@ def cmd_models_rollback(args: argparse.Namespace, settings: LearnSettings) -> in
 
     registry = ModelRegistry(settings.model_dir)
     try:
-        version = registry.rollback()
+        version = registry.rollback(to_default=args.to_default)
     except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"champion is now {version} (rolled back)")
+    if version == "default":
+        print("no champion: the shipped default model serves (rolled back)")
+    else:
+        print(f"champion is now {version} (rolled back)")
     return 0
 
 
@@ -475,7 +480,8 @@ def _promote(
     on the same held-out days with the same budget (no exact solver needed to compare).
     """
     from optimizer.evaluate import EVAL_SWAPS_PER_BOOKING, evaluate_days, evaluation_days, summarize
-    from optimizer.registry import ModelLoadError, RegistryError, RegistryPolicyProvider
+    from optimizer.registry import ModelLoadError, RegistryError
+    from optimizer.serving import RegistryPolicyProvider
 
     try:
         candidate = registry.load(version)

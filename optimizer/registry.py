@@ -2,20 +2,22 @@
 
 Layout under the registry root (`settings.model_dir`)::
 
-    versions/<version>/model.pt        the Q-network's state dict (torch.save)
+    versions/<version>/model.npz       the Q-network's weights (numpy arrays, no pickle)
     versions/<version>/metadata.json   architecture, feature version, parameters, training data
                                        fingerprint, weights sha256, evaluation metrics
-    champion.json                      {"version": ..., "history": [older champions], ...}
+    champion.json                      {"version": ..., "weights_sha256": ..., "history": [...]}
 
 A version directory is written under a temporary name and renamed into place, and the champion
 pointer is replaced with `os.replace`, so a reader never sees half a model or half a pointer.
+The pointer records the champion's weights sha256 at promotion: a model whose bytes were edited
+afterwards is refused even if its own metadata was edited to match.
 
 `load_model` refuses a model whose metadata is unreadable, whose format, architecture or
-feature version this code does not speak, whose weights do not match their recorded sha256, or
-whose tensors do not fit the network: `ModelLoadError` says which. `RegistryPolicyProvider`
-serves the champion, falls back to the model shipped in `optimizer/models/default/`, then to
-the greedy policy, and on `refresh()` keeps serving what it has when a new champion fails to
-load (logged).
+feature version this code does not speak, whose weights do not match their recorded sha256,
+whose arrays do not fit the network, or that fails the quality check on the built-in days
+(`optimizer.dqn.quality`): `ModelLoadError` says which. Nothing here imports torch: the weights
+are served by the numpy forward pass (`optimizer.dqn.inference`). Serving (champion, shipped
+default, greedy; hot reload) is `optimizer.serving.RegistryPolicyProvider`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,23 +35,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import structlog
-import torch
 
 from optimizer.dqn.features import FEATURE_NAMES, FEATURE_VERSION, N_FEATURES
-from optimizer.dqn.network import QNetwork, build_network, parameter_count
+from optimizer.dqn.inference import MlpWeights, WeightsError, load_npz
 from optimizer.dqn.policy import DQNPolicy
-from optimizer.policy import GreedyPolicy
-from optimizer.swap_pass import MovePolicy
 
 log = structlog.get_logger("dispatch_rl.registry")
 
-MODEL_FORMAT = "dispatch-rl-dqn/1"
-WEIGHTS_FILE = "model.pt"
+MODEL_FORMAT = "dispatch-rl-dqn/2"
+"""/2: numpy `.npz` weights (served without torch). /1 (torch `model.pt`) is not read any more:
+re-export such a model with torch (`QNetwork.load_state_dict` then `weights()`)."""
+WEIGHTS_FILE = "model.npz"
 METADATA_FILE = "metadata.json"
 CHAMPION_FILE = "champion.json"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
 """The model shipped with the package: serves when the registry has no usable champion."""
+DEFAULT_VERSION_ALIAS = "default"
+"""What `rollback` and the champion history call the shipped default model."""
 
 
 class ModelLoadError(Exception):
@@ -63,13 +66,17 @@ class RegistryError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
-    network: QNetwork
+    network: MlpWeights
     metadata: dict[str, Any]
     path: Path
 
     @property
     def version(self) -> str:
         return str(self.metadata["version"])
+
+    @property
+    def weights_sha256(self) -> str:
+        return str(self.metadata["weights_sha256"])
 
     def policy(self) -> DQNPolicy:
         return DQNPolicy(self.network, self.version)
@@ -79,20 +86,21 @@ class LoadedModel:
 
 
 def write_model(
-    directory: Path, network: QNetwork, metadata: Mapping[str, Any], version: str | None = None
+    directory: Path, network: MlpWeights, metadata: Mapping[str, Any], version: str | None = None
 ) -> str:
     """Write `network` and its metadata as a model directory (atomically); returns the version.
 
     `metadata` holds the caller's part (training, evaluation, ...); the format, architecture,
-    feature version, parameter count and weights hash are filled in here.
+    feature version, parameter count and weights hash are filled in here. A torch `QNetwork`
+    is exported with `QNetwork.weights()` first.
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        weights = tmp / WEIGHTS_FILE
-        torch.save(network.state_dict(), weights)
-        digest = _sha256(weights)
+        data = network.to_bytes()
+        (tmp / WEIGHTS_FILE).write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
         version = version or f"dqn-{datetime.now(UTC):%Y%m%d-%H%M%S}-{digest[:8]}"
         meta = dict(metadata)
         meta.update(
@@ -102,10 +110,10 @@ def write_model(
             architecture=network.architecture(),
             feature_version=FEATURE_VERSION,
             feature_names=list(FEATURE_NAMES),
-            parameters=parameter_count(network),
+            parameters=network.parameters,
             weights_file=WEIGHTS_FILE,
             weights_sha256=digest,
-            torch_version=torch.__version__,
+            numpy_version=np.__version__,
         )
         _write_json(tmp / METADATA_FILE, meta)
         if directory.exists():
@@ -117,50 +125,72 @@ def write_model(
     return version
 
 
-def load_model(directory: Path) -> LoadedModel:
-    """Load and check a model directory; raises `ModelLoadError` with the reason."""
+def load_model(
+    directory: Path, *, expected_sha256: str | None = None, check_quality: bool = True
+) -> LoadedModel:
+    """Load and check a model directory; raises `ModelLoadError` with the reason.
+
+    `expected_sha256`: the registry's record of the weights (the champion pointer); the
+    weights must match it as well as their own metadata. `check_quality`: run the built-in
+    quality check (`optimizer.dqn.quality`; a few small days, tens of milliseconds).
+    """
     directory = Path(directory)
     try:
         meta = json.loads((directory / METADATA_FILE).read_text())
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{directory}: unreadable metadata: {exc}") from exc
+        raise ModelLoadError(f"{directory.name}: unreadable metadata: {exc}") from exc
     if not isinstance(meta, dict):
-        raise ModelLoadError(f"{directory}: metadata is not an object")
+        raise ModelLoadError(f"{directory.name}: metadata is not an object")
     if meta.get("format") != MODEL_FORMAT:
-        raise ModelLoadError(f"{directory}: format {meta.get('format')!r}, need {MODEL_FORMAT!r}")
+        raise ModelLoadError(
+            f"{directory.name}: format {meta.get('format')!r}, need {MODEL_FORMAT!r}"
+        )
     if meta.get("feature_version") != FEATURE_VERSION:
         raise ModelLoadError(
-            f"{directory}: feature version {meta.get('feature_version')!r}, this code computes "
-            f"{FEATURE_VERSION!r}"
+            f"{directory.name}: feature version {meta.get('feature_version')!r}, this code "
+            f"computes {FEATURE_VERSION!r}"
         )
     if "version" not in meta:
-        raise ModelLoadError(f"{directory}: metadata has no version")
+        raise ModelLoadError(f"{directory.name}: metadata has no version")
     arch = meta.get("architecture")
     if not isinstance(arch, dict) or arch.get("n_features") != N_FEATURES:
         raise ModelLoadError(
-            f"{directory}: architecture {arch!r} does not take {N_FEATURES} features"
+            f"{directory.name}: architecture {arch!r} does not take {N_FEATURES} features"
         )
-    weights = directory / str(meta.get("weights_file", WEIGHTS_FILE))
+    name = str(meta.get("weights_file", WEIGHTS_FILE))
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise ModelLoadError(f"{directory.name}: weights file {name!r} is not a plain file name")
+    weights = directory / name
     try:
-        digest = _sha256(weights)
+        data = weights.read_bytes()
     except OSError as exc:
-        raise ModelLoadError(f"{directory}: unreadable weights: {exc}") from exc
+        raise ModelLoadError(f"{directory.name}: unreadable weights: {exc.strerror}") from exc
+    digest = hashlib.sha256(data).hexdigest()
     if digest != meta.get("weights_sha256"):
         raise ModelLoadError(
-            f"{directory}: weights sha256 {digest[:12]} does not match the "
-            f"metadata's {str(meta.get('weights_sha256'))[:12]}: corrupt file"
+            f"{directory.name}: weights sha256 {digest[:12]} does not match the "
+            f"metadata's {str(meta.get('weights_sha256'))[:12]}: corrupt or edited file"
+        )
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise ModelLoadError(
+            f"{directory.name}: weights sha256 {digest[:12]} does not match the registry's "
+            f"record {expected_sha256[:12]} (champion pointer): edited after promotion"
         )
     try:
-        network = build_network(arch)
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        network.load_state_dict(state, strict=True)
-    except Exception as exc:  # torch raises many kinds for a bad file or mismatched tensors
-        raise ModelLoadError(f"{directory}: weights do not fit the network: {exc}") from exc
-    with torch.inference_mode():
-        probe = network(torch.zeros(2, N_FEATURES))
-    if not bool(torch.isfinite(probe).all()):
-        raise ModelLoadError(f"{directory}: the network outputs non-finite values")
-    return LoadedModel(network.eval(), meta, directory)
+        network = load_npz(weights, arch)
+    except (WeightsError, ValueError, OSError, KeyError) as exc:
+        raise ModelLoadError(f"{directory.name}: weights do not fit the network: {exc}") from exc
+    probe = network(np.zeros((2, N_FEATURES), dtype=np.float32))
+    if not bool(np.isfinite(probe).all()):
+        raise ModelLoadError(f"{directory.name}: the network outputs non-finite values")
+    loaded = LoadedModel(network, meta, directory)
+    if check_quality:
+        from optimizer.dqn.quality import check_quality as run_check
+
+        verdict = run_check(loaded.policy())
+        if not verdict.passed:
+            raise ModelLoadError(f"{directory.name}: quality check failed: {verdict.reason}")
+    return loaded
 
 
 def update_model_metadata(directory: Path, **fields: Any) -> None:
@@ -196,7 +226,7 @@ class ModelRegistry:
             raise RegistryError(f"bad version name {version!r}")
         return self.versions_dir / version
 
-    def save(self, network: QNetwork, metadata: Mapping[str, Any]) -> str:
+    def save(self, network: MlpWeights, metadata: Mapping[str, Any]) -> str:
         """Add a model as a new version (not promoted); returns the version."""
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         probe_version = metadata.get("version")
@@ -239,10 +269,17 @@ class ModelRegistry:
         self.metadata(version)  # raises RegistryError for an unknown version
         update_model_metadata(self.path(version), **fields)
 
-    def load(self, version: str) -> LoadedModel:
+    def load(self, version: str, *, check_quality: bool = True) -> LoadedModel:
+        """Load a version; the champion is also checked against the pointer's checksum."""
         if not self.path(version).is_dir():
-            raise ModelLoadError(f"no model version {version!r} in {self.versions_dir}")
-        return load_model(self.path(version))
+            raise ModelLoadError(f"no model version {version!r} in the registry")
+        recorded = self.pointer().get("checksums", {})
+        expected = recorded.get(version) if isinstance(recorded, dict) else None
+        return load_model(
+            self.path(version),
+            expected_sha256=str(expected) if expected else None,
+            check_quality=check_quality,
+        )
 
     # ---- champion pointer
 
@@ -271,31 +308,52 @@ class ModelRegistry:
         return str(version) if version else None
 
     def set_champion(self, version: str, *, reason: str = "promote") -> None:
-        """Make `version` the champion (atomic switch); the old one goes on the history."""
-        load_model(self.path(version))  # never point at a model that cannot serve
-        doc = self.pointer()
-        history = list(doc.get("history", []))
-        current = doc.get("version")
-        if current and current != version:
-            history.append(current)
-        self._write_pointer(version, history, reason)
+        """Make `version` the champion (atomic switch); the old one goes on the history.
 
-    def rollback(self) -> str:
-        """Switch back to the previous champion; returns it."""
+        The first promotion puts the shipped default on the history, so `rollback` can
+        always return to it. The weights' sha256 is recorded in the pointer.
+        """
+        loaded = self.load(version)  # never point at a model that cannot serve
         doc = self.pointer()
-        history = list(doc.get("history", []))
-        if not history:
-            raise RegistryError("no previous champion to roll back to")
-        previous = str(history.pop())
-        self._write_pointer(previous, history, f"rollback from {doc.get('version')}")
+        history = [str(h) for h in doc.get("history", [])]
+        current = doc.get("version") or DEFAULT_VERSION_ALIAS
+        if current != version:
+            history.append(str(current))
+        checksums = dict(doc.get("checksums") or {})
+        checksums[version] = loaded.weights_sha256
+        self._write_pointer(version, history, reason, checksums)
+
+    def rollback(self, *, to_default: bool = False) -> str:
+        """Switch back to the previous champion (or straight to the shipped default); returns
+        the version now serving, `default` for the shipped model."""
+        doc = self.pointer()
+        current = doc.get("version")
+        history = [str(h) for h in doc.get("history", [])]
+        checksums = dict(doc.get("checksums") or {})
+        if not current:
+            raise RegistryError("already serving the shipped default model: nothing to roll back")
+        reason = f"rollback from {current}"
+        if to_default or not history:
+            self._write_pointer(None, [], reason + " to the shipped default", checksums)
+            return DEFAULT_VERSION_ALIAS
+        previous = history.pop()
+        if previous == DEFAULT_VERSION_ALIAS:
+            self._write_pointer(None, history, reason, checksums)
+            return DEFAULT_VERSION_ALIAS
+        self.load(previous)  # the previous champion must still be servable
+        self._write_pointer(previous, history, reason, checksums)
         return previous
 
-    def _write_pointer(self, version: str, history: list[str], reason: str) -> None:
+    def _write_pointer(
+        self, version: str | None, history: list[str], reason: str, checksums: dict[str, Any]
+    ) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         _write_json(
             self.champion_file,
             {
                 "version": version,
+                "weights_sha256": checksums.get(version) if version else None,
+                "checksums": checksums,
                 "history": history,
                 "reason": reason,
                 "switched_at": datetime.now(UTC).isoformat(),
@@ -303,146 +361,7 @@ class ModelRegistry:
         )
 
 
-# ------------------------------------------------------------------ serving
-
-
-class RegistryPolicyProvider:
-    """Serves the registry's champion; hot-reloads it; never raises from `policy()`.
-
-    Order of preference: the champion, the shipped default model (`default_dir`; None to go
-    without), the greedy policy. `refresh()` re-reads the champion pointer; a new champion that
-    fails to load is logged and the current policy keeps serving. `status()` says what serves
-    and why (e.g. "greedy: no model").
-    """
-
-    def __init__(
-        self,
-        model_dir: Path,
-        *,
-        default_dir: Path | None = DEFAULT_MODEL_DIR,
-        torch_threads: int | None = 1,
-    ) -> None:
-        self.registry = ModelRegistry(model_dir)
-        self.default_dir = default_dir
-        if torch_threads is not None:
-            # Scoring a few hundred rows per step: one thread is fastest and does not fight the
-            # event loop or other processes for the second core.
-            torch.set_num_threads(torch_threads)
-        self._lock = threading.Lock()
-        self._policy: MovePolicy = GreedyPolicy()
-        self._source = "greedy"
-        self._seen_pointer: str | None = None
-        self._last_error: str | None = None
-        self._loaded_at = datetime.now(UTC).isoformat()
-        with self._lock:
-            self._initial()
-
-    def policy(self) -> MovePolicy:
-        return self._policy
-
-    def refresh(self) -> bool:
-        """Pick up a newly promoted (or rolled-back) champion; True when the policy changed."""
-        with self._lock:
-            pointer = self._pointer_key()
-            if pointer == self._seen_pointer:
-                return False
-            self._seen_pointer = pointer
-            try:
-                doc = self.registry.read_pointer()
-            except RegistryError as exc:  # never drop a good model for a bad pointer file
-                self._last_error = str(exc)
-                log.error(
-                    "champion_pointer_unreadable", error=str(exc), serving=self._policy.version
-                )
-                return False
-            version = str(doc["version"]) if doc and doc.get("version") else None
-            if version is None:
-                if self._source == "registry":  # the pointer was removed: back to the fallback
-                    return self._fallback("champion pointer removed")
-                return False
-            if self._source == "registry" and version == self._policy.version:
-                return False
-            try:
-                loaded = self.registry.load(version)
-            except ModelLoadError as exc:
-                self._last_error = str(exc)
-                log.error(
-                    "model_load_failed",
-                    version=version,
-                    error=str(exc),
-                    serving=self._policy.version,
-                )
-                return False
-            self._serve(loaded.policy(), "registry")
-            log.info("model_loaded", version=version, source="registry")
-            return True
-
-    def status(self) -> dict[str, Any]:
-        """What serves now: `source` is `registry`, `default` or `greedy`."""
-        return {
-            "model_version": self._policy.version,
-            "source": self._source,
-            "champion": self.registry.champion(),
-            "last_error": self._last_error,
-            "loaded_at": self._loaded_at,
-            "note": (
-                "greedy policy: no usable model (registry empty and no shipped default)"
-                if self._source == "greedy"
-                else None
-            ),
-        }
-
-    # ---- internals
-
-    def _initial(self) -> None:
-        self._seen_pointer = self._pointer_key()
-        version = self.registry.champion()
-        if version is not None:
-            try:
-                self._serve(self.registry.load(version).policy(), "registry")
-                log.info("model_loaded", version=version, source="registry")
-                return
-            except ModelLoadError as exc:
-                self._last_error = str(exc)
-                log.error("model_load_failed", version=version, error=str(exc))
-        self._fallback("no usable champion")
-
-    def _fallback(self, why: str) -> bool:
-        before = self._policy.version
-        if self.default_dir is not None:
-            try:
-                loaded = load_model(self.default_dir)
-                self._serve(loaded.policy(), "default")
-                log.info("model_loaded", version=loaded.version, source="default", why=why)
-                return before != self._policy.version
-            except ModelLoadError as exc:
-                self._last_error = str(exc)
-                log.error("default_model_load_failed", error=str(exc))
-        self._serve(GreedyPolicy(), "greedy")
-        log.warning("serving_greedy", why=why)
-        return before != self._policy.version
-
-    def _serve(self, policy: MovePolicy, source: str) -> None:
-        self._policy = policy  # one reference assignment: readers see the old or the new
-        self._source = source
-        self._loaded_at = datetime.now(UTC).isoformat()
-
-    def _pointer_key(self) -> str | None:
-        try:
-            return self.registry.champion_file.read_text()
-        except OSError:
-            return None
-
-
 # ------------------------------------------------------------------ helpers
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 16), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_json(path: Path, doc: Any) -> None:

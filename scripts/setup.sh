@@ -26,7 +26,7 @@ if ! grep -q "^Version: ${TORCH_PIN#torch==}" <<<"$installed"; then
   echo "== installing $TORCH_PIN (large; cached by pip after the first time)"
   "$VENV/bin/pip" install -q "$TORCH_PIN"
 fi
-echo "== installing dispatch-rl (editable) with dev extras"
+echo "== installing dispatch-rl (editable) with the dev and train extras"
 # setuptools' editable build is chatty on success; show its output only when it fails
 if ! out=$("$VENV/bin/pip" install -q -e '.[dev]' 2>&1); then
   echo "$out" >&2

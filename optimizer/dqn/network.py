@@ -2,6 +2,7 @@
 
 There is no output per action: the network maps a row of `N_FEATURES` numbers to one Q-value,
 so the same weights score the 20 candidates of a 10x3 day and the thousands of a 300x40 day.
+Training only: a worker serves `weights()` (numpy, `optimizer.dqn.inference`), not this module.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-ARCHITECTURE = "candidate-mlp"
+from optimizer.dqn.inference import ARCHITECTURE, MlpWeights, build_weights
 
 
 class QNetwork(nn.Module):
@@ -37,6 +39,26 @@ class QNetwork(nn.Module):
     def architecture(self) -> dict[str, Any]:
         """What `build_network` needs to rebuild this network (stored in the model metadata)."""
         return {"kind": ARCHITECTURE, "n_features": self.n_features, "hidden": list(self.hidden)}
+
+    def weights(self) -> MlpWeights:
+        """The weights as numpy arrays: what the registry stores and the worker serves."""
+        linears = [m for m in self.mlp if isinstance(m, nn.Linear)]
+        arrays = {}
+        for i, layer in enumerate(linears):
+            arrays[f"layer{i}.weight"] = layer.weight.detach().cpu().numpy().astype(np.float32)
+            arrays[f"layer{i}.bias"] = layer.bias.detach().cpu().numpy().astype(np.float32)
+        return build_weights(self.architecture(), arrays)
+
+    @classmethod
+    def from_weights(cls, weights: MlpWeights) -> QNetwork:
+        """A torch network with these weights (to fine-tune an exported model)."""
+        net = cls(weights.n_features, weights.hidden)
+        linears = [m for m in net.mlp if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            for layer, (w, b) in zip(linears, weights.layers, strict=True):
+                layer.weight.copy_(torch.from_numpy(w.copy()))
+                layer.bias.copy_(torch.from_numpy(b.copy()))
+        return net
 
 
 def build_network(architecture: dict[str, Any]) -> QNetwork:

@@ -1,17 +1,16 @@
 """`DQNPolicy`: the learned move policy the swap pass asks to rank candidates.
 
 It implements `optimizer.swap_pass.MovePolicy`: one batched forward pass of the Q-network over
-the candidates' feature rows, under `torch.inference_mode()`. The validator still decides; a
-high Q-value only means "check me first".
+the candidates' feature rows, in numpy (`optimizer.dqn.inference`), so serving never imports
+torch. The validator still decides; a high Q-value only means "check me first".
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from optimizer.dqn.features import candidate_features, shortlist
-from optimizer.dqn.network import QNetwork
+from optimizer.dqn.inference import MlpWeights
 from optimizer.moves import Candidates
 from optimizer.problem import FloatArray
 from optimizer.swap_pass import SearchState
@@ -21,12 +20,22 @@ DEFAULT_SHORTLIST = 256
 
 
 class DQNPolicy:
-    """Scores candidates with a trained `QNetwork`; `version` is the registry version."""
+    """Scores candidates with trained `MlpWeights`; `version` is the registry version.
+
+    A torch `QNetwork` is accepted too (it is converted once with `QNetwork.weights()`), so
+    training code can score with the network it is training.
+    """
 
     def __init__(
-        self, network: QNetwork, version: str, *, max_scored: int = DEFAULT_SHORTLIST
+        self, network: MlpWeights | object, version: str, *, max_scored: int = DEFAULT_SHORTLIST
     ) -> None:
-        self.network = network.eval()
+        if not isinstance(network, MlpWeights):
+            export = getattr(network, "weights", None)
+            if export is None:
+                raise TypeError(f"need MlpWeights or a QNetwork, got {type(network).__name__}")
+            network = export()
+        assert isinstance(network, MlpWeights)
+        self.network: MlpWeights = network
         self._version = version
         self.max_scored = int(max_scored)
 
@@ -37,9 +46,7 @@ class DQNPolicy:
     def q_values(self, state: SearchState, candidates: Candidates) -> FloatArray:
         """Q-values of every candidate (no shortlist), for analysis and tests."""
         feats = candidate_features(state, candidates)
-        with torch.inference_mode():
-            q = self.network(torch.from_numpy(feats)).numpy()
-        out: FloatArray = q.astype(np.float64)
+        out: FloatArray = self.network(feats).astype(np.float64)
         return out
 
     def score(self, state: SearchState, candidates: Candidates) -> FloatArray:

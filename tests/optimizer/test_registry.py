@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
-import torch
 
 from optimizer.dispatch import DispatchConfig
-from optimizer.dqn.features import FEATURE_NAMES, N_FEATURES
-from optimizer.dqn.network import QNetwork
+from optimizer.dqn.features import N_FEATURES
+from optimizer.dqn.inference import MlpWeights
 from optimizer.learn_cli import add_commands
 from optimizer.policy import GREEDY_VERSION
 from optimizer.registry import (
@@ -20,28 +21,19 @@ from optimizer.registry import (
     ModelLoadError,
     ModelRegistry,
     RegistryError,
-    RegistryPolicyProvider,
     load_model,
 )
+from optimizer.serving import RegistryPolicyProvider
+from tests.models import random_weights, ranking_weights
 
 
-def net(seed: int) -> QNetwork:
-    torch.manual_seed(seed)
-    return QNetwork(N_FEATURES, (8,))
+def net(seed: int) -> MlpWeights:
+    """A model that passes the quality check; each seed gives other bytes."""
+    return ranking_weights(1.0, seed)
 
 
-def ranking_net(sign: float) -> QNetwork:
-    """Q = sign x (10 gain_gap + gain_sq): sign 1 ranks like greedy, -1 ranks backwards."""
-    n = QNetwork(N_FEATURES, (2,))
-    with torch.no_grad():
-        for p in n.parameters():
-            p.zero_()
-        first, last = n.mlp[0], n.mlp[2]
-        first.weight[0, FEATURE_NAMES.index("gain_gap")] = 1.0
-        first.weight[1, FEATURE_NAMES.index("gain_sq")] = 1.0
-        first.bias[:] = 2.0  # keep both units active (gains are >= -2 after the pass's filter)
-        last.weight[0] = torch.tensor([10.0 * sign, 1.0 * sign])
-    return n
+def ranking_net(sign: float) -> MlpWeights:
+    return ranking_weights(sign)
 
 
 @pytest.fixture
@@ -54,16 +46,17 @@ def test_save_then_load_round_trips_with_metadata(registry: ModelRegistry) -> No
     """Weights come back equal; metadata names architecture, features, parameters, hash."""
     version = registry.save(net(0), {"training": {"data_fingerprint": "abc"}})
     loaded = registry.load(version)
-    for key, value in net(0).state_dict().items():
-        assert torch.equal(loaded.network.state_dict()[key], value)
+    for (w, b), (w0, b0) in zip(loaded.network.layers, net(0).layers, strict=True):
+        np.testing.assert_array_equal(w, w0)
+        np.testing.assert_array_equal(b, b0)
     meta = loaded.metadata
     assert meta["version"] == version and meta["feature_version"] == "cand-v1"
     assert meta["architecture"] == {
         "kind": "candidate-mlp",
         "n_features": N_FEATURES,
-        "hidden": [8],
+        "hidden": [2],
     }
-    assert meta["parameters"] == sum(p.numel() for p in net(0).parameters())
+    assert meta["parameters"] == 2 * N_FEATURES + 2 + 3
     assert meta["training"]["data_fingerprint"] == "abc" and len(meta["weights_sha256"]) == 64
     assert loaded.policy().version == version
 
@@ -71,7 +64,7 @@ def test_save_then_load_round_trips_with_metadata(registry: ModelRegistry) -> No
 def test_corrupt_weights_are_refused(registry: ModelRegistry) -> None:
     """A flipped byte in the weights file fails the sha256 check."""
     version = registry.save(net(0), {})
-    weights = registry.path(version) / "model.pt"
+    weights = registry.path(version) / "model.npz"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
@@ -96,22 +89,51 @@ def test_incompatible_models_are_refused(registry: ModelRegistry) -> None:
         registry.load(v3)
 
 
-def test_champion_switch_and_rollback(registry: ModelRegistry) -> None:
-    """Promotion pushes the old champion on the history; rollback pops it."""
+def test_champion_switch_and_rollback_down_to_the_shipped_default(
+    registry: ModelRegistry,
+) -> None:
+    """Promotion pushes the old champion on the history; rollback pops it, and the last
+    rollback returns to the shipped default (no champion)."""
     a, b = registry.save(net(0), {}), registry.save(net(1), {})
     registry.set_champion(a)
     registry.set_champion(b)
     assert registry.champion() == b
     assert registry.rollback() == a and registry.champion() == a
-    with pytest.raises(RegistryError):
+    assert registry.rollback() == "default" and registry.champion() is None
+    with pytest.raises(RegistryError, match="shipped default"):
         registry.rollback()
+    registry.set_champion(b)
+    assert registry.rollback(to_default=True) == "default" and registry.champion() is None
     assert not list(registry.root.glob(".champion.json.*"))  # no temporary file left behind
+
+
+def test_edited_champion_is_refused_even_with_matching_metadata(registry: ModelRegistry) -> None:
+    """Weights edited after promotion, metadata sha256 edited to match: the pointer's
+    record still refuses them."""
+    a = registry.save(net(0), {})
+    registry.set_champion(a)
+    other = net(5).to_bytes()
+    (registry.path(a) / "model.npz").write_bytes(other)
+    registry.update_metadata(a, weights_sha256=hashlib.sha256(other).hexdigest())
+    with pytest.raises(ModelLoadError, match="edited after promotion"):
+        registry.load(a)
+
+
+def test_a_model_failing_the_quality_check_is_refused(registry: ModelRegistry) -> None:
+    """A network that loads but ranks badly (backwards, or random) is refused, with why."""
+    for weights in (ranking_net(-1.0), random_weights(0)):
+        version = registry.save(weights, {})
+        with pytest.raises(ModelLoadError, match="quality check failed"):
+            registry.load(version)
+        with pytest.raises(ModelLoadError):
+            registry.set_champion(version)
+        assert registry.load(version, check_quality=False).version == version
 
 
 def test_cannot_point_the_champion_at_a_broken_model(registry: ModelRegistry) -> None:
     """`set_champion` loads the model first, so the pointer never names a broken one."""
     version = registry.save(net(0), {})
-    (registry.path(version) / "model.pt").write_bytes(b"garbage")
+    (registry.path(version) / "model.npz").write_bytes(b"garbage")
     with pytest.raises(ModelLoadError):
         registry.set_champion(version)
     assert registry.champion() is None
@@ -137,11 +159,45 @@ def test_provider_keeps_serving_when_the_new_model_is_bad(registry: ModelRegistr
     registry.set_champion(a)
     provider = RegistryPolicyProvider(registry.root, default_dir=None)
     registry.set_champion(b)
-    (registry.path(b) / "model.pt").write_bytes(b"corrupted after promotion")
+    (registry.path(b) / "model.npz").write_bytes(b"corrupted after promotion")
     assert provider.refresh() is False
     assert provider.policy().version == a
     status = provider.status()
     assert status["champion"] == b and "corrupt" in status["last_error"]
+    assert str(registry.root) not in status["last_error"]  # health shows it: no paths
+
+
+def test_provider_refuses_a_hand_edited_model_that_fails_the_quality_check(
+    registry: ModelRegistry,
+) -> None:
+    """A champion whose weights were replaced by a bad network (sha256 updated everywhere,
+    as a careful hand edit would) is refused at load; the previous model keeps serving."""
+    a, b = registry.save(net(0), {}), registry.save(net(1), {})
+    registry.set_champion(a)
+    provider = RegistryPolicyProvider(registry.root, default_dir=None)
+    registry.set_champion(b)
+    bad = ranking_net(-1.0).to_bytes()
+    digest = hashlib.sha256(bad).hexdigest()
+    (registry.path(b) / "model.npz").write_bytes(bad)
+    registry.update_metadata(b, weights_sha256=digest)
+    doc = registry.pointer()
+    doc["checksums"][b] = doc["weights_sha256"] = digest
+    registry.champion_file.write_text(json.dumps(doc))
+    assert provider.refresh() is False
+    assert provider.policy().version == a
+    assert "quality check failed" in provider.status()["last_error"]
+
+
+def test_provider_returns_to_the_shipped_default_on_rollback(registry: ModelRegistry) -> None:
+    """Rolling back past the first champion serves the shipped default again, hot."""
+    a = registry.save(net(0), {})
+    registry.set_champion(a)
+    provider = RegistryPolicyProvider(registry.root)
+    assert provider.status()["source"] == "registry"
+    registry.rollback()
+    assert provider.refresh() is True
+    assert provider.status()["source"] == "default"
+    assert provider.policy().version == load_model(DEFAULT_MODEL_DIR).version
 
 
 def test_no_model_at_all_serves_greedy_and_says_so(registry: ModelRegistry) -> None:

@@ -11,22 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
-from optimizer.dqn.features import N_FEATURES
-from optimizer.dqn.network import QNetwork
+from optimizer.dqn.inference import MlpWeights
 from optimizer.generate import generate_day
-from optimizer.registry import ModelRegistry, RegistryPolicyProvider
+from optimizer.registry import ModelRegistry
+from optimizer.serving import RegistryPolicyProvider
 from schemas import Optimized
 from streams.worker import keyed, publish_events, running_worker
+from tests.models import ranking_weights
 from tests.streams.conftest import read_topic, unique_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 
-def _net(seed: int) -> QNetwork:
-    torch.manual_seed(seed)
-    return QNetwork(N_FEATURES, (8,))
+def _net(seed: int) -> MlpWeights:
+    return ranking_weights(1.0, seed)
 
 
 async def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
@@ -76,7 +75,7 @@ async def test_promoted_model_is_picked_up_by_a_running_worker(
 
         # A champion whose file went bad (say, a truncated copy on shared storage): the pointer
         # is switched by hand, since `set_champion` refuses a model that does not load.
-        (registry.path(c) / "model.pt").write_bytes(b"truncated by a bad copy")
+        (registry.path(c) / "model.npz").write_bytes(b"truncated by a bad copy")
         doc = registry.pointer()
         doc.update(version=c, history=[*doc["history"], b])
         tmp = registry.root / ".champion.test"
