@@ -56,6 +56,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(handler=cmd_optimize)
 
     p = sub.add_parser("generate", help="write a synthetic dispatch day (seeded)")
+    p.add_argument(
+        "--kind",
+        choices=["synthetic", "patient"],
+        default="synthetic",
+        help="synthetic: Geneva peaks (optimizer.generate); patient: dialysis slots, "
+        "consultations, discharges, late tolerance 0 (optimizer.patient_transport)",
+    )
     p.add_argument("--bookings", type=positive_int, default=10)
     p.add_argument("--drivers", type=positive_int, default=3)
     p.add_argument("--seed", type=non_negative_int, default=0)
@@ -132,8 +139,10 @@ def _write(text: str, out: Path | None) -> None:
 
 def cmd_generate(args: argparse.Namespace, settings: CliSettings) -> int:
     from optimizer.generate import generate_day
+    from optimizer.patient_transport import patient_day
 
-    day = generate_day(args.bookings, args.drivers, args.seed)
+    make = patient_day if args.kind == "patient" else generate_day
+    day = make(args.bookings, args.drivers, args.seed)
     _write(day.model_dump_json(indent=2) + "\n", args.out)
     return 0
 

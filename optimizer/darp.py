@@ -111,12 +111,16 @@ class DarpNotes:
     """Summed lateness (within tolerance) of the returned upstream plan."""
 
 
+PACKAGED_DATA_DIR = Path(__file__).resolve().parent / "data" / "darp-cordeau"
+"""The 48 instances shipped inside the package (provenance and licence note: its README.md)."""
+
+
 def default_data_dir() -> Path:
-    """`$DISPATCH_RL_DARP_DIR`, else `shared/data/darp-cordeau` beside the repository."""
+    """`$DISPATCH_RL_DARP_DIR`, else the copy shipped in the package (`optimizer/data`)."""
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "darp-cordeau"
+    return PACKAGED_DATA_DIR
 
 
 def list_instances(data_dir: Path | str | None = None) -> list[str]:

@@ -134,12 +134,13 @@ def cmd_train(args: argparse.Namespace, settings: LearnSettings) -> int:
     from optimizer.registry import ModelRegistry
 
     registry = ModelRegistry(settings.model_dir)
+    dispatch = settings.dispatch_config()  # the one config: settings -> pass, days, training
     extra = []
     dataset_note = "not used"
     if not args.no_dataset:
         folder = args.dataset_dir or settings.dataset_dir
         if Path(folder).is_dir():
-            read = dataset_days(Path(folder))
+            read = dataset_days(Path(folder), rules=dispatch.rules, travel=dispatch.travel)
             extra = [d for d in read.days if d.improvable]
             dataset_note = (
                 f"{folder}: {len(read.days)} days from {read.files} files, "
@@ -152,13 +153,15 @@ def cmd_train(args: argparse.Namespace, settings: LearnSettings) -> int:
         generated=args.generated,
         cordeau=() if args.no_cordeau else _train_cordeau(),
         extra=extra,
+        rules=dispatch.rules,
+        travel=dispatch.travel,
     )
     if not days:
         print("error: no training days (all sources empty or already fair)", file=sys.stderr)
         return 2
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = args.run_dir or settings.model_dir / "runs" / stamp
-    cfg = TrainConfig(episodes=args.episodes, seed=args.seed)
+    cfg = TrainConfig(episodes=args.episodes, seed=args.seed, pass_config=dispatch.pass_config)
     print(
         f"training on {len(days)} days ({_sources(days)}); dataset: {dataset_note}; "
         f"metrics: {run_dir / 'metrics.jsonl'}",

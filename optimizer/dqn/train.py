@@ -17,7 +17,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,7 +30,9 @@ from optimizer.dqn.env import DispatchEnv, RewardConfig
 from optimizer.dqn.features import FEATURE_VERSION, N_FEATURES
 from optimizer.dqn.network import QNetwork, parameter_count, polyak_update
 from optimizer.dqn.replay import ReplayBatch, ReplayBuffer
+from optimizer.problem import Rules
 from optimizer.swap_pass import PassConfig
+from optimizer.travel import TravelModel
 
 TRAIN_SIZES: tuple[tuple[int, int], ...] = ((10, 3), (14, 3), (20, 4), (26, 5), (30, 5))
 """Generated training day sizes (evaluation uses other sizes)."""
@@ -80,7 +82,12 @@ class TrainConfig:
     max_proposals: int = 60
     """Episode cut (truncation) after this many proposals, whatever the budget."""
     swaps_per_booking: float = 1.0
-    """The pass budget used in training episodes (see `PassConfig.budget`)."""
+    """The move budget of a training episode (see `PassConfig.budget`); the only pass setting
+    training sets itself."""
+    pass_config: PassConfig = field(default_factory=PassConfig)
+    """The operator's pass settings (objective, min_improvement, max_checks, chains, ...), as
+    `settings.dispatch_config().pass_config`: episodes validate and score moves exactly as the
+    served pass does. Passed whole; only the budget is replaced."""
     threads: int = 1
     """Torch threads. One: the network is tiny, and on a shared 2-core machine a second OpenMP
     thread spins against other processes (measured: 2 threads ran 1.7x slower than 1)."""
@@ -147,14 +154,19 @@ def training_days(
     sizes: Sequence[tuple[int, int]] = TRAIN_SIZES,
     cordeau: Sequence[str] = TRAIN_CORDEAU,
     extra: Sequence[Day] = (),
+    rules: Rules | None = None,
+    travel: TravelModel | None = None,
 ) -> list[Day]:
     """The training pool: generated days, the training Cordeau days, and `extra` (recorded).
 
-    Days whose upstream gap is already at the floor are left out: they have nothing to teach.
+    `rules` and `travel` are the operator's (`DispatchConfig`): days are built as the worker
+    would build them. Days whose upstream gap is already at the floor are left out: they have
+    nothing to teach.
     """
     seeds = np.random.SeedSequence(TRAIN_SEED_BASE + seed).generate_state(generated)
-    days = generated_days(sizes, (int(s) for s in seeds)) if generated else []
-    days += cordeau_days(cordeau) if cordeau else []
+    kw: dict[str, Any] = {"rules": rules, "travel": travel}
+    days = generated_days(sizes, (int(s) for s in seeds), **kw) if generated else []
+    days += cordeau_days(cordeau, **kw) if cordeau else []
     days += list(extra)
     return [d for d in days if d.improvable]
 
@@ -183,7 +195,7 @@ def train(
         # env
         env = DispatchEnv(
             days,
-            pass_config=PassConfig(swaps_per_booking=cfg.swaps_per_booking),
+            pass_config=replace(cfg.pass_config, swaps_per_booking=cfg.swaps_per_booking),
             max_actions=cfg.max_actions,
             rewards=cfg.rewards,
             max_proposals=cfg.max_proposals,
@@ -307,7 +319,9 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     """The config as plain JSON-able values (for the model metadata)."""
     out = asdict(cfg)
     out["hidden"] = list(cfg.hidden)
-    return out
+    # tuples -> lists, anything unusual -> its text: the metadata must stay plain JSON
+    doc: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    return doc
 
 
 # ------------------------------------------------------------------ helpers
