@@ -11,25 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from optimizer.dispatch import DispatchConfig
-from optimizer.swap_pass import MovePolicy, PassConfig
-
-PROMOTION_TOLERANCE = 1e-9
-
-
-class LearnSettings(Protocol):
-    """What these commands need of the settings."""
-
-    model_dir: Path
-    dataset_dir: Path
-
-    def dispatch_config(self) -> DispatchConfig: ...
+from optimizer.evaluate_cli import LearnSettings, cmd_evaluate, promote
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,6 +25,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
         "--generated", type=int, default=1000, help="generated training days in the pool (0: none)"
+    )
+    p.add_argument(
+        "--patient",
+        type=int,
+        default=500,
+        help="patient-transport training days in the pool (0: none)",
     )
     p.add_argument(
         "--dataset-dir",
@@ -62,23 +55,33 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("evaluate", help="held-out days: heuristic vs DQN vs greedy vs exact")
+    p = sub.add_parser(
+        "evaluate", help="held-out days: the served model vs greedy vs the exact optimum"
+    )
     p.add_argument(
         "--model",
         default="serving",
         help="a registry version, a model directory, `champion`, `default`, or "
         "`serving` (what a worker would serve; default)",
     )
-    p.add_argument("--per-size", type=int, default=20, help="generated days per held-out size")
-    p.add_argument("--no-cordeau", action="store_true", help="leave out the Cordeau b-series")
+    p.add_argument("--per-class", type=int, default=10, help="days per size class and kind")
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=["generated", "patient", "cordeau"],
+        default=["generated", "patient", "cordeau"],
+        help="which held-out days (default: all three)",
+    )
+    p.add_argument("--large", action="store_true", help="also the 150x18 and 300x40 classes")
     p.add_argument(
         "--swaps-per-booking",
         type=float,
         default=None,
-        help="pass budget per booking (default 2.0; the report states the budget)",
+        help="replace the pass budget (default: the operator's pass config, unchanged)",
     )
+    p.add_argument("--ablation", action="store_true", help="add a random-ranking policy")
     p.add_argument("--exact-time-limit", type=float, default=10.0, help="CP-SAT seconds per day")
-    p.add_argument("--no-exact", action="store_true", help="skip the exact optimum")
+    p.add_argument("--no-exact", action="store_true", help="skip the exact reference")
     p.add_argument(
         "--no-latency", action="store_true", help="skip the latency sweep (10x3 .. 300x40)"
     )
@@ -102,16 +105,24 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     q = msub.add_parser("list", help="every version, the champion marked")
     q.add_argument("--json", action="store_true")
     q.set_defaults(handler=cmd_models_list)
-    q = msub.add_parser("promote", help="make VERSION the champion if it is not worse")
+    q = msub.add_parser(
+        "promote",
+        help="make VERSION the champion if the gate finds it not worse (optimizer/gate.py)",
+    )
     q.add_argument("version")
     q.add_argument(
         "--force",
         action="store_true",
-        help="promote even if it evaluates worse than the champion (logged)",
+        help="promote even if the gate refuses it (recorded in its metadata)",
     )
+    q.add_argument("--per-class", type=int, default=3, help="held-out days per size class and kind")
     q.add_argument(
-        "--per-size", type=int, default=5, help="generated days per size for the comparison"
+        "--kinds",
+        nargs="+",
+        choices=["generated", "patient", "cordeau"],
+        default=["generated", "patient", "cordeau"],
     )
+    q.add_argument("--exact-time-limit", type=float, default=5.0, help="CP-SAT seconds per day")
     q.set_defaults(handler=cmd_models_promote)
     q = msub.add_parser(
         "rollback",
@@ -151,6 +162,7 @@ def cmd_train(args: argparse.Namespace, settings: LearnSettings) -> int:
     days = training_days(
         args.seed,
         generated=args.generated,
+        patient=args.patient,
         cordeau=() if args.no_cordeau else _train_cordeau(),
         extra=extra,
         rules=dispatch.rules,
@@ -199,7 +211,7 @@ def cmd_train(args: argparse.Namespace, settings: LearnSettings) -> int:
     }
     code = 0
     if args.promote:
-        code, note = _promote(registry, version, settings, force=False, per_size=5)
+        code, note = promote(registry, version, settings, force=False, per_class=2)
         summary["promotion"] = note
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -215,7 +227,7 @@ def cmd_train(args: argparse.Namespace, settings: LearnSettings) -> int:
 
 
 def _train_cordeau() -> Sequence[str]:
-    from optimizer.dqn.train import TRAIN_CORDEAU
+    from optimizer.dqn.days import TRAIN_CORDEAU
 
     return TRAIN_CORDEAU
 
@@ -225,174 +237,6 @@ def _sources(days: Sequence[Any]) -> str:
     for d in days:
         counts[d.source] = counts.get(d.source, 0) + 1
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-
-
-# ------------------------------------------------------------------ evaluate
-
-
-def cmd_evaluate(args: argparse.Namespace, settings: LearnSettings) -> int:
-    from optimizer.evaluate import (
-        EVAL_SWAPS_PER_BOOKING,
-        evaluate_days,
-        evaluation_days,
-        latency_sweep,
-        set_fingerprint,
-        summarize,
-        write_report,
-    )
-    from optimizer.policy import GreedyPolicy
-    from optimizer.registry import ModelLoadError, ModelRegistry, update_model_metadata
-
-    registry = ModelRegistry(settings.model_dir)
-    try:
-        policy, version, model_path = _resolve_model(args.model, settings)
-    except (ModelLoadError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    spb = args.swaps_per_booking if args.swaps_per_booking is not None else EVAL_SWAPS_PER_BOOKING
-    config = _pass_config(settings, spb)
-    days = evaluation_days(args.per_size, cordeau=not args.no_cordeau)
-    label = "dqn" if version != GreedyPolicy.version else "served"
-    policies: dict[str, MovePolicy] = {label: policy, "greedy": GreedyPolicy()}
-    started = time.perf_counter()
-    rows = evaluate_days(
-        days, policies, config, exact=not args.no_exact, exact_time_limit_s=args.exact_time_limit
-    )
-    latency = [] if args.no_latency else latency_sweep(policies, config)
-    summary = summarize(rows, list(policies))
-    summary.update(
-        model_version=version,
-        evaluation_set=set_fingerprint(days),
-        budget=f"max({config.max_swaps}, ceil({spb} x bookings))",
-        swaps_per_booking=spb,
-        max_checks=config.max_checks,
-        wall_s=round(time.perf_counter() - started, 1),
-        evaluated_at=datetime.now(UTC).isoformat(),
-    )
-    if latency:
-        from optimizer.evaluate import latency_table
-
-        summary["latency_by_size"] = latency_table(latency, list(policies))
-    out = args.out or (
-        model_path / "evaluation"
-        if model_path is not None and model_path.is_relative_to(registry.root)
-        else Path("var/reports") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    )
-    header = _report_header(version, model_path, config, spb, days, summary)
-    report = write_report(out, rows, summary, list(policies), latency=latency, header=header)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if model_path is not None and (args.record or model_path.parent == registry.versions_dir):
-        update_model_metadata(model_path, evaluation=_stored_metrics(summary, label))
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        m = summary["methods"]
-        print(
-            f"{len(rows)} held-out days, budget {summary['budget']}: mean gap heuristic "
-            f"{m['heuristic']['mean_gap']:.3f}, {label} {m[label]['mean_gap']:.3f}, greedy "
-            f"{m['greedy']['mean_gap']:.3f}, exact {m['exact']['mean_gap']}; {label} at the "
-            f"proven optimum on {100 * (m[label]['share_at_proven_optimum'] or 0):.1f} %, "
-            f"infeasible {m[label]['infeasible']}; report {report}"
-        )
-    return 0
-
-
-def _report_header(
-    version: str,
-    model_path: Path | None,
-    config: PassConfig,
-    spb: float,
-    days: Sequence[Any],
-    summary: dict[str, Any],
-) -> dict[str, Any]:
-    header: dict[str, Any] = {"model version": version}
-    if model_path is not None:
-        try:
-            meta = json.loads((model_path / "metadata.json").read_text())
-            header["architecture"] = meta.get("architecture")
-            header["parameters"] = meta.get("parameters")
-            header["feature version"] = meta.get("feature_version")
-            training = meta.get("training", {})
-            header["training"] = (
-                f"{training.get('episodes')} episodes in "
-                f"{training.get('elapsed_s')} s on {training.get('days')} days "
-                f"{training.get('sources')}, data fingerprint "
-                f"{str(training.get('data_fingerprint'))[:16]}"
-            )
-        except (OSError, ValueError):
-            pass
-    header["move budget"] = (
-        f"max({config.max_swaps}, ceil({spb} x bookings)) steps, at most "
-        f"{config.max_checks} checks per step and phase, chains "
-        f"{'on' if config.chains else 'off'}, min_improvement "
-        f"{config.min_improvement}"
-    )
-    header["held-out set"] = (
-        f"generated sizes and seeds never used in training, the Cordeau "
-        f"b-series, the seed day; fingerprint "
-        f"{str(summary['evaluation_set'])[:16]}"
-    )
-    header["exact"] = "CP-SAT `solve_min_gap`, 10 s limit, hinted with the best pass result"
-    return header
-
-
-def _stored_metrics(summary: dict[str, Any], label: str) -> dict[str, Any]:
-    m = summary["methods"]
-    return {
-        "evaluation_set": summary["evaluation_set"],
-        "budget": summary["budget"],
-        "days": summary["days"],
-        "dqn": m[label],
-        "greedy": m["greedy"],
-        "heuristic": m["heuristic"],
-        "exact": m["exact"],
-        "evaluated_at": summary["evaluated_at"],
-    }
-
-
-def _pass_config(settings: LearnSettings, swaps_per_booking: float) -> PassConfig:
-    base = settings.dispatch_config().pass_config
-    return PassConfig(
-        max_swaps=base.max_swaps,
-        swaps_per_booking=swaps_per_booking,
-        min_improvement=base.min_improvement,
-        max_checks=base.max_checks,
-        chains=base.chains,
-        stop_at_target=base.stop_at_target,
-        objective=base.objective,
-    )
-
-
-def _resolve_model(spec: str, settings: LearnSettings) -> tuple[MovePolicy, str, Path | None]:
-    """The policy named by `--model`, its version, and its directory (None for greedy)."""
-    from optimizer.policy import GreedyPolicy
-    from optimizer.registry import DEFAULT_MODEL_DIR, ModelRegistry, load_model
-    from optimizer.serving import RegistryPolicyProvider
-
-    registry = ModelRegistry(settings.model_dir)
-    if spec == "serving":
-        provider = RegistryPolicyProvider(settings.model_dir)
-        status = provider.status()
-        policy = provider.policy()
-        if status["source"] == "registry":
-            return policy, policy.version, registry.path(policy.version)
-        if status["source"] == "default":
-            return policy, policy.version, DEFAULT_MODEL_DIR
-        return policy, policy.version, None
-    if spec == "greedy":
-        return GreedyPolicy(), GreedyPolicy.version, None
-    if spec == "default":
-        loaded = load_model(DEFAULT_MODEL_DIR)
-    elif spec == "champion":
-        version = registry.champion()
-        if version is None:
-            raise ValueError("the registry has no champion")
-        loaded = registry.load(version)
-    elif Path(spec).is_dir() and (Path(spec) / "metadata.json").exists():
-        loaded = load_model(Path(spec))
-    else:
-        loaded = registry.load(spec)
-    return loaded.policy(), loaded.version, loaded.path
 
 
 # ------------------------------------------------------------------ models
@@ -418,7 +262,7 @@ def cmd_models_list(args: argparse.Namespace, settings: LearnSettings) -> int:
                 "feature_version": meta.get("feature_version"),
                 "episodes": meta.get("training", {}).get("episodes"),
                 "eval_mean_gap": ev.get("mean_gap"),
-                "eval_at_optimum": ev.get("share_at_proven_optimum"),
+                "eval_at_optimum": ev.get("optimum_rate"),
                 "readable": info.metadata is not None,
             }
         )
@@ -451,8 +295,14 @@ def cmd_models_promote(args: argparse.Namespace, settings: LearnSettings) -> int
     from optimizer.registry import ModelRegistry
 
     registry = ModelRegistry(settings.model_dir)
-    code, note = _promote(
-        registry, args.version, settings, force=args.force, per_size=args.per_size
+    code, note = promote(
+        registry,
+        args.version,
+        settings,
+        force=args.force,
+        per_class=args.per_class,
+        kinds=tuple(args.kinds),
+        exact_time_limit_s=args.exact_time_limit,
     )
     print(note, file=sys.stderr if code else sys.stdout)
     return code
@@ -472,51 +322,3 @@ def cmd_models_rollback(args: argparse.Namespace, settings: LearnSettings) -> in
     else:
         print(f"champion is now {version} (rolled back)")
     return 0
-
-
-def _promote(
-    registry: Any, version: str, settings: LearnSettings, *, force: bool, per_size: int
-) -> tuple[int, str]:
-    """Promote `version` when it is not worse than what serves now on the evaluation set.
-
-    "Not worse": no infeasible output, and a mean gap at most the incumbent's, both passes run
-    on the same held-out days with the same budget (no exact solver needed to compare).
-    """
-    from optimizer.evaluate import EVAL_SWAPS_PER_BOOKING, evaluate_days, evaluation_days, summarize
-    from optimizer.registry import ModelLoadError, RegistryError
-    from optimizer.serving import RegistryPolicyProvider
-
-    try:
-        candidate = registry.load(version)
-    except (ModelLoadError, RegistryError) as exc:
-        return 1, f"error: {exc}"
-    incumbent = RegistryPolicyProvider(registry.root).policy()
-    config = _pass_config(settings, EVAL_SWAPS_PER_BOOKING)
-    days = evaluation_days(per_size)
-    policies: dict[str, MovePolicy] = {"candidate": candidate.policy(), "incumbent": incumbent}
-    rows = evaluate_days(days, policies, config, exact=False)
-    m = summarize(rows, list(policies))["methods"]
-    c, i = m["candidate"], m["incumbent"]
-    verdict = c["infeasible"] == 0 and c["mean_gap"] <= i["mean_gap"] + PROMOTION_TOLERANCE
-    detail = (
-        f"candidate {version}: mean gap {c['mean_gap']:.3f}, infeasible {c['infeasible']}; "
-        f"incumbent {incumbent.version}: mean gap {i['mean_gap']:.3f} on {len(rows)} days"
-    )
-    if not verdict and not force:
-        return 1, f"not promoted: worse than the incumbent ({detail}); --force to override"
-    try:
-        registry.set_champion(version, reason="promote --force" if not verdict else "promote")
-    except (ModelLoadError, RegistryError) as exc:
-        return 1, f"error: {exc}"
-    registry.update_metadata(
-        version,
-        promotion={
-            "compared_with": incumbent.version,
-            "candidate": c,
-            "incumbent": i,
-            "forced": not verdict,
-            "at": datetime.now(UTC).isoformat(),
-        },
-    )
-    how = "FORCED despite being worse" if not verdict else "promoted"
-    return 0, f"{how}: {version} is the champion ({detail})"

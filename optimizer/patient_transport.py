@@ -258,7 +258,10 @@ def _bookings(
 
     def home() -> npt.NDArray[np.float64]:
         centres = _CITY if rng.random() < 0.8 else _REGION
-        return _scatter(rng, centres[rng.integers(len(centres))][None, :], 0.01)[0]
+        point: npt.NDArray[np.float64] = _scatter(
+            rng, centres[rng.integers(len(centres))][None, :], 0.01
+        )[0]
+        return point
 
     while len(out) < n:
         kind = rng.choice(4, p=[0.24, 0.52, 0.17, 0.07])

@@ -23,6 +23,20 @@ from optimizer.problem import IntArray, Problem, Rules
 from optimizer.travel import TravelModel
 from schemas import HeuristicDone
 
+TRAIN_CORDEAU: tuple[str, ...] = (
+    "a2-16",
+    "a2-20",
+    "a2-24",
+    "a3-18",
+    "a3-24",
+    "a3-30",
+    "a3-36",
+    "a4-16",
+    "a4-24",
+    "a4-32",
+)
+"""Cordeau a-series instances used in training; the others are held out (`optimizer.heldout`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Day:

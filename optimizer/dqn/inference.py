@@ -106,7 +106,5 @@ def load_npz(path: Path, architecture: dict[str, Any]) -> MlpWeights:
 def weights_from_layers(layers: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]]) -> MlpWeights:
     """`MlpWeights` from any (weight, bias) pairs (tests build small hand-made networks)."""
     return MlpWeights(
-        tuple(
-            (np.asarray(w, dtype=np.float32), np.asarray(b, dtype=np.float32)) for w, b in layers
-        )
+        tuple((np.asarray(w, dtype=np.float32), np.asarray(b, dtype=np.float32)) for w, b in layers)
     )

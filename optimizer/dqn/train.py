@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from optimizer.dqn.days import Day, cordeau_days, fingerprint, generated_days
+from optimizer.dqn.days import TRAIN_CORDEAU, Day, cordeau_days, fingerprint, generated_days
 from optimizer.dqn.env import DispatchEnv, RewardConfig
 from optimizer.dqn.features import FEATURE_VERSION, N_FEATURES
 from optimizer.dqn.network import QNetwork, parameter_count, polyak_update
@@ -39,19 +39,6 @@ TRAIN_SIZES: tuple[tuple[int, int], ...] = ((10, 3), (14, 3), (20, 4), (26, 5), 
 TRAIN_SEED_BASE = 0
 """Generated training days take seeds from `SeedSequence(TRAIN_SEED_BASE + seed)`; evaluation
 uses seeds from 1_000_000 up, so the two never meet."""
-TRAIN_CORDEAU: tuple[str, ...] = (
-    "a2-16",
-    "a2-20",
-    "a2-24",
-    "a3-18",
-    "a3-24",
-    "a3-30",
-    "a3-36",
-    "a4-16",
-    "a4-24",
-    "a4-32",
-)
-"""Cordeau a-series instances used in training; the b-series is held out for evaluation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,21 +138,35 @@ def training_days(
     seed: int,
     *,
     generated: int = 1000,
+    patient: int = 500,
     sizes: Sequence[tuple[int, int]] = TRAIN_SIZES,
     cordeau: Sequence[str] = TRAIN_CORDEAU,
     extra: Sequence[Day] = (),
     rules: Rules | None = None,
     travel: TravelModel | None = None,
 ) -> list[Day]:
-    """The training pool: generated days, the training Cordeau days, and `extra` (recorded).
+    """The training pool: generated days, patient-transport days, the training Cordeau days,
+    and `extra` (recorded).
 
-    `rules` and `travel` are the operator's (`DispatchConfig`): days are built as the worker
-    would build them. Days whose upstream gap is already at the floor are left out: they have
-    nothing to teach.
+    Seeds come from `SeedSequence` streams (one per generator); any that would fall in the
+    held-out seed ranges (`optimizer.heldout`) is dropped, so the two sets never meet. `rules`
+    and `travel` are the operator's (`DispatchConfig`): days are built as the worker would
+    build them (patient days keep their late tolerance of 0). Days whose upstream gap is
+    already at the floor are left out: they have nothing to teach.
     """
-    seeds = np.random.SeedSequence(TRAIN_SEED_BASE + seed).generate_state(generated)
+    from optimizer.heldout import is_heldout_seed
+    from optimizer.patient_transport import patient_days
+
     kw: dict[str, Any] = {"rules": rules, "travel": travel}
-    days = generated_days(sizes, (int(s) for s in seeds), **kw) if generated else []
+    days: list[Day] = []
+    if generated:
+        words = np.random.SeedSequence(TRAIN_SEED_BASE + seed).generate_state(generated)
+        seeds = [int(w) for w in words if not is_heldout_seed(int(w))]
+        days += generated_days(sizes, seeds, **kw)
+    if patient:
+        words = np.random.SeedSequence([TRAIN_SEED_BASE + seed, 1]).generate_state(patient)
+        seeds = [int(w) for w in words if not is_heldout_seed(int(w))]
+        days += patient_days(sizes, seeds, **kw)
     days += cordeau_days(cordeau, **kw) if cordeau else []
     days += list(extra)
     return [d for d in days if d.improvable]

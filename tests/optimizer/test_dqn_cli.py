@@ -12,6 +12,7 @@ import pytest
 from optimizer.dispatch import DispatchConfig
 from optimizer.learn_cli import add_commands
 from optimizer.registry import ModelRegistry
+from optimizer.swap_pass import PassConfig
 
 
 def run(argv: list[str], tmp_path: Path) -> int:
@@ -60,6 +61,8 @@ def test_train_registers_then_evaluate_reports(
                 "20",
                 "--generated",
                 "12",
+                "--patient",
+                "6",
                 "--no-cordeau",
                 "--no-progress",
                 "--json",
@@ -82,9 +85,11 @@ def test_train_registers_then_evaluate_reports(
                 "evaluate",
                 "--model",
                 version,
-                "--per-size",
+                "--per-class",
                 "1",
-                "--no-cordeau",
+                "--kinds",
+                "generated",
+                "patient",
                 "--no-latency",
                 "--exact-time-limit",
                 "2",
@@ -97,11 +102,19 @@ def test_train_registers_then_evaluate_reports(
         == 0
     )
     result = last_json(capsys.readouterr().out)
-    assert result["model_version"] == version and result["days"] == 8
+    assert result["model_version"] == version and result["days"] == 10
+    assert result["sources"] == {"generated": 5, "patient": 5}
     assert result["methods"]["dqn"]["infeasible"] == 0
     assert result["methods"]["greedy"]["infeasible"] == 0
-    for name in ("report.md", "gap_distribution.png", "latency.png", "summary.json"):
+    assert set(result["groups"]) >= {"generated 10x3", "patient 100x13"}
+    for name in ("report.md", "quality.png", "summary.json"):
         assert (out / name).stat().st_size > 0
-    assert "budget" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    # the header comes from this run: its model, its pass config, its held-out set
+    assert version in report and f'"max_checks": {PassConfig().max_checks}' in report
+    assert "patient transport" in report
+    assert "| method | proven-optimum rate | mean gap excess | deadhead excess % |" in report
     stored = ModelRegistry(tmp_path / "models").metadata(version)["evaluation"]
-    assert stored["days"] == 8 and "mean_gap" in stored["dqn"]
+    assert stored["days"] == 10 and "optimum_rate" in stored["dqn"]
+    # training kept the operator's pass config, whole
+    assert meta["training"]["config"]["pass_config"]["max_checks"] == PassConfig().max_checks

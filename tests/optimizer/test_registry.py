@@ -231,23 +231,42 @@ def run(argv: list[str], model_dir: Path) -> int:
 
 
 @pytest.mark.slow
-def test_promote_refuses_a_worse_model_unless_forced(
+def test_promote_runs_the_gate_and_force_overrides_it(
     registry: ModelRegistry, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`models promote` compares with the champion; `--force` overrides; rollback undoes."""
-    good = registry.save(ranking_net(1.0), {})
-    bad = registry.save(ranking_net(-1.0), {})
+    """`models promote`: a model failing the quality check is refused outright; a model the
+    gate finds not worse is promoted with the gate table; a gate refusal can be forced (and is
+    recorded); rollback undoes."""
+    from optimizer.evaluate_cli import promote
+    from optimizer.gate import GateConfig
+
+    # `same` ranks exactly like `good` (scores doubled), in other bytes
+    good, same, bad = (
+        registry.save(w, {}) for w in (ranking_net(1.0), ranking_net(2.0), ranking_net(-1.0))
+    )
     registry.set_champion(good)
-    assert run(["models", "promote", bad, "--per-size", "2"], registry.root) == 1
-    assert "not promoted" in capsys.readouterr().err
-    assert registry.champion() == good
-    assert run(["models", "promote", bad, "--force", "--per-size", "2"], registry.root) == 0
-    assert registry.champion() == bad
-    assert registry.metadata(bad)["promotion"]["forced"] is True
+    argv = ["--per-class", "1", "--kinds", "generated", "--exact-time-limit", "2"]
+    assert run(["models", "promote", bad, *argv], registry.root) == 1
+    assert "quality check failed" in capsys.readouterr().err
+    assert run(["models", "promote", same, *argv], registry.root) == 0
+    out = capsys.readouterr().out
+    assert "promoted" in out and "| proven-optimum rate |" in out
+    assert registry.champion() == same
+    settings = SimpleNamespace(model_dir=registry.root, dispatch_config=DispatchConfig)
+    impossible = GateConfig(optimum_rate_slack=-1.0)  # candidate must beat 100 % + 1
+    code, note = promote(
+        registry, good, settings, force=False, per_class=1, kinds=("generated",),
+        exact_time_limit_s=2, gate_config=impossible,
+    )  # fmt: skip
+    assert code == 1 and "not promoted" in note and registry.champion() == same
+    code, note = promote(
+        registry, good, settings, force=True, per_class=1, kinds=("generated",),
+        exact_time_limit_s=2, gate_config=impossible,
+    )  # fmt: skip
+    assert code == 0 and "FORCED" in note and registry.champion() == good
+    assert registry.metadata(good)["promotion"]["forced"] is True
     assert run(["models", "rollback"], registry.root) == 0
-    assert registry.champion() == good
-    infos = {i.version: i.champion for i in registry.versions()}
-    assert infos == {good: True, bad: False}
+    assert registry.champion() == same
 
 
 def test_models_list_marks_the_champion(

@@ -33,7 +33,13 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH")
 def test_worker_and_optimize_serve_the_dqn_without_importing_torch(tmp_path: Path) -> None:
     """Provider + DQN pass + `dispatch-rl optimize` in one process: torch never loaded."""
     out = subprocess.run(
-        [sys.executable, "-c", _SERVE, str(tmp_path / "models"), str(ROOT / "examples" / "seed-day.json")],
+        [
+            sys.executable,
+            "-c",
+            _SERVE,
+            str(tmp_path / "models"),
+            str(ROOT / "examples" / "seed-day.json"),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
