@@ -16,19 +16,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from optimizer.cli_args import non_negative_int, positive_float, positive_int
 from optimizer.evaluate_cli import LearnSettings, cmd_evaluate, promote
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("train", help="train a DQN move policy; it becomes a registry version")
-    p.add_argument("--episodes", type=int, default=5000)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--episodes", type=positive_int, default=5000)
+    p.add_argument("--seed", type=non_negative_int, default=1)
     p.add_argument(
-        "--generated", type=int, default=1000, help="generated training days in the pool (0: none)"
+        "--generated",
+        type=non_negative_int,
+        default=1000,
+        help="generated training days in the pool (0: none)",
     )
     p.add_argument(
         "--patient",
-        type=int,
+        type=non_negative_int,
         default=500,
         help="patient-transport training days in the pool (0: none)",
     )
@@ -64,7 +68,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="a registry version, a model directory, `champion`, `default`, or "
         "`serving` (what a worker would serve; default)",
     )
-    p.add_argument("--per-class", type=int, default=10, help="days per size class and kind")
+    p.add_argument(
+        "--per-class", type=positive_int, default=10, help="days per size class and kind"
+    )
     p.add_argument(
         "--kinds",
         nargs="+",
@@ -75,12 +81,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--large", action="store_true", help="also the 150x18 and 300x40 classes")
     p.add_argument(
         "--swaps-per-booking",
-        type=float,
+        type=positive_float,
         default=None,
         help="replace the pass budget (default: the operator's pass config, unchanged)",
     )
     p.add_argument("--ablation", action="store_true", help="add a random-ranking policy")
-    p.add_argument("--exact-time-limit", type=float, default=10.0, help="CP-SAT seconds per day")
+    p.add_argument(
+        "--exact-time-limit", type=positive_float, default=10.0, help="CP-SAT seconds per day"
+    )
     p.add_argument("--no-exact", action="store_true", help="skip the exact reference")
     p.add_argument(
         "--no-latency", action="store_true", help="skip the latency sweep (10x3 .. 300x40)"
@@ -115,14 +123,18 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         action="store_true",
         help="promote even if the gate refuses it (recorded in its metadata)",
     )
-    q.add_argument("--per-class", type=int, default=3, help="held-out days per size class and kind")
+    q.add_argument(
+        "--per-class", type=positive_int, default=3, help="held-out days per size class and kind"
+    )
     q.add_argument(
         "--kinds",
         nargs="+",
         choices=["generated", "patient", "cordeau"],
         default=["generated", "patient", "cordeau"],
     )
-    q.add_argument("--exact-time-limit", type=float, default=5.0, help="CP-SAT seconds per day")
+    q.add_argument(
+        "--exact-time-limit", type=positive_float, default=5.0, help="CP-SAT seconds per day"
+    )
     q.set_defaults(handler=cmd_models_promote)
     q = msub.add_parser(
         "rollback",
