@@ -92,16 +92,18 @@ def exact_reference(
     time_limit_s: float,
     deadhead: bool = True,
 ) -> ExactReference:
-    """CP-SAT's minimum gap; then, if `optimizer.exact` offers the lexicographic mode, the
-    minimum deadhead at that gap."""
+    """CP-SAT's minimum gap; then, if `optimizer.exact` offers the lexicographic mode
+    (`solve_lexicographic`), the proven minimum deadhead at that gap (None if not proven).
+
+    `hint` should be a plan at the optimal gap with little deadhead (the caller's best)."""
     from optimizer import exact
 
     ex = exact.solve_min_gap(problem, upstream, time_limit_s=time_limit_s, hint=hint)
     min_dead: float | None = None
-    lexi = getattr(exact, "solve_min_deadhead", None)
+    lexi = getattr(exact, "solve_lexicographic", None)
     if deadhead and lexi is not None and ex.proven_optimal and ex.gap is not None:
         res = lexi(problem, upstream, gap=ex.gap, time_limit_s=time_limit_s, hint=hint)
-        if getattr(res, "proven_optimal", False):
+        if res.proven_optimal and res.deadhead_km is not None:
             min_dead = float(res.deadhead_km)
     return ExactReference(ex.gap, ex.lower_bound, ex.proven_optimal, ex.status, ex.wall_s, min_dead)
 
@@ -142,7 +144,12 @@ def evaluate_days(
         floor = gap_floor(int((upstream >= 0).sum()), p.n_drivers)
         before = next(iter(results.values())).before if results else None
         if exact:
-            best = min(results.values(), key=lambda r: r.after.value, default=None)
+            # the best plan: least gap, then least deadhead (the lexicographic solve's hint)
+            best = min(
+                results.values(),
+                key=lambda r: (r.after.gap, r.after.deadhead_km),
+                default=None,
+            )
             ref = exact_reference(
                 p,
                 upstream,

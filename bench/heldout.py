@@ -1,0 +1,137 @@
+"""The held-out table by size class: DQN / greedy (/ random) against the exact reference.
+
+    python bench/heldout.py                       # shipped default model, 10 days per class
+    python bench/heldout.py --per-class 20 --large --ablation --json
+    python bench/heldout.py --model var/models/versions/<v>
+
+For each group (source and size class; `optimizer.heldout`) and each policy, with the
+operator's default pass config: proven-optimum rate, mean gap excess over the proven optimum,
+deadhead excess over the exact minimum deadhead at the optimal gap (%, on the days the policy
+reached that gap), lateness minutes per day, p50 / p99 pass latency, mean validator checks and
+accepted steps per pass, and how often the budget stopped the pass. The exact columns: days
+proven, CP-SAT p50 / p99. Then the target check: optimum rate >= 99 % in every class up to
+100x13 and never below greedy's. Days and seeds are those `dispatch-rl evaluate` uses; the
+policies run interleaved per day so machine load hits them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from optimizer.evaluate import evaluate_days, summarize
+from optimizer.evaluate_cli import RandomPolicy
+from optimizer.heldout import LARGE_CLASSES, SIZE_CLASSES, HeldOutSpec, heldout_days
+from optimizer.policy import GreedyPolicy
+from optimizer.registry import DEFAULT_MODEL_DIR, load_model
+from optimizer.swap_pass import MovePolicy, PassConfig
+
+TARGET_RATE = 0.99
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="a model directory")
+    ap.add_argument("--per-class", type=int, default=10)
+    ap.add_argument("--kinds", nargs="+", default=["generated", "patient", "cordeau"])
+    ap.add_argument("--large", action="store_true", help="add the 150x18 and 300x40 classes")
+    ap.add_argument("--ablation", action="store_true", help="add random ranking, same search")
+    ap.add_argument("--exact-time-limit", type=float, default=10.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    model = load_model(args.model, check_quality=False)
+    policies: dict[str, MovePolicy] = {"dqn": model.policy(), "greedy": GreedyPolicy()}
+    if args.ablation:
+        policies["random"] = RandomPolicy(0)
+    config = PassConfig()
+    classes = SIZE_CLASSES + (LARGE_CLASSES if args.large else ())
+    spec = HeldOutSpec(per_class=args.per_class, classes=classes, kinds=tuple(args.kinds))
+    started = time.perf_counter()
+    days = heldout_days(spec)
+    rows = evaluate_days(days, policies, config, exact_time_limit_s=args.exact_time_limit)
+    summary = summarize(rows, list(policies))
+    wall = time.perf_counter() - started
+    load = os.getloadavg()
+    summary.update(
+        model_version=model.version,
+        held_out=spec.describe(),
+        wall_s=round(wall, 1),
+        load_average=[round(x, 2) for x in load],
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(
+        f"model {model.version}; {len(rows)} held-out days ({spec.describe()}); "
+        f"{wall:.0f} s wall, load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+        f"on {os.cpu_count()} CPUs (timings are noisy on a shared machine)"
+    )
+    print()
+    print(table(summary, list(policies)))
+    print()
+    for line in target_check(summary, list(policies)):
+        print(line)
+    return 0
+
+
+def table(summary: dict[str, Any], labels: list[str]) -> str:
+    head = (
+        "| group | days | policy | optimum rate | mean gap excess | deadhead excess % | "
+        "lateness min | p50 ms | p99 ms | checks | steps | budget stops |"
+    )
+    lines = [head, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for group, block in [("all", summary["methods"]), *summary["groups"].items()]:
+        ex = block["exact"]
+        for lb in labels:
+            m = block[lb]
+            lines.append(
+                f"| {group} | {m['days']} | {lb} | {_pc(m['optimum_rate'])} | "
+                f"{_f(m['mean_gap_excess'])} | {_f(m['deadhead_excess_pct'])} | "
+                f"{_f(m['lateness_minutes'])} | {_f(m['latency_ms_p50'])} | "
+                f"{_f(m['latency_ms_p99'])} | {_f(m['mean_checks'])} | {_f(m['mean_steps'])} | "
+                f"{m['budget_stops']} |"
+            )
+        lines.append(
+            f"| {group} | {ex['days']} | exact | {ex['proven']} proven | 0 | "
+            f"0 ({ex['min_deadhead_known']} known) | | {_f(ex['latency_ms_p50'])} | "
+            f"{_f(ex['latency_ms_p99'])} | | | |"
+        )
+    return "\n".join(lines)
+
+
+def target_check(summary: dict[str, Any], labels: list[str]) -> list[str]:
+    out = []
+    targets = {f"{n}x{k}" for n, k in SIZE_CLASSES}
+    for group, block in summary["groups"].items():
+        size = group.partition(" ")[2]
+        if size not in targets:
+            continue
+        dqn, greedy = block["dqn"]["optimum_rate"], block["greedy"]["optimum_rate"]
+        if dqn is None:
+            continue
+        ok = dqn >= TARGET_RATE and (greedy is None or dqn >= greedy)
+        out.append(
+            f"{'met   ' if ok else 'MISSED'} {group}: dqn {_pc(dqn)} (target >= 99 %, "
+            f"greedy {_pc(greedy)})"
+        )
+    return out
+
+
+def _f(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
+
+
+def _pc(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
