@@ -38,6 +38,9 @@ _ENV_FIELDS = (
     "state_dir",
     "model_dir",
     "topic_partitions",
+    "data_dir",
+    "session_timeout_seconds",
+    "heartbeat_interval_seconds",
 )
 
 
@@ -225,6 +228,84 @@ async def produce(
 # ------------------------------------------------------------------ reading
 
 
+class TopicLog:
+    """Every record of one topic from the beginning, read incrementally by one group-less
+    consumer (`async with TopicLog(settings, topic) as log`); `docs` are the JSON values."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.records: list[Any] = []
+        self.docs: list[dict[str, Any]] = []
+        self._consumer: Any = None
+
+    async def __aenter__(self) -> TopicLog:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=2 * MAX_MESSAGE_BYTES,
+            fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+            **client_options(self.settings),
+        )
+        await consumer.start()
+        parts = sorted(consumer.partitions_for_topic(self.topic) or ())
+        consumer.unsubscribe()
+        self._tps = [TopicPartition(self.topic, p) for p in parts]
+        consumer.assign(self._tps)
+        await consumer.seek_to_beginning(*self._tps)
+        self._consumer = consumer
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, timeout_ms: int = 200) -> int:
+        """Fetch what arrived; how many new records."""
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms)
+        n = 0
+        for records in batches.values():
+            for r in records:
+                self.records.append(r)
+                try:
+                    doc = json.loads(r.value)
+                except ValueError:
+                    doc = {}
+                self.docs.append(doc if isinstance(doc, dict) else {})
+                n += 1
+        return n
+
+    def distinct(self, name: str = "dispatch_id") -> set[Any]:
+        return {d.get(name) for d in self.docs}
+
+    async def until(self, done: Callable[[TopicLog], bool], timeout: float) -> bool:
+        """Poll until `done(self)`; False when `timeout` passes first."""
+        deadline = time.monotonic() + timeout
+        while not done(self):
+            if time.monotonic() > deadline:
+                return False
+            await self.poll()
+        return True
+
+    async def catch_up(self, timeout: float = 60.0) -> None:
+        """Read up to the topic's end offsets as they are now."""
+        ends = await self._consumer.end_offsets(self._tps)
+        deadline = time.monotonic() + timeout
+        while True:
+            positions = [await self._consumer.position(tp) for tp in self._tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, self._tps, strict=True)):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.topic}: could not read to its end in {timeout} s")
+            await self.poll()
+
+
+def has_distinct(n: int, name: str = "dispatch_id") -> Callable[[TopicLog], bool]:
+    """`done` for `TopicLog.until`: at least `n` distinct values of a JSON field."""
+    return lambda log: len(log.distinct(name)) >= n
+
+
 async def read_all(
     settings: Settings,
     topic: str,
@@ -233,7 +314,7 @@ async def read_all(
     timeout: float = 120.0,
     linger: float = 0.0,
 ) -> list[Any]:
-    """Every record of `topic` from the beginning until `until(records)` holds (then `linger`
+    """Records of `topic` from the beginning until `until(records)` holds (then `linger`
     seconds more) or `timeout`."""
     from tests.streams.conftest import read_topic
 
