@@ -74,9 +74,10 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float = Field(default=2.0, gt=0.0)
     """How often a consumer tells the group coordinator it lives (well under the session
     timeout; Kafka advises at most a third). Survivors also learn of a rebalance through it."""
-    rebalance_timeout_seconds: float = Field(default=30.0, gt=0.0)
-    """How long the coordinator waits for live members to rejoin during a rebalance (a member
-    busy with a large day must finish it within this); does not delay detecting a dead one."""
+    rebalance_timeout_seconds: float = Field(default=60.0, gt=0.0)
+    """How long the coordinator waits for live members to rejoin during a rebalance. A member
+    finishes its in-flight dispatch first, so keep it above `max_pass_seconds`; it does not
+    delay noticing a dead member."""
 
     # ---- optimizer
     enabled: bool = True

@@ -59,8 +59,9 @@ def broker_for(
 
     A configured `bootstrap_servers` is used as is. Otherwise the durable local broker recorded
     in `settings.local_broker_dir` (`<data_dir>/kafka`, see `dispatch-rl kafka`): used if it
-    runs, else started when `start` is true (on `local_broker_port`, its data kept) and stopped
-    again on exit, else `RuntimeError`.
+    runs, else started when `start` is true (on `local_broker_port`), else `RuntimeError`. A
+    broker started here is stopped (its data kept) when the last process using it exits
+    (`local_kafka.using`), so a second worker or an audit never loses it under its feet.
 
     `ephemeral`: a fresh broker on free ports in a temporary directory, and `data_dir` (with
     the dataset and state dirs at their default places) moved to a temporary directory too;
@@ -83,28 +84,25 @@ def broker_for(
         yield settings
         return
     broker_dir = settings.local_broker_dir
-    current = local_kafka.status(broker_dir)
-    if current.running and current.state is not None:
-        log.info("local_broker_found", bootstrap=current.state.bootstrap, dir=str(broker_dir))
-        yield settings.model_copy(update={"bootstrap_servers": current.state.bootstrap})
-        return
     if not start:
-        raise RuntimeError(
-            "no Kafka bootstrap configured (DISPATCH_RL_BOOTSTRAP_SERVERS) and no local broker "
-            f"runs ({current.detail}); start one with `dispatch-rl kafka start` "
-            "or `dispatch-rl run`"
+        current = local_kafka.status(broker_dir)
+        if not (current.running and current.state is not None):
+            raise RuntimeError(
+                "no Kafka bootstrap configured (DISPATCH_RL_BOOTSTRAP_SERVERS) and no local "
+                f"broker runs ({current.detail}); start one with `dispatch-rl kafka start` "
+                "or `dispatch-rl run`"
+            )
+    with local_kafka.using(
+        broker_dir, port=settings.local_broker_port, controller_port=settings.local_controller_port
+    ) as (state, started):
+        log.info(
+            "local_broker_started" if started else "local_broker_found",
+            bootstrap=state.bootstrap,
+            pid=state.pid,
+            data=state.data_dir,
         )
-    log.info("local_broker_starting", dir=str(broker_dir), port=settings.local_broker_port)
-    state = local_kafka.start(
-        broker_dir,
-        port=settings.local_broker_port,
-        controller_port=settings.local_controller_port,
-    )
-    log.info("local_broker_started", bootstrap=state.bootstrap, pid=state.pid, data=state.data_dir)
-    try:
         yield settings.model_copy(update={"bootstrap_servers": state.bootstrap})
-    finally:
-        local_kafka.stop(broker_dir)
+    if not local_kafka.status(broker_dir).running:
         log.info("local_broker_stopped", pid=state.pid, data_kept=state.data_dir)
 
 

@@ -38,6 +38,7 @@ from streams.local_kafka.state import (
     start,
     status,
     stop,
+    using,
 )
 
 __all__ = [
@@ -59,4 +60,5 @@ __all__ = [
     "start",
     "status",
     "stop",
+    "using",
 ]

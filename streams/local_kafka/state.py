@@ -36,6 +36,7 @@ __all__ = [
     "start",
     "status",
     "stop",
+    "using",
 ]
 
 DEFAULT_PORT = 19092
@@ -78,6 +79,9 @@ class KafkaState:
     started_at: float  # Unix time
     ephemeral: bool = False
     work_dir: str = ""
+    on_demand: bool = False
+    """Started by `using` (run, demo, audit): the last of them to exit stops it. A broker
+    started by `dispatch-rl kafka start` runs until `dispatch-rl kafka stop`."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ def start(
     controller_port: int = DEFAULT_CONTROLLER_PORT,
     ephemeral: bool = False,
     startup_timeout: float = 60.0,
+    on_demand: bool = False,
 ) -> KafkaState:
     """Start a detached broker that outlives the caller and record it in ``broker_dir``.
 
@@ -186,6 +191,7 @@ def start(
             started_at=time.time(),
             ephemeral=ephemeral,
             work_dir=str(kafka.work_dir),
+            on_demand=on_demand,
         )
         _write_state(broker_dir, state)
         return state
@@ -211,3 +217,50 @@ def stop(broker_dir: Path | str | None = None, *, timeout: float = 30.0) -> bool
     if state.ephemeral and state.work_dir:
         shutil.rmtree(state.work_dir, ignore_errors=True)
     return was_running
+
+
+@contextlib.contextmanager
+def using(
+    broker_dir: Path | str | None = None,
+    *,
+    port: int = DEFAULT_PORT,
+    controller_port: int = DEFAULT_CONTROLLER_PORT,
+    startup_timeout: float = 60.0,
+) -> Iterator[tuple[KafkaState, bool]]:
+    """Use the durable broker of ``broker_dir`` for the duration of the block, starting it if
+    none runs; yields ``(state, started)``.
+
+    Several processes on one host may use it at once (a second worker, an audit while `run`
+    serves): each holds a shared lock on ``users.lock`` while inside. A broker this function
+    started (``on_demand``) is stopped, its data kept, by the last user to leave; one started
+    by ``dispatch-rl kafka start`` is left running.
+    """
+    broker_dir = _as_dir(broker_dir)
+    broker_dir.mkdir(parents=True, exist_ok=True)
+    users = broker_dir / "users.lock"
+    with users.open("a") as mine:
+        fcntl.flock(mine, fcntl.LOCK_SH)
+        current = status(broker_dir)
+        started = not (current.running and current.state is not None)
+        state = (
+            start(
+                broker_dir,
+                port=port,
+                controller_port=controller_port,
+                startup_timeout=startup_timeout,
+                on_demand=True,
+            )
+            if started
+            else current.state
+        )
+        assert state is not None
+        yield state, started
+    # Our shared lock is released: the broker is ours to stop only if no one else holds one.
+    with users.open("a") as last:
+        try:
+            fcntl.flock(last, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another process still uses it
+        recorded = _read_state(broker_dir)
+        if recorded is not None and recorded.on_demand and recorded.pid == state.pid:
+            stop(broker_dir)

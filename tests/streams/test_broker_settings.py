@@ -77,7 +77,7 @@ def test_failover_timeouts_reach_faust_and_plain_consumers() -> None:
     faust_opts = faust_broker_options(settings)
     assert faust_opts["broker_session_timeout"] == 10.0
     assert faust_opts["broker_heartbeat_interval"] == 2.0
-    assert faust_opts["broker_rebalance_timeout"] == 30.0
+    assert faust_opts["broker_rebalance_timeout"] == 60.0
     assert faust_opts["broker_request_timeout"] > faust_opts["broker_session_timeout"]
 
     tuned = Settings(

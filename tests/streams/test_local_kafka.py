@@ -26,6 +26,7 @@ from streams.local_kafka import (
     cluster_metadata,
     main,
     status,
+    using,
 )
 from streams.local_kafka.launcher import cluster_id_of, new_cluster_id
 from streams.local_kafka.process import free_ports
@@ -212,6 +213,11 @@ def test_detached_start_status_stop_keeps_data(
         out = capsys.readouterr().out
         assert f"bootstrap={bootstrap}" in out and "status=running" in out
 
+        # `run`/`audit` using a broker started by `kafka start` leave it running.
+        with using(broker_dir, port=port, controller_port=controller_port) as (_, started_here):
+            assert not started_here
+        assert status(broker_dir).running
+
         # A second start is a no-op that reports the running broker.
         assert main(["--dir", str(broker_dir), "start", *ports]) == 0
         out = capsys.readouterr().out
@@ -231,6 +237,27 @@ def test_detached_start_status_stop_keeps_data(
         assert described == 2, "the topic and its partitions survived the restart"
     finally:
         assert main(["--dir", str(broker_dir), "stop"]) == 0
+
+
+def test_an_on_demand_broker_is_stopped_by_its_last_user_only(tmp_path: Path) -> None:
+    """`run` started it, a second user (another worker, an audit) joined: the starter leaving
+    does not pull the broker from under the other; the last one out stops it, data kept."""
+    broker_dir = tmp_path / "kafka"
+    port, controller_port = free_ports(2)
+    first = using(broker_dir, port=port, controller_port=controller_port)
+    state, started = first.__enter__()
+    second = using(broker_dir, port=port, controller_port=controller_port)
+    try:
+        assert started and state.on_demand
+        again, started_again = second.__enter__()
+        assert (again.pid, started_again) == (state.pid, False)
+
+        first.__exit__(None, None, None)
+        assert status(broker_dir).running, "the second user still holds it"
+    finally:
+        second.__exit__(None, None, None)
+    assert not status(broker_dir).running, "the last user out stopped it"
+    assert (broker_dir / "data" / "meta.properties").is_file()
 
 
 def test_detached_ephemeral_broker_is_deleted_by_stop(tmp_path: Path) -> None:
