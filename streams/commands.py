@@ -135,7 +135,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.topics import ensure_topics, topic_specs
+    from streams.topics import ensure_topics, existing_topics, topic_specs
     from streams.worker import broker_for, publish_events
 
     docs = [doc for path in args.files for doc in _documents(path)]
@@ -156,11 +156,21 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
             )
         payloads.append((day.dispatch_id.encode(), codec.encode(day)))
     try:
-        with broker_for(settings, start=False) as resolved:
+        # No bootstrap set: the durable local broker (started if needed; the days wait there
+        # for the next `run`).
+        with broker_for(settings) as resolved:
             # Our topics exist with our configs before the first record (the local broker does
             # not auto-create; another broker's defaults would be 1 partition and 1 MB).
             ours = [s for s in topic_specs(resolved) if args.topic in (None, s.name)]
-            asyncio.run(ensure_topics(resolved, ours))
+            if ours:
+                asyncio.run(ensure_topics(resolved, ours))
+            elif args.topic not in asyncio.run(existing_topics(resolved)):
+                print(
+                    f"error: topic {args.topic!r} does not exist at "
+                    f"{resolved.bootstrap_servers} (topics are not auto-created)",
+                    file=sys.stderr,
+                )
+                return 1
             asyncio.run(publish_events(resolved, payloads, topic=args.topic))
             topic = args.topic or resolved.topic_input
             print(f"published {len(payloads)} day(s) to {topic} at {resolved.bootstrap_servers}")

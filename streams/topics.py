@@ -48,6 +48,7 @@ __all__ = [
     "consumer_group_options",
     "declare_topics",
     "ensure_topics",
+    "existing_topics",
     "faust_broker_options",
     "ssl_context",
     "topic_differences",
@@ -240,6 +241,18 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = 
                 "kafka-configs / kafka-topics if the wanted values should apply",
             )
         return created
+    finally:
+        await admin.close()
+
+
+async def existing_topics(settings: Settings) -> set[str]:
+    """Names of the topics on the broker."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
     finally:
         await admin.close()
 

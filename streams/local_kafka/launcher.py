@@ -267,9 +267,11 @@ class LocalKafka:
             "transaction.state.log.num.partitions": "1",
             "group.initial.rebalance.delay.ms": "0",
             # No broker-wide cut: each topic's retention.ms decides (the swap log and its
-            # inputs are kept forever by default). Offsets of idle groups are kept 30 days.
+            # inputs are kept forever by default). A stopped service's committed offsets are
+            # kept a year (default 7 days), so a restart after a long pause resumes where it
+            # stopped instead of re-reading every topic from the beginning.
             "log.retention.ms": "-1",
-            "offsets.retention.minutes": str(30 * 24 * 60),
+            "offsets.retention.minutes": str(365 * 24 * 60),
             # Small-disk and small-heap friendly: modest segments, and a log-cleaner buffer
             # that fits the 512 MiB heap comfortably.
             "log.segment.bytes": str(64 * 1024 * 1024),

@@ -65,3 +65,9 @@ def test_a_dispatch_can_be_audited_after_the_service_stopped(tmp_path: Path) -> 
     assert "replay verified" in audit.stdout
     assert f"127.0.0.1:{port}" in audit.stderr, "the same stable port as the demo's broker"
     assert not status(data_dir / "kafka").running
+
+    # Days published while the service is down wait on the durable broker for the next run.
+    publish = _cli(env, "publish", str(ROOT / "examples" / "seed-day.json"))
+    assert publish.returncode == 0, publish.stderr[-4000:]
+    assert f"at 127.0.0.1:{port}" in publish.stdout
+    assert not status(data_dir / "kafka").running

@@ -85,3 +85,20 @@ async def test_publish_before_any_worker_creates_the_topics_first(
     assert "published 1 day(s)" in out
     assert await _partitions(settings, settings.topic_input) == settings.topic_partitions
     assert await topic_differences(settings) == []
+
+
+async def test_publish_to_a_topic_nobody_created_says_so(
+    kafka_bootstrap: str, make_settings: Callable[..., Settings]
+) -> None:
+    """`publish --topic X` for a topic that is not ours and does not exist: one line, exit 1,
+    and the topic is not created behind anyone's back."""
+    settings = make_settings(kafka_bootstrap)
+    topic = f"{settings.topic_input}.nobody"
+
+    code, _, err = await run_cli(
+        cli_env(settings), "publish", "--topic", topic, str(ROOT / "examples" / "seed-day.json")
+    )
+
+    assert code == 1
+    assert f"topic '{topic}' does not exist" in err
+    assert err.strip().count("\n") == 0, err
