@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, get_args
 
@@ -177,18 +177,28 @@ class DispatchMetrics:
 
     # ---------------------------------------------------------------- consumers
 
-    @contextlib.contextmanager
-    def watching(self, name: str, source: LagSource) -> Iterator[None]:
-        """Report `source`'s lag (as consumer `name`) on every scrape while inside."""
+    def watch(self, name: str, source: LagSource) -> Callable[[], None]:
+        """Report `source`'s lag (as consumer `name`) on every scrape until the returned
+        function is called (for a consumer loop: call it where the consumer stops)."""
         with self._lock:
             self._sources[name] = source
-        try:
-            yield
-        finally:
+
+        def unwatch() -> None:
             with self._lock:
                 if self._sources.get(name) is source:
                     del self._sources[name]
             self._clear_lag(name)
+
+        return unwatch
+
+    @contextlib.contextmanager
+    def watching(self, name: str, source: LagSource) -> Iterator[None]:
+        """`watch` for the duration of a `with` block."""
+        unwatch = self.watch(name, source)
+        try:
+            yield
+        finally:
+            unwatch()
 
     async def refresh(self) -> None:
         """Ask every watched consumer for its lag and model (called by each scrape)."""

@@ -107,3 +107,40 @@ async def test_metrics_move_with_real_dispatches(kafka_bootstrap: str, tmp_path:
     assert moved("dispatch_rl_moves_total", decision="accepted") >= 1
     assert moved("dispatch_rl_dead_letters_total", source_topic=settings.topic_input) == 1
     assert _total(after, "dispatch_rl_serving_model_info", model_version="gated-greedy") == 1
+
+
+async def test_consumer_lag_of_a_plain_consumer(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """`ConsumerLag`: high-water mark minus position of an aiokafka consumer, per partition."""
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.metrics import ConsumerLag, DispatchMetrics
+    from streams.topics import client_options, ensure_topics
+
+    settings = unique_settings(kafka_bootstrap, tmp_path, topic_partitions=1)
+    await ensure_topics(settings)
+    await publish_events(settings, [(b"k", b"x%d" % i) for i in range(5)])
+    consumer = AIOKafkaConsumer(
+        settings.topic_input,
+        group_id=settings.dataset_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **client_options(settings),
+    )
+    await consumer.start()
+    metrics = DispatchMetrics()
+    try:
+        with metrics.watching("plain", ConsumerLag(consumer)):
+            got = 0
+            while got < 2:
+                batches = await consumer.getmany(timeout_ms=500, max_records=1)
+                got += sum(len(b) for b in batches.values())
+            body = (await metrics.render())[0].decode()
+    finally:
+        await consumer.stop()
+    samples = {
+        s.labels["partition"]: s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+        if s.name == "dispatch_rl_consumer_lag_messages" and s.labels["consumer"] == "plain"
+    }
+    assert samples == {"0": 3.0}
