@@ -15,6 +15,7 @@ one process, static voters), listening on 127.0.0.1 only.
   in ``<broker dir>/kafka.json`` (default broker dir ``<data dir>/kafka``, data dir
   ``$DISPATCH_RL_DATA_DIR``, else ``$XDG_DATA_HOME/dispatch-rl``, else
   ``~/.local/share/dispatch-rl``), on a stable port (19092, controller 19093).
+* ``config``: ``server.properties`` (no auto-creation, no retention cut) and cluster ids.
 * ``probe``: readiness asked with a real client (aiokafka's admin client).
 * ``cli``: ``dispatch-rl kafka start|status|stop``.
 * ``jars``: the jars (``DISPATCH_RL_KAFKA_HOME``, default ``~/.cache/dispatch-rl/kafka-<v>``).

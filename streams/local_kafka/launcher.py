@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import shutil
 import signal
@@ -11,10 +10,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from types import TracebackType
 
+from streams.local_kafka.config import (
+    HOST,
+    cluster_id_of,
+    new_cluster_id,
+    server_properties,
+)
 from streams.local_kafka.jars import LOG4J_PROPERTIES, KafkaLaunchError, ensure_jars, java
 from streams.local_kafka.probe import BrokerMetadata, cluster_metadata, port_in_use
 from streams.local_kafka.process import (
@@ -28,36 +32,9 @@ from streams.local_kafka.process import (
     wait_pid_gone,
 )
 
-__all__ = ["LocalKafka", "cluster_id_of", "new_cluster_id"]
+__all__ = ["LocalKafka"]
 
 _HEAP = "512m"  # kafka-server-start defaults to 1 GiB; a development broker needs far less
-_NODE_ID = 1
-_HOST = "127.0.0.1"
-
-
-def new_cluster_id() -> str:
-    """22 chars of url-safe base64 of a uuid4, never starting with '-'.
-
-    One id in 64 would start with '-', which StorageTool's argument parser takes for an
-    option, so `format -t -abc...` fails (Kafka's own `Uuid.randomUuid()` skips those too).
-    """
-    while True:
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cid.startswith("-"):
-            return cid
-
-
-def cluster_id_of(data_dir: Path) -> str | None:
-    """The cluster id a formatted data dir belongs to (from ``meta.properties``), else None."""
-    try:
-        text = (data_dir / "meta.properties").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == "cluster.id":
-            return value.strip()
-    return None
 
 
 class LocalKafka:
@@ -220,63 +197,28 @@ class LocalKafka:
         if port == controller_port:
             raise KafkaLaunchError(f"broker and controller ports must differ (both {port})")
         for what, p in (("broker", self._port_arg), ("controller", self._controller_port_arg)):
-            if p and port_in_use(_HOST, p):
+            if p and port_in_use(HOST, p):
                 raise KafkaLaunchError(self._port_taken_message(what, p))
         return port, controller_port
 
     def _port_taken_message(self, what: str, port: int) -> str:
         ours = cluster_id_of(self.data_dir)
         with contextlib.suppress(ConnectionError, ValueError):
-            if ours and cluster_metadata(f"{_HOST}:{port}", 3.0).cluster_id == ours:
+            if ours and cluster_metadata(f"{HOST}:{port}", 3.0).cluster_id == ours:
                 return (
-                    f"the broker of {self.work_dir} already runs at {_HOST}:{port} but is not "
+                    f"the broker of {self.work_dir} already runs at {HOST}:{port} but is not "
                     "recorded as started by us; stop it (or use it as "
-                    f"DISPATCH_RL_BOOTSTRAP_SERVERS={_HOST}:{port})"
+                    f"DISPATCH_RL_BOOTSTRAP_SERVERS={HOST}:{port})"
                 )
         setting = "LOCAL_BROKER_PORT" if what == "broker" else "LOCAL_CONTROLLER_PORT"
         return (
-            f"{what} port {_HOST}:{port} is taken by another program, not the dispatch-rl broker "
+            f"{what} port {HOST}:{port} is taken by another program, not the dispatch-rl broker "
             f"of {self.work_dir}: free it, set DISPATCH_RL_{setting} to a free port, "
             "or use --ephemeral"
         )
 
     def _write_properties(self, port: int, controller_port: int) -> None:
-        props = {
-            # KRaft combined mode with static voters, as tested on Kafka 3.9 and 4.x.
-            "process.roles": "broker,controller",
-            "node.id": str(_NODE_ID),
-            "controller.quorum.voters": f"{_NODE_ID}@{_HOST}:{controller_port}",
-            "listeners": f"PLAINTEXT://{_HOST}:{port},CONTROLLER://{_HOST}:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{_HOST}:{port}",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.data_dir),
-            # Topics are created on purpose, with their configs (streams.topics): a producer
-            # that publishes first gets an error instead of a 1 MB one-partition topic.
-            "auto.create.topics.enable": "false",
-            "num.partitions": "1",
-            # Single node: everything replicated once.
-            "default.replication.factor": "1",
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            # One partition for the internal topics: the first consumer group and transaction
-            # come up much faster than with the default 50 partitions.
-            "offsets.topic.num.partitions": "1",
-            "transaction.state.log.num.partitions": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            # No broker-wide cut: each topic's retention.ms decides (the swap log and its
-            # inputs are kept forever by default). A stopped service's committed offsets are
-            # kept a year (default 7 days), so a restart after a long pause resumes where it
-            # stopped instead of re-reading every topic from the beginning.
-            "log.retention.ms": "-1",
-            "offsets.retention.minutes": str(365 * 24 * 60),
-            # Small-disk and small-heap friendly: modest segments, and a log-cleaner buffer
-            # that fits the 512 MiB heap comfortably.
-            "log.segment.bytes": str(64 * 1024 * 1024),
-            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
-        }
+        props = server_properties(self.data_dir, port, controller_port)
         text = "".join(f"{key}={value}\n" for key, value in props.items())
         self.server_properties.write_text(text)
 
@@ -319,7 +261,7 @@ class LocalKafka:
         self._write_properties(port, controller_port)
         self._format_once(java_bin, libs)
         with self.log_file.open("ab") as log:
-            log.write(f"[dispatch-rl] starting the broker on {_HOST}:{port}\n".encode())
+            log.write(f"[dispatch-rl] starting the broker on {HOST}:{port}\n".encode())
 
         cmd = self._java_cmd(java_bin, libs, "kafka.Kafka", str(self.server_properties))
         if self._detached:
@@ -348,7 +290,7 @@ class LocalKafka:
                 )
             self._pid = self._proc.pid
             atexit.register(self._stop_at_exit)
-        self._bootstrap = f"{_HOST}:{port}"
+        self._bootstrap = f"{HOST}:{port}"
         self._ports = (port, controller_port)
         try:
             self._wait_ready()
@@ -367,7 +309,7 @@ class LocalKafka:
                     f"{tail(self.log_file)}"
                 )
             # An open port first (cheap), then a real client's Metadata request.
-            if port_in_use(_HOST, port):
+            if port_in_use(HOST, port):
                 try:
                     if self.metadata(timeout=2.0).brokers:
                         return

@@ -28,7 +28,7 @@ from streams.local_kafka import (
     status,
     using,
 )
-from streams.local_kafka.launcher import cluster_id_of, new_cluster_id
+from streams.local_kafka.config import cluster_id_of, new_cluster_id
 from streams.local_kafka.process import free_ports
 
 pytestmark = pytest.mark.kafka
