@@ -238,7 +238,8 @@ def using(
     broker_dir = _as_dir(broker_dir)
     broker_dir.mkdir(parents=True, exist_ok=True)
     users = broker_dir / "users.lock"
-    with users.open("a") as mine:
+    mine = users.open("a")
+    try:
         fcntl.flock(mine, fcntl.LOCK_SH)
         current = status(broker_dir)
         started = not (current.running and current.state is not None)
@@ -254,11 +255,21 @@ def using(
             else current.state
         )
         assert state is not None
+    except BaseException:
+        mine.close()
+        raise
+    try:
         yield state, started
-    # Our shared lock is released: the broker is ours to stop only if no one else holds one.
-    with users.open("a") as last:
+    finally:
+        mine.close()  # releases our shared lock
+        _stop_if_last_user(broker_dir, users, state)
+
+
+def _stop_if_last_user(broker_dir: Path, users: Path, state: KafkaState) -> None:
+    # The broker is ours to stop only if no other process holds a shared lock on `users`.
+    with users.open("a") as probe:
         try:
-            fcntl.flock(last, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return  # another process still uses it
         recorded = _read_state(broker_dir)

@@ -259,6 +259,14 @@ def test_an_on_demand_broker_is_stopped_by_its_last_user_only(tmp_path: Path) ->
     assert not status(broker_dir).running, "the last user out stopped it"
     assert (broker_dir / "data" / "meta.properties").is_file()
 
+    # A user that fails still lets go of the broker it started.
+    with (
+        pytest.raises(RuntimeError, match="worker failed"),
+        using(broker_dir, port=port, controller_port=controller_port),
+    ):
+        raise RuntimeError("worker failed")
+    assert not status(broker_dir).running
+
 
 def test_detached_ephemeral_broker_is_deleted_by_stop(tmp_path: Path) -> None:
     """`kafka start --ephemeral`: free port, empty data outside the broker dir, gone at stop."""
