@@ -53,9 +53,9 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
         producer_acks=-1,
         producer_max_request_size=MAX_MESSAGE_BYTES,
         broker_commit_interval=1.0,
-        # Faust cannot bind "any free port": web_port 0 turns the web server off.
-        web_enabled=settings.web_enabled and settings.web_port > 0,
-        web_port=settings.web_port or 6066,
+        # Faust's own aiohttp server stays off: the worker's one web server (FastAPI, in
+        # streams.web, started by running_worker) serves health, the API and the dashboard.
+        web_enabled=False,
         web_tables_enabled=False,
     )
     topics = declare_topics(app, settings)

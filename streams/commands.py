@@ -22,6 +22,7 @@ from optimizer.cli_args import (
 from optimizer.report import render_outcome
 from schemas import HeuristicDone, Optimized
 from streams import codec
+from streams.audit_cli import add_arguments as add_audit_arguments
 from streams.settings import Settings
 
 
@@ -93,17 +94,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
     audit_p = subparsers.add_parser(
         "audit",
-        help="an auditor's replay of one dispatch: input, outcome, swap log, verdict",
-        description="Read the dispatch's input, Optimized outcome and swap log from the "
-        "topics, print the trail, and check that replaying the accepted moves on the input "
-        "reproduces the published assignment without adding a violation. Exit 0 when it "
-        "does, 1 when it does not, 2 when the dispatch is not found.",
+        help="an auditor's view: one dispatch's replay verdict, or the moves matching keys",
+        description="With DISPATCH_ID alone: print the dispatch's trail and check that "
+        "replaying the accepted moves on the input reproduces the published assignment "
+        "without adding a violation (exit 0 when it does, 1 when it does not, 2 when the "
+        "dispatch is not found). With --booking/--driver/--date/--decision/--reason/--model: "
+        "list the dispatches and the swap audits matching all of them (exit 2 if none). "
+        "Reads the audit store (DISPATCH_RL_STORE_URL, or the SQLite file in the data dir); "
+        "without one, it scans the topics.",
     )
-    audit_p.add_argument("dispatch_id")
-    audit_p.add_argument("--json", action="store_true", help="print the verdict and the log")
+    audit_p.add_argument("--json", action="store_true", help="print JSON")
     audit_p.add_argument(
         "--timeout", type=positive_float, default=60.0, help="seconds to read the topics"
     )
+    add_audit_arguments(audit_p)
     audit_p.set_defaults(handler=_audit)
 
     ds = subparsers.add_parser("dataset", help="the training dataset written by the worker")
@@ -196,50 +200,9 @@ def _documents(path: Path) -> list[bytes]:
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.audit import fetch_dispatch, verify
-    from streams.local_kafka import KafkaLaunchError
-    from streams.worker import broker_for
+    from streams.audit_cli import audit_command
 
-    try:
-        # The durable local broker keeps every dispatch: start it (and stop it after) when
-        # `run` is not running, so an old dispatch can be audited any time.
-        with broker_for(settings) as resolved:
-            record = asyncio.run(fetch_dispatch(resolved, args.dispatch_id, timeout=args.timeout))
-    except (RuntimeError, TimeoutError, KafkaLaunchError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not record.inputs and not record.outcomes:
-        print(f"error: dispatch {args.dispatch_id!r} not found on the topics", file=sys.stderr)
-        return 2
-    verdict = verify(record, settings.dispatch_config())
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "dispatch_id": args.dispatch_id,
-                    "ok": verdict.ok,
-                    "problems": list(verdict.problems),
-                    "proposed": verdict.proposed,
-                    "accepted": verdict.accepted,
-                    "outcome": record.outcomes[-1].model_dump(mode="json")
-                    if record.outcomes
-                    else None,
-                    "audits": [a.model_dump(mode="json") for a in record.audits],
-                },
-                indent=2,
-            )
-        )
-    else:
-        if record.outcomes:
-            print(render_outcome(record.outcomes[-1], record.audits))
-        if verdict.ok:
-            print(
-                f"replay verified: {verdict.accepted} accepted of {verdict.proposed} proposed "
-                "moves reproduce the published assignment, no violation added"
-            )
-        else:
-            print("REPLAY FAILED:\n  " + "\n  ".join(verdict.problems))
-    return 0 if verdict.ok else 1
+    return audit_command(args, settings)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

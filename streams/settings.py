@@ -13,7 +13,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from optimizer.dispatch import DispatchConfig
@@ -136,8 +143,22 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     web_port: int = Field(default=6066, ge=0, le=65535)
-    """Faust web server (health, metrics, audit query API)."""
+    """The worker's web server (audit API, dashboard, /metrics, health); 0: any free port."""
+    web_host: str = "127.0.0.1"
+    """Interface the web server binds; loopback by default (set 0.0.0.0 deliberately)."""
     web_enabled: bool = True
+    api_token: SecretStr | None = None
+    """Bearer token for reads of /api/*. Unset: one is generated once and kept in
+    `<state_dir>/api-token` (mode 0600); the worker logs that path at start."""
+
+    # ---- audit store
+    store_url: str | None = None
+    """SQLAlchemy URL of the audit store, e.g. `postgresql+psycopg://user:pw@host/db`. Unset:
+    an embedded SQLite file, `<data_dir>/audit.sqlite3`."""
+    store_group: str = "dispatch-rl-store"
+    """Consumer group of the audit store consumer (separate: it sees every event)."""
+    store_enabled: bool = True
+    """False: the worker runs no audit store consumer (and the API has nothing to serve)."""
 
     @field_validator("log_level")
     @classmethod

@@ -40,10 +40,14 @@ from streams.metrics import AgentLag, default_metrics
 from streams.reader import TopicReader
 from streams.reader import end_offsets as reader_end_offsets
 from streams.settings import Settings
+from streams.store.notify import OptimizedNotifier
 from streams.topics import MAX_MESSAGE_BYTES, client_options, ensure_topics
 
 if TYPE_CHECKING:
     import faust
+
+    from streams.audit_service import RunningStore
+    from streams.web import RunningWeb
 
 log = structlog.get_logger("dispatch_rl.worker")
 
@@ -117,6 +121,33 @@ class RunningWorker:
     app: faust.App | None
     writer: WriterCounters | None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    store: RunningStore | None = None
+    """The audit store and its consumer (when it runs in this worker)."""
+    web: RunningWeb | None = None
+    """The web server (audit API, dashboard, health); `web.url` says where."""
+    notifier: OptimizedNotifier = field(default_factory=OptimizedNotifier)
+    """Announces each `Optimized` the audit store has stored (the dashboard's live feed)."""
+
+    def health(self) -> dict[str, Any]:
+        """What `/dispatch/health/` answers: liveness and what each part has done."""
+        failure = self.failed()
+        out: dict[str, Any] = {
+            "status": "ok" if failure is None else "failing",
+            "app_id": self.settings.app_id,
+        }
+        if self.app is not None:
+            handler = self.app.dispatch_handler  # type: ignore[attr-defined]
+            try:
+                out["model_version"] = handler.provider.policy().version
+            except Exception as exc:
+                out["model_version"] = f"unavailable: {type(exc).__name__}"
+            out["handled"] = dict(handler.counts)
+        if self.writer is not None:
+            out["dataset"] = {"written": self.writer.written, "batches": self.writer.batches}
+        if self.store is not None:
+            c = self.store.counters
+            out["store"] = {"records": c.records, "optimized": c.stored_optimized}
+        return out
 
     async def wait(self) -> None:
         """Return when a part stops on its own (the app crashed or the writer failed)."""
@@ -150,10 +181,14 @@ async def running_worker(
     optimizer: bool = True,
     dataset: bool = True,
     provider: PolicyProvider | None = None,
+    store: bool | None = None,
+    web: bool | None = None,
 ) -> AsyncIterator[RunningWorker]:
-    """Create the topics, then run the optimizer app and/or the dataset writer until exit."""
-    if not (optimizer or dataset):
-        raise ValueError("nothing to run: enable the optimizer or the dataset writer")
+    """Create the topics, then run the optimizer app and/or the dataset writer until exit,
+    with the audit store consumer and the web server (None: as `settings` says)."""
+    store = settings.store_enabled if store is None else store
+    if not (optimizer or dataset or store):
+        raise ValueError("nothing to run: enable the optimizer, the dataset writer or the store")
     await ensure_topics(settings)  # logs what it created and how existing topics differ
     stop = asyncio.Event()
     worker = RunningWorker(settings, None, None)
@@ -171,8 +206,20 @@ async def running_worker(
             # /metrics reports the agent's lag and served model while it runs
             stack.enter_context(metrics.watching(settings.app_id, AgentLag(worker.app, metrics)))
             log.info("optimizer_started", app_id=settings.app_id, input=settings.topic_input)
+        if store:
+            from streams.audit_service import start_store
+
+            worker.store = await start_store(settings, stop, worker.notifier)
+            worker._tasks.append(worker.store.task)
+        if settings.web_enabled if web is None else web:
+            from streams.audit_service import start_web
+
+            db = worker.store.store if worker.store is not None else None
+            worker.web = await start_web(settings, db, worker.notifier, worker.health)
         yield worker
     finally:
+        if worker.web is not None:
+            await worker.web.stop()
         stop.set()
         stack.close()
         if worker.app is not None:
@@ -180,6 +227,8 @@ async def running_worker(
         for task in worker._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if worker.store is not None:
+            await worker.store.stop()
 
 
 async def _start_dataset_writer(

@@ -11,7 +11,7 @@ import pytest
 from optimizer.seed import seed_day as build_seed_day
 from schemas import HeuristicDone
 
-pytest_plugins = ["tests.kafka_broker"]
+pytest_plugins = ["tests.kafka_broker", "tests.pg_server"]
 
 _DATA_HOME = pytest.StashKey[str]()
 

@@ -18,8 +18,9 @@ from streams.settings import Settings
 
 
 def unique_settings(bootstrap: str, base_dir: Path, **overrides: Any) -> Settings:
-    """Settings with a unique app id, consumer group and topic names (so tests never share
-    broker state), the web server off, and the dataset and state under `base_dir`. Keyword
+    """Settings with a unique app id, consumer groups and topic names (so tests never share
+    broker state), the web server and the audit store off, and the dataset and state under
+    `base_dir`. Keyword
     arguments override any field."""
     u = uuid.uuid4().hex[:10]
     fields: dict[str, Any] = {
@@ -32,6 +33,8 @@ def unique_settings(bootstrap: str, base_dir: Path, **overrides: Any) -> Setting
         "topic_dead_letter": f"test.{u}.dead_letter",
         "web_enabled": False,
         "data_dir": base_dir / f"data-{u}",
+        "store_enabled": False,
+        "store_group": f"test-store-{u}",
         "dataset_dir": base_dir / f"dataset-{u}",
         "state_dir": base_dir / "state",
         "model_poll_seconds": 3600.0,
@@ -200,8 +203,12 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "data_dir",
         "dataset_dir",
         "state_dir",
+        "store_enabled",
+        "store_group",
     ):
         env[f"DISPATCH_RL_{name.upper()}"] = str(getattr(settings, name))
+    if settings.store_url:
+        env["DISPATCH_RL_STORE_URL"] = settings.store_url
     env.update(DISPATCH_RL_WEB_ENABLED="false", DISPATCH_RL_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
     return env
 

@@ -1,0 +1,95 @@
+"""The worker's audit side: the audit store consumer and the web server, started and stopped
+together by `streams.worker.running_worker`.
+
+`start_store(settings, stop, notifier)` opens (and migrates) the store in a thread, then starts
+the consumer task and waits until it has joined its group's consumer. `start_web(...)` resolves
+the API token (logging where it is kept), builds the app and serves it on
+`settings.web_host:settings.web_port`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from streams.ports import listen_socket
+from streams.settings import Settings
+from streams.store import (
+    AuditStore,
+    OptimizedNotifier,
+    StoreCounters,
+    run_store_consumer,
+    store_url,
+)
+from streams.web import RunningWeb, WebContext, create_web_app
+from streams.web import start_web as serve
+from streams.web.auth import resolve_token
+
+log = structlog.get_logger("dispatch_rl.worker")
+
+
+@dataclass
+class RunningStore:
+    """The store and its consumer task."""
+
+    store: AuditStore
+    task: asyncio.Task[StoreCounters]
+    counters: StoreCounters
+
+    async def stop(self) -> None:
+        """Wait for the consumer (its stop event must be set) and close the database."""
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        finally:
+            self.store.close()
+
+
+async def start_store(
+    settings: Settings, stop: asyncio.Event, notifier: OptimizedNotifier
+) -> RunningStore:
+    """Open the store (migrations included) and start its consumer; raise if either fails."""
+    store = await asyncio.to_thread(AuditStore.open, store_url(settings))
+    counters = StoreCounters()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        run_store_consumer(
+            settings, store, stop, notifier=notifier, ready=ready, counters=counters
+        ),
+        name="audit-store",
+    )
+    ready_wait = asyncio.ensure_future(ready.wait())
+    await asyncio.wait([ready_wait, task], return_when=asyncio.FIRST_COMPLETED)
+    ready_wait.cancel()
+    if task.done():
+        store.close()
+        task.result()  # the consumer could not start: raise why
+    return RunningStore(store, task, counters)
+
+
+async def start_web(
+    settings: Settings,
+    store: AuditStore | None,
+    notifier: OptimizedNotifier,
+    health: Callable[[], dict[str, Any]],
+) -> RunningWeb:
+    """Serve the API (and whatever registers on it) on the configured host and port."""
+    token, where = resolve_token(settings)
+    ctx = WebContext(settings, token, store=store, notifier=notifier, health=health)
+    # A port taken by another worker on this host is not fatal: a free one is bound instead,
+    # and the log line and `RunningWeb.port` say which.
+    bound = listen_socket(settings.web_host, settings.web_port)
+    bound.sock.setblocking(False)
+    running = await serve(create_web_app(ctx), settings.web_host, bound.port, sock=bound.sock)
+    running.token = token
+    log.info(
+        "api_token",
+        source=where,
+        hint="send `Authorization: Bearer <token>`; the browser: open /login?token=<token>",
+    )
+    return running

@@ -1,0 +1,232 @@
+"""`AuditStore`: the audit store's database — open (and migrate), add events, query them.
+
+SQLite (embedded, one file; the default) or PostgreSQL (by URL), through SQLAlchemy 2 Core.
+Writes are idempotent by event id (`INSERT ... ON CONFLICT DO NOTHING`): the same event added
+twice, by a redelivery or a restart, is one row. `add` returns the `Optimized` events that were
+new, so the caller can announce them after the transaction committed.
+
+Every method is synchronous and thread-safe (one engine, a connection per call): the consumer
+calls `add` from a worker thread, the web API reads from its thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.sql.dml import Insert
+
+from optimizer.adapter import event_keys
+from schemas import HeuristicDone, Optimized, SwapAudit
+from streams.settings import Settings
+from streams.store import queries
+from streams.store.migrate import upgrade
+from streams.store.queries import AuditFilter, DispatchFilter, DispatchRow, Page
+from streams.store.tables import audits, inputs, outcomes, refs
+
+log = structlog.get_logger("dispatch_rl.store")
+
+DispatchEvent = HeuristicDone | Optimized | SwapAudit
+SQLITE_FILE = "audit.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an event was read (kept with its row)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def store_url(settings: Settings) -> str:
+    """`settings.store_url`, else the SQLite file `<data_dir>/audit.sqlite3` (beside the
+    local broker's `kafka/` and the dataset)."""
+    if settings.store_url:
+        return settings.store_url
+    return f"sqlite:///{sqlite_path(settings)}"
+
+
+def sqlite_path(settings: Settings) -> Path:
+    """Where the default embedded store lives."""
+    return Path(settings.data_dir).expanduser().absolute() / SQLITE_FILE
+
+
+def default_store_exists(settings: Settings) -> bool:
+    """True when a store is configured by URL or the default SQLite file exists."""
+    return bool(settings.store_url) or sqlite_path(settings).is_file()
+
+
+class AuditStore:
+    """The audit store on one database (see the module docstring)."""
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"audit store: {engine.dialect.name} is not supported")
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> AuditStore:
+        """Connect to `url` (creating a SQLite file's directory) and apply the migrations."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True)
+        store = cls(engine)
+        if migrate:
+            upgrade(engine)
+        log.info("audit_store_opened", url=store.url, dialect=engine.dialect.name)
+        return store
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden (for logs and health)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ writing
+
+    def add(self, items: Iterable[tuple[DispatchEvent, Source | None]]) -> list[Optimized]:
+        """Store events not stored yet, in one transaction; the new `Optimized` ones."""
+        now = datetime.now(UTC)
+        new: list[Optimized] = []
+        with self.engine.begin() as conn:
+            for ev, source in items:
+                table, row = _row(ev, source, now)
+                stmt = self._insert_ignore(table).values(**row).returning(table.c.event_id)
+                if conn.execute(stmt).first() is None:
+                    continue  # stored before: redelivery or restart
+                self._add_refs(conn, ev)
+                if isinstance(ev, Optimized):
+                    new.append(ev)
+        return new
+
+    def _add_refs(self, conn: Connection, ev: DispatchEvent) -> None:
+        keys = event_keys(ev)
+        if keys.kind == "optimized":
+            return  # its bookings and drivers are its input's
+        rows = [
+            {"ref": ref, "ref_id": i, "event_id": keys.event_id, "kind": keys.kind}
+            | {"dispatch_id": keys.dispatch_id}
+            for ref, ids in (("booking", keys.bookings), ("driver", keys.drivers))
+            for i in ids
+        ]
+        if rows:
+            conn.execute(self._insert_ignore(refs), rows)
+
+    def _insert_ignore(self, table: Any) -> Insert:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        stmt: Insert = dialect.insert(table).on_conflict_do_nothing()
+        return stmt
+
+    # ------------------------------------------------------------------ reading
+
+    def dispatches(
+        self, where: DispatchFilter | None = None, *, limit: int = 50, offset: int = 0
+    ) -> Page[DispatchRow]:
+        """Stored inputs with their outcome (if any), newest first, filtered and paged."""
+        with self.engine.connect() as conn:
+            return queries.list_dispatches(conn, where or DispatchFilter(), limit, offset)
+
+    def audits(
+        self, where: AuditFilter | None = None, *, limit: int = 50, offset: int = 0
+    ) -> Page[SwapAudit]:
+        """Stored swap audits, filtered and paged (a dispatch's in sequence order)."""
+        with self.engine.connect() as conn:
+            return queries.list_audits(conn, where or AuditFilter(), limit, offset)
+
+    def dispatch_events(
+        self, dispatch_id: str
+    ) -> tuple[list[HeuristicDone], list[Optimized], list[SwapAudit]]:
+        """Every stored input, outcome (oldest first) and audit of one dispatch."""
+        with self.engine.connect() as conn:
+            return queries.dispatch_events(conn, dispatch_id)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per event table."""
+        with self.engine.connect() as conn:
+            return {
+                name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                for name, t in (
+                    ("heuristic_done", inputs),
+                    ("optimized", outcomes),
+                    ("swap_audit", audits),
+                )
+            }
+
+
+def _row(ev: DispatchEvent, source: Source | None, now: datetime) -> tuple[Any, dict[str, Any]]:
+    common: dict[str, Any] = {
+        "event_id": ev.event_id,
+        "dispatch_id": ev.dispatch_id,
+        "payload": ev.model_dump_json(),
+        "source_topic": source.topic if source else None,
+        "source_partition": source.partition if source else None,
+        "source_offset": source.offset if source else None,
+        "stored_at": now,
+    }
+    if isinstance(ev, HeuristicDone):
+        return inputs, common | {
+            "company_id": ev.company_id,
+            "service_date": ev.service_date,
+            "mode": ev.mode,
+            "produced_at": ev.produced_at,
+            "n_bookings": len(ev.bookings),
+            "n_drivers": len(ev.drivers),
+        }
+    if isinstance(ev, Optimized):
+        before, after = ev.metrics.before, ev.metrics.after
+        return outcomes, common | {
+            "source_event_id": ev.source_event_id,
+            "company_id": ev.company_id,
+            "service_date": ev.service_date,
+            "status": ev.status,
+            "reason": ev.reason,
+            "model_version": ev.model_version,
+            "gap_before": before.gap,
+            "gap_after": after.gap,
+            "deadhead_km_before": before.deadhead_km,
+            "deadhead_km_after": after.deadhead_km,
+            "lateness_minutes_before": before.lateness_minutes,
+            "lateness_minutes_after": after.lateness_minutes,
+            "moves_proposed": ev.moves_proposed,
+            "moves_accepted": ev.moves_accepted,
+            "latency_ms": ev.latency_ms,
+            "produced_at": ev.produced_at,
+        }
+    return audits, common | {
+        "source_event_id": ev.source_event_id,
+        "sequence": ev.sequence,
+        "kind": ev.kind,
+        "decision": ev.decision,
+        "reason": ev.reason,
+        "model_version": ev.model_version,
+        "gap_before": ev.gap_before,
+        "gap_after": ev.gap_after,
+        "delta": ev.delta,
+        "score": ev.score,
+        "at": ev.at,
+    }
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets the API read while the consumer writes; FULL sync makes a commit durable
+    before the consumer commits its Kafka offsets; the busy timeout lets two workers on one
+    host share the file."""
+    cur = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000"):
+        cur.execute(f"PRAGMA {pragma}")
+    cur.close()
