@@ -166,14 +166,22 @@ def _plot_quality(
     x = np.arange(len(groups))
     bar = 0.8 / max(len(labels), 1)
     for ax, (key, name, scale) in zip(axes, panels, strict=True):
+        measured = False
         for i, lb in enumerate(labels):
             values = [summary["groups"][g][lb].get(key) for g in groups]
-            ys = [np.nan if v is None else scale * float(v) for v in values]
-            ax.bar(x + (i - (len(labels) - 1) / 2) * bar, ys, bar, label=lb, color=colours[lb])
-        ax.set_ylabel(name)
+            ys = np.array([np.nan if v is None else scale * float(v) for v in values])
+            xs = x + (i - (len(labels) - 1) / 2) * bar
+            ax.bar(xs, ys, bar, label=lb, color=colours[lb])
+            # a zero is a result, not a missing bar: mark it on the axis
+            zero = ys == 0
+            ax.plot(xs[zero], ys[zero], "_", color=colours[lb], markersize=12, mew=3)
+            measured |= bool(np.isfinite(ys).any())
+        ax.set_ylabel(name, fontsize="small")
         ax.grid(True, axis="y", alpha=0.3)
+        if not measured:
+            ax.text(0.5, 0.5, "not measured in this run", transform=ax.transAxes, ha="center")
     axes[0].set_ylim(0, 105)
-    axes[0].legend(loc="lower left", ncols=len(labels), fontsize="small")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=len(labels))
     axes[-1].set_xticks(x, groups, rotation=30, ha="right")
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -203,7 +211,7 @@ def _plot_latency(
         ax.set_xticks(x, sizes)
         ax.set_title(f"pass latency {q} (ms)")
         ax.grid(True, axis="y", which="both", alpha=0.3)
-    axes[0].legend(fontsize="small")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=len(labels))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
