@@ -31,6 +31,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="generated training days in the pool (0: none)",
     )
     p.add_argument(
+        "--ranking",
+        choices=["q", "count_then_q"],
+        default="count_then_q",
+        help="how the served policy ranks with Q (stored in the model; optimizer/dqn/policy.py)",
+    )
+    p.add_argument(
         "--patient",
         type=non_negative_int,
         default=500,
@@ -195,6 +201,7 @@ def cmd_train(args: argparse.Namespace, settings: LearnSettings) -> int:
     version = registry.save(
         result.network.weights(),
         {
+            "ranking": args.ranking,
             "training": {
                 "config": config_dict(cfg),
                 "episodes": result.episodes,

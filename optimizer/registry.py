@@ -40,7 +40,7 @@ import structlog
 
 from optimizer.dqn.features import FEATURE_NAMES, FEATURE_VERSION, N_FEATURES
 from optimizer.dqn.inference import MlpWeights, WeightsError, load_npz
-from optimizer.dqn.policy import DQNPolicy
+from optimizer.dqn.policy import RANKINGS, DQNPolicy
 
 log = structlog.get_logger("dispatch_rl.registry")
 
@@ -79,7 +79,10 @@ class LoadedModel:
         return str(self.metadata["weights_sha256"])
 
     def policy(self) -> DQNPolicy:
-        return DQNPolicy(self.network, self.version)
+        """The served policy; `metadata["ranking"]` says how Q-values rank (default `q`)."""
+        return DQNPolicy(
+            self.network, self.version, ranking=str(self.metadata.get("ranking", "q"))
+        )
 
 
 # ------------------------------------------------------------------ one model directory
@@ -152,6 +155,8 @@ def load_model(
         )
     if "version" not in meta:
         raise ModelLoadError(f"{directory.name}: metadata has no version")
+    if meta.get("ranking", "q") not in RANKINGS:
+        raise ModelLoadError(f"{directory.name}: unknown ranking {meta.get('ranking')!r}")
     arch = meta.get("architecture")
     if not isinstance(arch, dict) or arch.get("n_features") != N_FEATURES:
         raise ModelLoadError(

@@ -69,3 +69,23 @@ def test_optimized_event_names_the_model(shipped: DQNPolicy) -> None:
     outcome = optimize_event(generate_day(12, 3, seed=31), shipped)
     assert outcome.optimized.model_version == shipped.version
     assert all(a.model_version == shipped.version for a in outcome.audits)
+
+
+def test_count_then_q_ranks_by_count_gain_first_then_by_q(shipped: DQNPolicy) -> None:
+    """`count_then_q`: a larger count gain always ranks higher; among equal gains, the order
+    is the network's Q order."""
+    day = generated_days([(40, 6)], [17])[0]
+    state = SearchState(day.problem, day.assignment)
+    cands = state.candidates()
+    policy = DQNPolicy(shipped.network, "x", ranking="count_then_q")
+    scores = policy.score(state, cands)
+    gap, sq = state.value[0], state.value[1]
+    gain = (gap - cands.gap_after) * 1e4 + (sq - cands.sq_after) * 10.0
+    order = np.argsort(-scores, kind="stable")
+    assert np.all(np.diff(gain[order]) <= 1e-9)  # count gain never increases down the list
+    q = shipped.q_values(state, cands)
+    top = gain == gain.max()
+    within = order[top[order]]
+    assert np.all(np.diff(q[within]) <= 1e-6)  # and Q decreases within the top class
+    with pytest.raises(ValueError, match="unknown ranking"):
+        DQNPolicy(shipped.network, "x", ranking="nope")
