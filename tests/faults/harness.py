@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streams.local_kafka.process import parent_death_signal
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, client_options
 
@@ -81,6 +82,8 @@ class WorkerProcess:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # a killed test session must not leave workers behind
+                preexec_fn=parent_death_signal(),
             )
         return self
 
@@ -279,13 +282,19 @@ class TopicLog:
     def distinct(self, name: str = "dispatch_id") -> set[Any]:
         return {d.get(name) for d in self.docs}
 
-    async def until(self, done: Callable[[TopicLog], bool], timeout: float) -> bool:
-        """Poll until `done(self)`; False when `timeout` passes first."""
+    async def until(
+        self, done: Callable[[TopicLog], bool], timeout: float, *, idle: float | None = None
+    ) -> bool:
+        """Poll until `done(self)`; False when `timeout` passes first, or when nothing new
+        arrived for `idle` seconds (a stuck pipeline fails fast instead of at the timeout)."""
         deadline = time.monotonic() + timeout
+        last = time.monotonic()
         while not done(self):
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline or (idle is not None and now - last > idle):
                 return False
-            await self.poll()
+            if await self.poll():
+                last = time.monotonic()
         return True
 
     async def catch_up(self, timeout: float = 60.0) -> None:
