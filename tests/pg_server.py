@@ -48,27 +48,35 @@ def _as_server_user(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A server URL (``postgresql+psycopg://postgres@127.0.0.1:PORT``), without a database."""
-    if os.environ.get("PG_TEST_URL"):
-        yield os.environ["PG_TEST_URL"].rstrip("/")
-        return
+class ServerUnavailable(Exception):
+    """No PostgreSQL server binaries here (the package is not installed)."""
+
+
+@contextlib.contextmanager
+def temporary_server() -> Iterator[str]:
+    """Start a throw-away server (see the module docstring); yield its URL, then stop it.
+
+    Raises `ServerUnavailable` when no server binary is installed, `RuntimeError` when one is
+    but it will not start.
+    """
     bindir = _bin_dir()
     if bindir is None:
-        pytest.skip(
+        raise ServerUnavailable(
             "PostgreSQL server not installed (/usr/lib/postgresql/*/bin/initdb missing): "
             "install Debian's postgresql package (scripts/setup.sh with WITH_TEST_TOOLS=1)"
         )
+    owner = None
     if os.geteuid() == 0:
         try:
             owner = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.fail("running as root and no `postgres` user to run the server as")
+        except KeyError as exc:
+            raise RuntimeError(
+                "running as root and no `postgres` user to run the server as"
+            ) from exc
     root = Path(tempfile.mkdtemp(prefix="dispatch-rl-pg-"))
     data, sockdir = root / "data", root / "sock"
     sockdir.mkdir()
-    if os.geteuid() == 0:
+    if owner is not None:
         for p in (root, sockdir):
             os.chown(p, owner.pw_uid, owner.pw_gid)
     port = _free_port()
@@ -78,14 +86,14 @@ def postgres_server() -> Iterator[str]:
         out = subprocess.run(_as_server_user(list(cmd)), capture_output=True, text=True)
         if out.returncode != 0:
             tail = log.read_text()[-2000:] if log.exists() else ""
-            pytest.fail(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}\n{tail}")
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}\n{tail}")
 
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-        "--no-sync")  # fmt: skip
-    opts = f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60",
-        "start")  # fmt: skip
     try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E",
+            "UTF8", "--no-sync")  # fmt: skip
+        opts = f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t",
+            "60", "start")  # fmt: skip
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
         with contextlib.suppress(Exception):
@@ -97,17 +105,39 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A server URL (``postgresql+psycopg://postgres@127.0.0.1:PORT``), without a database."""
+    if os.environ.get("PG_TEST_URL"):
+        yield os.environ["PG_TEST_URL"].rstrip("/")
+        return
+    try:
+        with temporary_server() as url:
+            yield url
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def create_database(server_url: str) -> str:
+    """A new empty database on the server; its URL."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    plain = server_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server_url}/{name}"
+
+
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty database on the session's server; dropped after the test."""
     import psycopg
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    plain = postgres_server.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    url = create_database(postgres_server)
     try:
-        yield f"{postgres_server}/{name}"
+        yield url
     finally:
+        plain = postgres_server.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')

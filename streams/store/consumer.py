@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from streams import codec
+from streams.metrics import ConsumerLag, default_metrics
 from streams.reader import topic_kinds
 from streams.settings import Settings
 from streams.store.notify import OptimizedNotifier
@@ -70,6 +71,8 @@ async def run_store_consumer(
         **consumer_group_options(settings),
     )
     await consumer.start()
+    # /metrics reports this group's lag (dispatch_rl_consumer_lag_messages{consumer=...})
+    unwatch = default_metrics().watch(settings.store_group, ConsumerLag(consumer))
     try:
         if ready is not None:
             ready.set()
@@ -106,6 +109,7 @@ async def run_store_consumer(
                 for optimized in new:
                     notifier.publish(optimized)
     finally:
+        unwatch()
         await consumer.stop()
         log.info(
             "store_consumer_stopped",

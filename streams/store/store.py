@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.sql.dml import Insert
 
 from optimizer.adapter import event_keys
@@ -100,32 +100,30 @@ class AuditStore:
     # ------------------------------------------------------------------ writing
 
     def add(self, items: Iterable[tuple[DispatchEvent, Source | None]]) -> list[Optimized]:
-        """Store events not stored yet, in one transaction; the new `Optimized` ones."""
-        now = datetime.now(UTC)
-        new: list[Optimized] = []
-        with self.engine.begin() as conn:
-            for ev, source in items:
-                table, row = _row(ev, source, now)
-                stmt = self._insert_ignore(table).values(**row).returning(table.c.event_id)
-                if conn.execute(stmt).first() is None:
-                    continue  # stored before: redelivery or restart
-                self._add_refs(conn, ev)
-                if isinstance(ev, Optimized):
-                    new.append(ev)
-        return new
+        """Store events not stored yet, in one transaction; the new `Optimized` ones.
 
-    def _add_refs(self, conn: Connection, ev: DispatchEvent) -> None:
-        keys = event_keys(ev)
-        if keys.kind == "optimized":
-            return  # its bookings and drivers are its input's
-        rows = [
-            {"ref": ref, "ref_id": i, "event_id": keys.event_id, "kind": keys.kind}
-            | {"dispatch_id": keys.dispatch_id}
-            for ref, ids in (("booking", keys.bookings), ("driver", keys.drivers))
-            for i in ids
-        ]
-        if rows:
-            conn.execute(self._insert_ignore(refs), rows)
+        One multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING event_id` per table: the
+        returned ids are the rows that were new (a redelivered event returns nothing).
+        """
+        now = datetime.now(UTC)
+        rows: dict[Any, list[dict[str, Any]]] = {}
+        events: dict[str, DispatchEvent] = {}
+        for ev, source in items:
+            table, row = _row(ev, source, now)
+            if ev.event_id not in events:  # the same event twice in one batch is one row
+                rows.setdefault(table, []).append(row)
+                events[ev.event_id] = ev
+        if not events:
+            return []
+        new: set[str] = set()
+        with self.engine.begin() as conn:
+            for table, batch in rows.items():
+                stmt = self._insert_ignore(table).returning(table.c.event_id)
+                new.update(conn.execute(stmt, batch).scalars())
+            ref_rows = [r for event_id in sorted(new) for r in _ref_rows(events[event_id])]
+            if ref_rows:
+                conn.execute(self._insert_ignore(refs), ref_rows)
+        return [e for i, e in events.items() if i in new and isinstance(e, Optimized)]
 
     def _insert_ignore(self, table: Any) -> Insert:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
@@ -166,6 +164,19 @@ class AuditStore:
                     ("swap_audit", audits),
                 )
             }
+
+
+def _ref_rows(ev: DispatchEvent) -> list[dict[str, Any]]:
+    """The event's bookings and drivers (none for an outcome: they are its input's)."""
+    keys = event_keys(ev)
+    if keys.kind == "optimized":
+        return []
+    return [
+        {"ref": ref, "ref_id": i, "event_id": keys.event_id, "kind": keys.kind}
+        | {"dispatch_id": keys.dispatch_id}
+        for ref, ids in (("booking", keys.bookings), ("driver", keys.drivers))
+        for i in ids
+    ]
 
 
 def _row(ev: DispatchEvent, source: Source | None, now: datetime) -> tuple[Any, dict[str, Any]]:

@@ -67,6 +67,14 @@ async def test_worker_stores_days_and_serves_them_over_http(
                 "/api/audits", headers=auth, params={"decision": "rejected", "limit": 500}
             )
             assert rejected.json()["total"] >= 1
+            metrics = (await http.get("/metrics")).text  # open, like health
+            lag = [
+                line
+                for line in metrics.splitlines()
+                if line.startswith("dispatch_rl_consumer_lag_messages{")
+                and f'consumer="{settings.store_group}"' in line
+            ]
+            assert lag and all(line.endswith(" 0.0") for line in lag), lag
         await asyncio.sleep(0.5)
         listener.cancel()
     assert sorted(o.dispatch_id for o in announced) == sorted(d.dispatch_id for d in days)

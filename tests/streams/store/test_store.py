@@ -153,3 +153,15 @@ def test_a_pending_dispatch_and_the_replay_verdict(
     verdict = verify(DispatchRecord(day.dispatch_id, inputs, outcomes, audits))
     assert verdict.ok, verdict.problems
     assert verdict.accepted == outcome.optimized.moves_accepted
+
+
+def test_a_duplicate_inside_one_batch_is_one_row(
+    store: AuditStore, days_and_outcomes: Days
+) -> None:
+    """A batch that carries the same events twice (redelivered within one fetch) stores them
+    once and announces each new Optimized once."""
+    events = _events(days_and_outcomes[:1])
+    new = store.add(events + events)
+    assert [o.event_id for o in new] == [days_and_outcomes[0][1].optimized.event_id]
+    assert store.counts()["swap_audit"] == len(days_and_outcomes[0][1].audits)
+    assert store.counts()["heuristic_done"] == 1
