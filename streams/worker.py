@@ -141,6 +141,10 @@ class RunningWorker:
                 out["model_version"] = handler.provider.policy().version
             except Exception as exc:
                 out["model_version"] = f"unavailable: {type(exc).__name__}"
+            # Where the served policy came from (champion, shipped default, or greedy because
+            # no model loads) and the last load error, when the provider can tell.
+            status = getattr(handler.provider, "status", None)
+            out["model"] = status() if callable(status) else None
             out["handled"] = dict(handler.counts)
         if self.writer is not None:
             out["dataset"] = {"written": self.writer.written, "batches": self.writer.batches}

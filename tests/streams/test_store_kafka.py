@@ -56,6 +56,7 @@ async def test_worker_stores_days_and_serves_them_over_http(
             assert (await http.get("/api/dispatches", headers=bad)).status_code == 401
             health = await http.get("/dispatch/health/")
             assert health.status_code == 200 and health.json()["status"] == "ok"
+            assert {"model_version", "model", "handled", "store"} <= health.json().keys()
             auth = {"Authorization": f"Bearer {TOKEN}"}
             listing = (await http.get("/api/dispatches", headers=auth)).json()
             assert {d["dispatch_id"] for d in listing["items"]} == {d.dispatch_id for d in days}
