@@ -49,7 +49,8 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_dispatch_can_be_audited_after_the_service_stopped(tmp_path: Path) -> None:
     """`demo` (local broker started and stopped), then `audit` of its seed day in a new
-    process: the broker comes back on the same data and port, and the replay verifies."""
+    process: the broker comes back on the same data and port, and the replay verifies; the
+    audit store sits under the same data dir."""
     data_dir = tmp_path / "data"
     port, controller_port = free_ports(2)
     env = _env(data_dir, port, controller_port)
@@ -65,6 +66,14 @@ def test_a_dispatch_can_be_audited_after_the_service_stopped(tmp_path: Path) -> 
     assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr[-4000:]
     assert "replay verified" in audit.stdout
     assert f"127.0.0.1:{port}" in audit.stderr, "the same stable port as the demo's broker"
+    assert not status(data_dir / "kafka").running
+
+    # The audit store lives beside the broker data; the default audit (store first, topics
+    # when the store lacks the dispatch: `demo` may exit before the store caught up) verifies.
+    assert (data_dir / "audit.sqlite3").is_file()
+    stored = _cli(env, "audit", seed_day().dispatch_id, "--timeout", "60")
+    assert stored.returncode == 0, stored.stdout[-2000:] + stored.stderr[-4000:]
+    assert "replay verified" in stored.stdout
     assert not status(data_dir / "kafka").running
 
     # Days published while the service is down wait on the durable broker for the next run.
