@@ -421,6 +421,8 @@ async def _demo(
     settings: Settings, days: list[HeuristicDone], timeout: float
 ) -> list[tuple[HeuristicDone, Optimized | None]]:
     async with running_worker(settings) as worker:
+        if worker.web is not None:  # token and port are kept: the link works under `run` too
+            print(f"dashboard: {worker.web.login_url}", flush=True)
         start = await end_offsets(settings, settings.topic_optimized)
         await publish_events(settings, keyed(days))
         found = await collect_optimized(settings, {d.dispatch_id for d in days}, start, timeout)

@@ -1,4 +1,8 @@
-"""Metrics against a real broker: a worker runs, days are published, the counters move."""
+"""/metrics against a real broker: a worker runs, days are published, the scraped counters move.
+
+The scrape goes over HTTP to the worker's own web server (no token: /metrics is open, like the
+health check, on a loopback-bound server).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,9 +44,11 @@ class _GatedGreedy:
 
 
 async def _scrape(worker: Any) -> Samples:
-    from streams.metrics import default_metrics
-
-    body = (await default_metrics().render())[0].decode()
+    """GET /metrics from the worker's web server, over HTTP."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{worker.web.url}/metrics", timeout=10)
+    assert response.status_code == 200
+    body = response.text
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(body)
@@ -63,7 +70,7 @@ async def _until(check: Any, timeout: float = 30.0) -> None:
 
 
 async def test_metrics_move_with_real_dispatches(kafka_bootstrap: str, tmp_path: Path) -> None:
-    """Status, latency, moves, dead letters, lag (held backlog, then 0) and model move."""
+    """Status, latency, moves, dead letters, lag (held backlog, then 0) and model, over HTTP."""
     settings = unique_settings(
         kafka_bootstrap, tmp_path, web_enabled=True, web_port=0, topic_partitions=1
     )
