@@ -110,6 +110,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     add_audit_arguments(audit_p)
     audit_p.set_defaults(handler=_audit)
 
+    topics_p = subparsers.add_parser(
+        "topics",
+        help="compare the topics on the broker with the settings (check), or apply them (apply)",
+        description="check: list how the four topics differ from the settings (partitions, "
+        "retention, max.message.bytes, cleanup policy); exit 1 if any does. apply: create the "
+        "missing ones and set the wanted configs on the others (the partition count is never "
+        "changed: keyed records would move); exit 1 if a config still differs.",
+    )
+    topics_p.add_argument("action", choices=["check", "apply"])
+    topics_p.set_defaults(handler=_topics)
+
     ds = subparsers.add_parser("dataset", help="the training dataset written by the worker")
     ds_sub = ds.add_subparsers(dest="dataset_command", required=True)
     stats = ds_sub.add_parser("stats", help="summarise the dataset directory")
@@ -136,6 +147,33 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     except KafkaLaunchError as exc:
         print(f"error: local Kafka broker: {exc}", file=sys.stderr)
         return 1
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.topics import apply_topic_configs, ensure_topics, topic_differences
+    from streams.worker import broker_for
+
+    try:
+        with broker_for(settings) as resolved:
+            if args.action == "apply":
+                created = asyncio.run(ensure_topics(resolved))
+                altered = asyncio.run(apply_topic_configs(resolved))
+                for name in created:
+                    print(f"created {name}")
+                for name in altered:
+                    print(f"altered {name}")
+            differences = asyncio.run(topic_differences(resolved))
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for line in differences:
+        print(f"differs: {line}")
+    if not differences:
+        print("topics match the settings")
+    if args.action == "apply":
+        # The partition count is left as it is; only a config still differing is a failure.
+        return 1 if any(": partitions=" not in d for d in differences) else 0
+    return 1 if differences else 0
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:

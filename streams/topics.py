@@ -26,6 +26,7 @@ auto-creation: 1 partition, 1 MB) does not pass unnoticed.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "TopicSpec",
     "Topics",
+    "apply_topic_configs",
     "bootstrap_list",
     "client_options",
     "consumer_group_options",
@@ -237,8 +239,8 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = 
             log.warning(
                 "topic_configs_differ",
                 differences=differences,
-                hint="existing topics are not altered; recreate them or change them with "
-                "kafka-configs / kafka-topics if the wanted values should apply",
+                hint="existing topics are not altered; `dispatch-rl topics apply` sets the "
+                "wanted configs (never the partition count)",
             )
         return created
     finally:
@@ -274,6 +276,50 @@ async def topic_differences(
         return await _differences(admin, wanted)
     finally:
         await admin.close()
+
+
+async def apply_topic_configs(
+    settings: Settings, specs: Iterable[TopicSpec] | None = None
+) -> list[str]:
+    """Set the wanted configs on the existing topics whose configs differ; return their names.
+
+    For an operator who wants the settings (say, the retention) to apply to topics made
+    earlier (`dispatch-rl topics apply`). AlterConfigs replaces a topic's whole set of dynamic
+    configs with ours. The partition count is never changed: keyed records would move.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    wanted = list(specs if specs is not None else topic_specs(settings))
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        targets = [s for s in wanted if _config_only(await _differences(admin, [s]))]
+        if not targets:
+            return []
+        responses = await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, s.name, dict(s.configs)) for s in targets]
+        )
+        for response in responses:
+            for resource in response.resources:
+                code, message, name = resource[0], resource[1], resource[3]
+                if code != 0:
+                    raise RuntimeError(f"cannot alter the configs of {name}: {code} {message}")
+        # The broker answers before the change reaches its metadata: wait until it shows.
+        for _ in range(50):
+            if not any([_config_only(await _differences(admin, [s])) for s in targets]):
+                break
+            await asyncio.sleep(0.2)
+        return [s.name for s in targets]
+    finally:
+        await admin.close()
+
+
+def _config_only(differences: list[str]) -> list[str]:
+    """The config differences of an existing topic (not its partitions; none if missing)."""
+    if any(d.endswith(": missing") for d in differences):
+        return []
+    return [d for d in differences if ": partitions=" not in d]
 
 
 async def _differences(admin: Any, wanted: list[TopicSpec]) -> list[str]:

@@ -102,3 +102,35 @@ async def test_publish_to_a_topic_nobody_created_says_so(
     assert code == 1
     assert f"topic '{topic}' does not exist" in err
     assert err.strip().count("\n") == 0, err
+
+
+async def test_topics_check_then_apply_fixes_the_configs_but_not_the_partitions(
+    kafka_bootstrap: str, make_settings: Callable[..., Settings]
+) -> None:
+    """`topics check` lists the differences (exit 1); `topics apply` creates the missing topics
+    and sets the configs of a foreign one, leaves its partition count, and says so."""
+    settings = make_settings(kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(settings.topic_audit, 1, 1, topic_configs={"retention.ms": "3600000"})],
+            timeout_ms=30_000,
+        )
+    finally:
+        await admin.close()
+    env = cli_env(settings)
+
+    code, out, _ = await run_cli(env, "topics", "check")
+    assert code == 1
+    assert f"differs: {settings.topic_audit}: retention.ms=3600000 (wanted -1)" in out
+    assert f"differs: {settings.topic_input}: missing" in out
+
+    code, out, err = await run_cli(env, "topics", "apply")
+    assert code == 0, out + err
+    assert f"created {settings.topic_input}" in out
+    assert f"altered {settings.topic_audit}" in out
+    assert await topic_differences(settings) == [
+        f"{settings.topic_audit}: partitions=1 (wanted 3)"
+    ], "configs applied, partitions left as they were"
+    assert await _partitions(settings, settings.topic_audit) == 1
