@@ -334,10 +334,11 @@ async def broker_restart_scenario(
         stopped = time.monotonic()
         kafka.stop()
         await asyncio.sleep(outage_s)
-        log_during = len(worker.text().encode()) - log_before
-        lines_during = worker.text().count("\n") - lines_before
         kafka.start()
         outage = time.monotonic() - stopped
+        # what the worker logged while the broker was away (stop, outage, restart)
+        log_during = len(worker.text().encode()) - log_before
+        lines_during = worker.text().count("\n") - lines_before
         back = time.monotonic()
         await produce(settings, keyed(second))
         async with TopicLog(settings, settings.topic_optimized) as out:
