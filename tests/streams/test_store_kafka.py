@@ -81,12 +81,19 @@ async def test_worker_stores_days_and_serves_them_over_http(
     assert sorted(o.dispatch_id for o in announced) == sorted(d.dispatch_id for d in days)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_redelivery_and_restart_keep_one_row_per_event(
-    kafka_bootstrap: str, tmp_path: Path, seed_day: HeuristicDone
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    seed_day: HeuristicDone,
+    backend: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The same day published twice (the agent re-emits the same event ids), then the store
-    re-read from scratch by a new consumer group: still one row per event id."""
-    settings = unique_settings(kafka_bootstrap, tmp_path, store_enabled=True)
+    re-read from scratch by a new consumer group: still one row per event id, on SQLite and
+    on a real PostgreSQL server."""
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    settings = unique_settings(kafka_bootstrap, tmp_path, store_enabled=True, store_url=url)
     topics = (settings.topic_input, settings.topic_optimized, settings.topic_audit)
     async with running_worker(settings, dataset=False, provider=StaticPolicyProvider()):
         await publish_events(settings, keyed([seed_day]))
