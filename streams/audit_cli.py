@@ -54,9 +54,16 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
         print("error: give a DISPATCH_ID or a filter (--booking, --driver, --date, "
               "--decision, --reason, --model)", file=sys.stderr)  # fmt: skip
         return 2
+    from sqlalchemy.exc import SQLAlchemyError
+
     store = None
     if default_store_exists(settings) and not args.topics:
-        store = AuditStore.open(store_url(settings))
+        try:
+            store = AuditStore.open(store_url(settings))
+        except SQLAlchemyError as exc:  # e.g. the PostgreSQL server is down: the topics remain
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+            print(f"warning: audit store unavailable ({first}); reading the topics",
+                  file=sys.stderr)  # fmt: skip
     try:
         if filtering:
             if store is None:

@@ -57,7 +57,11 @@ class TopicReader:
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             **client_options(self.settings),
         )
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # a failed start leaves its client open otherwise
+            raise
         self._consumer = consumer
         self._partitions = [
             TopicPartition(topic, p)

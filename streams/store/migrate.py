@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import structlog
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError
+# Alembic announces every plugin (at import) and step at INFO; `audit_store_migrated` says
+# what matters. Set before alembic is imported.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+import structlog  # noqa: E402
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 log = structlog.get_logger("dispatch_rl.store")
-# Alembic announces every plugin and step at INFO; `audit_store_migrated` says what matters.
-logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK = 0x64697370  # advisory lock key: one migrator at a time on a shared PostgreSQL
