@@ -137,7 +137,8 @@ def run_header(
         header["network"] = (
             f"{arch.get('kind')} {arch.get('n_features')} -> {arch.get('hidden')} -> 1, "
             f"{meta.get('parameters')} parameters, features {meta.get('feature_version')}, "
-            f"weights sha256 {str(meta.get('weights_sha256'))[:12]}"
+            f"weights sha256 {str(meta.get('weights_sha256'))[:12]}, ranking "
+            f"{meta.get('ranking', 'q')}"
         )
         training = meta.get("training") or {}
         if training:
