@@ -19,7 +19,14 @@ from optimizer.adapter import assignments, counts_metrics, metrics, schedules, s
 from optimizer.feasibility import schedule_all
 from optimizer.objective import Evaluation, evaluate
 from optimizer.problem import IntArray, Problem, Rules
-from optimizer.swap_pass import CheckedMove, MovePolicy, PassConfig, PassResult, run_pass
+from optimizer.swap_pass import (
+    CheckedMove,
+    MovePolicy,
+    PassConfig,
+    PassResult,
+    StopReason,
+    run_pass,
+)
 from optimizer.travel import TravelModel
 from schemas import HeuristicDone, MetricsPair, Optimized, SwapAudit
 
@@ -136,6 +143,7 @@ def optimize_event(
         status=status,
         stop=result.stop_reason,
         gap_before=before.gap,
+        validator_checks=result.validator_checks,
         gap_after=result.after.gap,
         steps=result.steps,
         proposed=len(result.checked),
@@ -157,6 +165,7 @@ def optimize_event(
         len(result.accepted),
         started,
         at,
+        stop_reason=result.stop_reason,
     )
     return Outcome(optimized, audits, result)
 
@@ -178,6 +187,8 @@ def _optimized(
     accepted: int,
     started: float,
     at: datetime,
+    *,
+    stop_reason: StopReason | None = None,
 ) -> Optimized:
     return Optimized(
         event_id=optimized_event_id(event.event_id),
@@ -187,6 +198,7 @@ def _optimized(
         service_date=event.service_date,
         status=status,  # type: ignore[arg-type]
         reason=reason,
+        stop_reason=stop_reason,
         model_version=model_version,
         assignments=assignments(problem, assignment),
         schedules=schedules(problem, schedule_all(problem, assignment)),

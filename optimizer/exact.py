@@ -23,14 +23,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ortools.sat.python import cp_model
 
-from optimizer.feasibility import Violation, is_feasible_change, schedule_all
+from optimizer.feasibility import Violation, deadlines, is_feasible_change, schedule_all
 from optimizer.moves import solo_feasible
 from optimizer.objective import count_gap, gap_floor
-from optimizer.problem import IntArray, Problem
+from optimizer.problem import BoolArray, IntArray, Problem
 
 _SCALE = 1000  # model time unit: 1/1000 minute
 
@@ -51,6 +52,133 @@ class ExactResult:
     verified: bool
     """The solution passed the ride model's own feasibility check."""
     wall_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LexicographicResult:
+    """The least deadhead of any plan at a given ride-count gap (the second exact solve)."""
+
+    gap: int
+    deadhead_km: float | None
+    """Deadhead of the best plan found, measured with the ride model (None: none found)."""
+    proven_optimal: bool
+    """CP-SAT proved no plan with this gap has less deadhead (to 1 m rounding)."""
+    status: str
+    assignment: IntArray | None
+    verified: bool
+    wall_s: float
+
+
+@dataclass
+class _Model:
+    """The CP-SAT model shared by both solves (see the module docstring)."""
+
+    m: cp_model.CpModel
+    x: dict[tuple[int, int], cp_model.IntVar]
+    spread: cp_model.LinearExpr
+    allowed: BoolArray
+    never: set[tuple[int, int]]
+    assigned: list[int]
+
+
+def _build(problem: Problem, assignment: IntArray, floor: int) -> _Model:
+    n, k_count = problem.n_bookings, problem.n_drivers
+    assigned = _ints(np.nonzero(assignment >= 0)[0])
+    # Violations the upstream plan already has are tolerated, as in the swap pass; lateness
+    # is capped per booking at max(tolerance, its input lateness) (`feasibility.deadlines`).
+    input_scheds = schedule_all(problem, assignment)
+    input_violations: set[Violation] = set()
+    for sched in input_scheds:
+        input_violations |= sched.violations
+    cap_ok = {b for r, b in input_violations if r == "capability"}
+    shift_ok = {d for r, d in input_violations if r == "shift"}
+    limit_ok = {d for r, d in input_violations if r == "driver_limit"}
+
+    tt = problem.travel
+    upper = deadlines(problem, input_scheds)
+    solo = solo_feasible(problem, upper)
+    allowed = np.zeros((n, k_count), dtype=bool)
+    for b in assigned:
+        if problem.locked[b]:
+            allowed[b, assignment[b]] = True
+            continue
+        reach = solo[b] | (b in cap_ok)
+        if b not in cap_ok:
+            reach &= problem.capable[b]
+        allowed[b] = reach
+        allowed[b, assignment[b]] = True
+
+    m = cp_model.CpModel()
+    x: dict[tuple[int, int], cp_model.IntVar] = {}
+    t: dict[int, cp_model.IntVar] = {}
+    for b in assigned:
+        lo, hi = _up(problem.earliest[b]), _down(upper[b])
+        t[b] = m.new_int_var(lo, max(lo, hi), f"t{b}")
+        for k in _ints(np.nonzero(allowed[b])[0]):
+            x[b, k] = m.new_bool_var(f"x{b}_{k}")
+        m.add_exactly_one(x[b, k] for k in _ints(np.nonzero(allowed[b])[0]))
+        dur = problem.service[b] + tt.ride[b]
+        for k in _ints(np.nonzero(allowed[b])[0]):
+            m.add(t[b] >= _up(problem.shift_start[k] + tt.start_to_pickup[k, b])).only_enforce_if(
+                x[b, k]
+            )
+            if k not in shift_ok:
+                m.add(t[b] <= _down(problem.shift_end[k] - dur)).only_enforce_if(x[b, k])
+
+    never: set[tuple[int, int]] = set()
+    ranked = sorted(assigned, key=lambda b: int(problem.order[b]))
+    for i, a in enumerate(ranked):
+        dur_a = problem.service[a] + tt.ride[a]
+        for b in ranked[i + 1 :]:
+            shared = _ints(np.nonzero(allowed[a] & allowed[b])[0])
+            if len(shared) == 0:
+                continue
+            need = _up(dur_a + tt.dropoff_to_pickup[a, b])
+            if _up(problem.earliest[b]) >= _down(upper[a]) + need:
+                continue  # never binding
+            if _up(problem.earliest[a]) + need > _down(upper[b]):
+                never.add((a, b))
+            for k in shared:
+                if (a, b) in never:
+                    m.add_bool_or([~x[a, k], ~x[b, k]])
+                else:
+                    m.add(t[b] - t[a] >= need).only_enforce_if([x[a, k], x[b, k]])
+
+    counts: list[cp_model.IntVar] = []
+    for k in range(k_count):
+        c = m.new_int_var(0, len(assigned), f"c{k}")
+        m.add(c == sum(x[b, k] for b in assigned if (b, k) in x))
+        cap = int(problem.max_rides[k])
+        if cap >= 0 and k not in limit_ok:
+            m.add(c <= cap)
+        counts.append(c)
+    hi_c = m.new_int_var(0, len(assigned), "max")
+    lo_c = m.new_int_var(0, len(assigned), "min")
+    m.add_max_equality(hi_c, counts)
+    m.add_min_equality(lo_c, counts)
+    m.add(hi_c - lo_c >= floor)  # a theorem; it lets the solver prove the floor at once
+    return _Model(m, x, hi_c - lo_c, allowed, never, assigned)
+
+
+def _hint(model: _Model, plan: IntArray) -> None:
+    for (b, k), var in model.x.items():
+        model.m.add_hint(var, int(plan[b] == k))
+
+
+def _solve(model: _Model, time_limit_s: float, workers: int) -> tuple[cp_model.CpSolver, Any]:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = float(time_limit_s)
+    solver.parameters.num_workers = int(workers)
+    solver.parameters.random_seed = 0
+    return solver, solver.solve(model.m)
+
+
+def _plan(model: _Model, solver: cp_model.CpSolver, n: int) -> IntArray:
+    out = np.full(n, -1, dtype=np.int64)
+    for (b, k), var in model.x.items():
+        if solver.value(var):
+            out[b] = k
+    return out
 
 
 def solve_min_gap(
@@ -74,89 +202,10 @@ def solve_min_gap(
                 floor, floor, True, "FLOOR", best_known.copy(), True, time.perf_counter() - started
             )
 
-    # Violations the upstream plan already has are tolerated, as in the swap pass.
-    input_violations: set[Violation] = set()
-    for sched in schedule_all(problem, assignment):
-        input_violations |= sched.violations
-    late_ok = {b for r, b in input_violations if r in ("time_window", "priority")}
-    cap_ok = {b for r, b in input_violations if r == "capability"}
-    shift_ok = {d for r, d in input_violations if r == "shift"}
-    limit_ok = {d for r, d in input_violations if r == "driver_limit"}
-
-    tt = problem.travel
-    horizon = float(max(problem.shift_end.max(), problem.latest.max() if n else 0.0)) + 24 * 60
-    upper = np.where(
-        np.isin(np.arange(n), list(late_ok)), horizon, problem.latest + problem.tolerance
-    )
-    solo = solo_feasible(problem)
-    allowed = np.zeros((n, k_count), dtype=bool)
-    for b in (int(i) for i in assigned):
-        if problem.locked[b]:
-            allowed[b, assignment[b]] = True
-            continue
-        reach = solo[b] | (b in late_ok) | (b in cap_ok)
-        if b not in cap_ok:
-            reach &= problem.capable[b]
-        allowed[b] = reach
-        allowed[b, assignment[b]] = True
-
-    m = cp_model.CpModel()
-    x: dict[tuple[int, int], cp_model.IntVar] = {}
-    t: dict[int, cp_model.IntVar] = {}
-    for b in (int(i) for i in assigned):
-        lo, hi = _up(problem.earliest[b]), _down(upper[b])
-        t[b] = m.new_int_var(lo, max(lo, hi), f"t{b}")
-        for k in _ints(np.nonzero(allowed[b])[0]):
-            x[b, k] = m.new_bool_var(f"x{b}_{k}")
-        m.add_exactly_one(x[b, k] for k in _ints(np.nonzero(allowed[b])[0]))
-        dur = problem.service[b] + tt.ride[b]
-        for k in _ints(np.nonzero(allowed[b])[0]):
-            m.add(t[b] >= _up(problem.shift_start[k] + tt.start_to_pickup[k, b])).only_enforce_if(
-                x[b, k]
-            )
-            if k not in shift_ok:
-                m.add(t[b] <= _down(problem.shift_end[k] - dur)).only_enforce_if(x[b, k])
-
-    ranked = sorted(_ints(assigned), key=lambda b: int(problem.order[b]))
-    for i, a in enumerate(ranked):
-        dur_a = problem.service[a] + tt.ride[a]
-        for b in ranked[i + 1 :]:
-            shared = _ints(np.nonzero(allowed[a] & allowed[b])[0])
-            if len(shared) == 0:
-                continue
-            need = _up(dur_a + tt.dropoff_to_pickup[a, b])
-            if _up(problem.earliest[b]) >= _down(upper[a]) + need:
-                continue  # never binding
-            never = _up(problem.earliest[a]) + need > _down(upper[b])
-            for k in shared:
-                if never:
-                    m.add_bool_or([~x[a, k], ~x[b, k]])
-                else:
-                    m.add(t[b] - t[a] >= need).only_enforce_if([x[a, k], x[b, k]])
-
-    counts: list[cp_model.IntVar] = []
-    for k in range(k_count):
-        c = m.new_int_var(0, len(assigned), f"c{k}")
-        m.add(c == sum(x[b, k] for b in _ints(assigned) if (b, k) in x))
-        cap = int(problem.max_rides[k])
-        if cap >= 0 and k not in limit_ok:
-            m.add(c <= cap)
-        counts.append(c)
-    hi_c = m.new_int_var(0, len(assigned), "max")
-    lo_c = m.new_int_var(0, len(assigned), "min")
-    m.add_max_equality(hi_c, counts)
-    m.add_min_equality(lo_c, counts)
-    m.add(hi_c - lo_c >= floor)  # a theorem; it lets the solver prove the floor at once
-    m.minimize(hi_c - lo_c)
-    for b in _ints(assigned):
-        for k in _ints(np.nonzero(allowed[b])[0]):
-            m.add_hint(x[b, k], int(best_known[b] == k))
-
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit_s)
-    solver.parameters.num_workers = int(workers)
-    solver.parameters.random_seed = 0
-    status = solver.solve(m)
+    model = _build(problem, assignment, floor)
+    model.m.minimize(model.spread)
+    _hint(model, best_known)
+    solver, status = _solve(model, time_limit_s, workers)
     name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         # No solution in time: the best known plan (the hint, else the upstream plan) is
@@ -173,10 +222,7 @@ def solve_min_gap(
             verified=ok,
             wall_s=time.perf_counter() - started,
         )
-    out = np.full(n, -1, dtype=np.int64)
-    for (b, k), var in x.items():
-        if solver.value(var):
-            out[b] = k
+    out = _plan(model, solver, n)
     gap = count_gap(_counts(out, k_count))
     verified, _ = is_feasible_change(problem, assignment, out)
     bound = max(floor, math.ceil(solver.best_objective_bound - 1e-6))
@@ -189,6 +235,98 @@ def solve_min_gap(
         verified=verified,
         wall_s=time.perf_counter() - started,
     )
+
+
+def solve_lexicographic(
+    problem: Problem,
+    assignment: IntArray,
+    *,
+    gap: int | None = None,
+    time_limit_s: float = 10.0,
+    workers: int = 2,
+    hint: IntArray | None = None,
+) -> LexicographicResult:
+    """The least deadhead at the least gap: minimise the gap, then deadhead with the gap fixed.
+
+    `gap`: the gap to fix (e.g. a proven optimum already known); default: `solve_min_gap`
+    first, with the same limits. The second solve adds, per driver, a circuit over the
+    bookings it may take in service order (an arc a -> b means b is a's next ride) and
+    minimises the empty kilometres of the arcs taken, in metres.
+    """
+    started = time.perf_counter()
+    n, k_count = problem.n_bookings, problem.n_drivers
+    if gap is None:
+        first = solve_min_gap(
+            problem, assignment, time_limit_s=time_limit_s, workers=workers, hint=hint
+        )
+        if first.gap is None or not first.proven_optimal:
+            return LexicographicResult(
+                first.gap if first.gap is not None else -1,
+                None,
+                False,
+                f"GAP_{first.status}",
+                None,
+                False,
+                time.perf_counter() - started,
+            )
+        gap = first.gap
+        hint = first.assignment if hint is None or _gap_of(hint, k_count) != gap else hint
+    assigned = np.nonzero(assignment >= 0)[0]
+    model = _build(problem, assignment, gap_floor(len(assigned), k_count))
+    m, x = model.m, model.x
+    m.add(model.spread == gap)
+    tt = problem.travel
+    cost: list[cp_model.LinearExpr] = []
+    order = problem.order
+    for k in range(k_count):
+        nodes = sorted((b for b in model.assigned if (b, k) in x), key=lambda b: int(order[b]))
+        arcs: list[tuple[int, int, Any]] = []
+        used = m.new_bool_var(f"used{k}")
+        arcs.append((0, 0, ~used))
+        for i, b in enumerate(nodes, start=1):
+            arcs.append((i, i, ~x[b, k]))
+            start = m.new_bool_var(f"s{k}_{b}")
+            arcs.append((0, i, start))
+            cost.append(_metres(tt.start_to_pickup_km[k, b]) * start)
+            arcs.append((i, 0, m.new_bool_var(f"e{k}_{b}")))
+            for j, c in enumerate(nodes[i:], start=i + 1):
+                if (b, c) in model.never:
+                    continue
+                arc = m.new_bool_var(f"a{k}_{b}_{c}")
+                arcs.append((i, j, arc))
+                cost.append(_metres(tt.dropoff_to_pickup_km[b, c]) * arc)
+        m.add_circuit(arcs)
+        for b in nodes:
+            m.add_implication(x[b, k], used)
+    m.minimize(sum(cost))
+    if hint is not None and _gap_of(hint, k_count) == gap:
+        _hint(model, hint)
+    solver, status = _solve(model, time_limit_s, workers)
+    name = solver.status_name(status)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return LexicographicResult(
+            gap, None, False, name, None, False, time.perf_counter() - started
+        )
+    out = _plan(model, solver, n)
+    verified, _ = is_feasible_change(problem, assignment, out)
+    km = float(sum(s.deadhead_km for s in schedule_all(problem, out)))
+    return LexicographicResult(
+        gap=gap,
+        deadhead_km=km,
+        proven_optimal=status == cp_model.OPTIMAL and verified and _gap_of(out, k_count) == gap,
+        status=name,
+        assignment=out,
+        verified=verified,
+        wall_s=time.perf_counter() - started,
+    )
+
+
+def _gap_of(plan: IntArray, k: int) -> int:
+    return count_gap(_counts(plan, k))
+
+
+def _metres(km: float) -> int:
+    return round(float(km) * 1000)
 
 
 def _ints(values: IntArray) -> list[int]:

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from optimizer.problem import IntArray, Problem
+from optimizer.problem import FloatArray, IntArray, Problem
 
 Reason = Literal["time_window", "shift", "capability", "locked", "priority", "driver_limit"]
 Violation = tuple[Reason, int]
@@ -144,6 +144,26 @@ def schedule_route(problem: Problem, driver: int, bookings: Sequence[int]) -> Ro
     )
 
 
+def lateness_caps(problem: Problem, schedules: Sequence[RouteSchedule]) -> FloatArray:
+    """Per booking, the most minutes late any later plan may pick it up.
+
+    The tolerance (0 for high priority), or the booking's lateness in `schedules` (the input
+    plan) when that is more: a ride the upstream plan already made late may stay as late, never
+    later. Unassigned bookings keep the tolerance.
+    """
+    cap = problem.tolerance.copy()
+    for s in schedules:
+        for b, pickup in zip(s.bookings, s.pickup_at, strict=True):
+            cap[b] = max(cap[b], pickup - problem.latest[b])
+    return cap
+
+
+def deadlines(problem: Problem, schedules: Sequence[RouteSchedule]) -> FloatArray:
+    """Latest allowed pickup per booking given the input plan (see `lateness_caps`)."""
+    out: FloatArray = problem.latest + lateness_caps(problem, schedules)
+    return out
+
+
 def routes_of(problem: Problem, assignment: IntArray) -> list[tuple[int, ...]]:
     """Each driver's bookings in service order."""
     routes: list[list[int]] = [[] for _ in range(problem.n_drivers)]
@@ -174,11 +194,25 @@ def new_violations(
     return after - before
 
 
+def later_than_allowed(problem: Problem, before: IntArray, after: IntArray) -> frozenset[int]:
+    """Bookings `after` picks up later than `before` allows (see `lateness_caps`)."""
+    deadline = deadlines(problem, schedule_all(problem, before))
+    out: set[int] = set()
+    for s in schedule_all(problem, after):
+        for b, pickup in zip(s.bookings, s.pickup_at, strict=True):
+            if pickup > deadline[b] + _EPS:
+                out.add(b)
+    return frozenset(out)
+
+
 def is_feasible_change(
     problem: Problem, before: IntArray, after: IntArray
 ) -> tuple[bool, frozenset[Violation]]:
-    """Whether `after` keeps every hard constraint `before` kept, and locked bookings stayed."""
+    """Whether `after` keeps every hard constraint `before` kept, made no booking later than
+    allowed (`later_than_allowed`), and left locked bookings with their driver."""
     added = set(new_violations(violations(problem, before), violations(problem, after)))
+    for late in later_than_allowed(problem, before, after):
+        added.add(("priority" if problem.high_priority[late] else "time_window", late))
     moved = np.nonzero(before != after)[0]
     for b in moved:
         if check_locked(problem, int(b), int(before[b]), int(after[b])) is not None:

@@ -43,7 +43,8 @@ class Step:
 class Move:
     """One candidate as a unit of validation and audit."""
 
-    kind: Literal["move", "swap", "chain"]
+    kind: Literal["move", "swap", "chain", "compound"]
+    """`compound`: a lookahead's plateau steps and the improving step after them, in order."""
     steps: tuple[Step, ...]
 
 
@@ -82,16 +83,18 @@ class Candidates:
         )
 
 
-def solo_feasible(problem: Problem) -> BoolArray:
+def solo_feasible(problem: Problem, deadline: FloatArray | None = None) -> BoolArray:
     """(N, K): driver k could serve booking b as its only ride, within window and shift.
 
     A necessary condition for b to be on k's route at all, so masking with it loses nothing.
+    `deadline`: latest allowed pickup per booking (default: window close + tolerance).
     """
-    tol = problem.tolerance
+    if deadline is None:
+        deadline = problem.latest + problem.tolerance
     arrive = problem.shift_start[None, :] + problem.travel.start_to_pickup.T  # (N, K)
     pickup = np.maximum(arrive, problem.earliest[:, None])
     done = pickup + (problem.service + problem.travel.ride)[:, None]
-    ok: BoolArray = (pickup <= (problem.latest + tol)[:, None] + 1e-6) & (
+    ok: BoolArray = (pickup <= deadline[:, None] + 1e-6) & (
         done <= problem.shift_end[None, :] + 1e-6
     )
     return ok & problem.capable

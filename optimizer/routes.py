@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from optimizer.feasibility import RouteSchedule
+from optimizer.feasibility import RouteSchedule, deadlines
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
 
 
@@ -22,7 +22,14 @@ class RouteArrays:
     route stays on time exactly when `push <= slack` of that next ride, since drivers may wait.
     """
 
-    def __init__(self, problem: Problem, scheds: Sequence[RouteSchedule]) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        scheds: Sequence[RouteSchedule],
+        deadline: FloatArray | None = None,
+    ) -> None:
+        """`deadline`: latest allowed pickup per booking (default: from `scheds` themselves,
+        see `feasibility.deadlines`; the pass hands in the one from its input plan)."""
         p = problem
         self.problem = p
         lengths = np.fromiter((len(s.bookings) for s in scheds), dtype=np.int64, count=len(scheds))
@@ -42,12 +49,9 @@ class RouteArrays:
                 self.dropoff[at : at + m] = s.dropoff_at
                 at += int(m)
         self.size = total
-        # Bookings already late upstream: the validator lets them stay late.
-        self.late_ok = np.zeros(p.n_bookings, dtype=bool)
-        for sched in scheds:
-            for reason, subject in sched.violations:
-                if reason in ("time_window", "priority"):
-                    self.late_ok[subject] = True
+        # A booking already late upstream may stay as late, never later (its deadline).
+        self.deadline = deadlines(p, scheds) if deadline is None else deadline
+        self.late_ok = self.deadline > p.latest + p.tolerance + 1e-6
         n1 = p.n_bookings + 1
         self.key = self.driver * n1 + np.append(p.order[self.booking[:total]], 0)
         self.slack = self._forward_slack()
@@ -65,7 +69,7 @@ class RouteArrays:
             return out
         drv, bk = self.driver[:n], self.booking[:n]
         pick, drop = self.pickup[:n], self.dropoff[:n]
-        own = p.latest[bk] + p.tolerance[bk] - pick
+        own = self.deadline[bk] - pick
         same_next = drv[1:] == drv[:-1]
         wait = np.zeros(n)
         wait[1:] = np.where(
@@ -113,7 +117,7 @@ class RouteArrays:
         free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
         leg = np.where(pred_ok, tt.dropoff_to_pickup[pb, b], tt.start_to_pickup[d, b])
         pickup = np.maximum(free_at + leg, p.earliest[b])
-        own = p.latest[b] + p.tolerance[b] - pickup
+        own = self.deadline[b] - pickup
         drop = pickup + p.service[b] + tt.ride[b]
         arrive_next = drop + tt.dropoff_to_pickup[b, sb]
         push = np.maximum(np.maximum(arrive_next, p.earliest[sb]) - self.pickup[succ], 0.0)
@@ -123,12 +127,10 @@ class RouteArrays:
     def fits(self, b: IntArray, d: IntArray) -> BoolArray:
         """Booking b inserted alone into driver d's route keeps every window and the shift.
 
-        Exact for single-booking moves under the ride model when the route had no violation;
-        a route that already breaks something is only offered moves that push nothing, and a
-        booking already late upstream may stay late. A mask, never a verdict.
+        Exact for single-booking moves under the ride model and the deadlines when the route
+        had no violation; a route that already breaks something is only offered moves that push
+        nothing. A mask, never a verdict.
         """
         own, downstream, _, push = self.insertion(b, d)
-        fits: BoolArray = ((own >= -1e-6) | self.late_ok[b]) & (
-            (push <= 1e-6) | (downstream >= -1e-6)
-        )
+        fits: BoolArray = (own >= -1e-6) & ((push <= 1e-6) | (downstream >= -1e-6))
         return fits

@@ -1,51 +1,57 @@
-"""The swap pass: a policy proposes, the validator decides, every check is audited.
+"""The swap pass: a policy ranks, the validator decides, every check is audited.
 
-Each step, the policy scores every structurally legal candidate; the validator checks them in
-score order against the hard constraints and the objective (the gain must reach
-`min_improvement`) and applies the first that passes. Every checked candidate becomes a
-`CheckedMove` (the audit record). When no plain move or swap passes, short ejection chains are
-tried before stopping. The pass stops at the move budget, at a local optimum, or when the ride
-counts are as even as they can be.
+Fairness phase. The policy (`MovePolicy.score`) ranks the structurally legal candidates of the
+current plan; the validator (`SearchState.trial`) checks the best-ranked in order and accepts
+the first that breaks no hard constraint and gains at least `min_improvement`. With
+`batch_moves`, further candidates of the same ranking whose drivers no accepted move touched
+are checked and accepted too before ranking again (what they change is independent, so their
+validation is as exact; only the ranking is one step old). When no plain move or swap passes,
+two-step ejection chains are tried, then a lookahead (`optimizer.lookahead`): count-neutral
+"plateau" steps ranked by the same policy, up to `lookahead_depth` deep, each followed by an
+improving step; a success is accepted as one compound move listing all its steps. The pass
+never returns to a plan it has visited (a set of plan digests, checked before accepting).
 
-Invariant: each accepted move adds no hard-constraint violation, moves no locked booking, and
-strictly improves the objective, so the result is feasible and never worse than the input.
+It stops when the ride-count gap reaches its floor (`target_reached`), when neither plain
+steps, chains nor the lookahead find an improving move (`no_improving_move`), at the move
+budget (`budget`) or at the time limit (`time_limit`). Then the cost phase
+(`optimizer.cost_phase`) may lower empty driving and lateness at the reached ride counts.
+
+Invariant: each accepted move adds no hard-constraint violation, makes no booking later than
+its deadline (see `optimizer.search_state`), moves no locked booking, and strictly improves the
+objective, so the result is feasible and never worse than the input.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from bisect import insort
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
 
-from optimizer.feasibility import (
-    Reason,
-    RouteSchedule,
-    Violation,
-    check_capability,
-    check_locked,
-    routes_of,
-    schedule_route,
-)
-from optimizer.moves import CHAIN, Candidates, Move, generate, solo_feasible
-from optimizer.objective import Evaluation, Objective, Value, evaluate, gap_floor, value_of
+from optimizer.feasibility import Reason
+from optimizer.moves import CHAIN, Candidates, Move
+from optimizer.objective import Evaluation, Objective, Value, gap_floor
 from optimizer.problem import FloatArray, IntArray, Problem
-from optimizer.routes import RouteArrays
+from optimizer.search_state import SearchState, Trial
 
-AuditReason = Reason | Literal["improves", "no_improvement", "below_min_improvement"]
-StopReason = Literal["target_reached", "local_optimum", "budget", "no_candidates", "time_limit"]
-# Which violation names a rejection when a move adds several (most specific first).
-_REASON_ORDER: tuple[Reason, ...] = (
-    "locked",
-    "capability",
-    "driver_limit",
-    "priority",
-    "time_window",
-    "shift",
-)
+__all__ = [
+    "AuditReason",
+    "CheckedMove",
+    "MovePolicy",
+    "PassConfig",
+    "PassResult",
+    "SearchState",
+    "StopReason",
+    "Trial",
+    "pass_candidates",
+    "replay",
+    "run_pass",
+]
+
+AuditReason = Reason | Literal["improves", "no_improvement", "below_min_improvement", "revisit"]
+StopReason = Literal["target_reached", "no_improving_move", "budget", "time_limit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,19 +60,31 @@ class PassConfig:
 
     max_swaps: int = 10
     """Least number of steps (each step accepts at most one move)."""
-    swaps_per_booking: float = 0.5
+    swaps_per_booking: float = 1.0
     """The budget grows with the day: max(max_swaps, ceil(swaps_per_booking * bookings))."""
     min_improvement: float = 0.5
     """Least objective gain (see `Objective.gain`) for a move to be accepted."""
     max_checks: int = 40
-    """Most candidates the validator checks per step and phase (each one is audited)."""
+    """Most candidates the validator checks per ranking (each one is audited)."""
     chains: bool = True
     """Try two-step ejection chains when no plain move or swap passes."""
+    batch_moves: bool = True
+    """Accept more than one move per ranking when they touch different drivers (faster)."""
+    exchanges: bool = True
+    """When no move, swap or chain improves, try segment exchanges (`optimizer.exchange`)."""
+    exchange_rides: int = 5
+    """Most rides one segment exchange moves."""
+    lookahead_depth: int = 2
+    """Most count-neutral steps the lookahead takes before an improving one (0: none)."""
+    lookahead_width: int = 3
+    """Plateau plans the lookahead keeps per plan it expands."""
+    lookahead_checks: int = 300
+    """Most validator checks one lookahead may spend (it stops there: effort is bounded)."""
     stop_at_target: bool = True
     """Stop once the ride-count gap is at its floor (0 or 1): fairness cannot improve."""
     polish_steps: int = 0
     """Once at the floor, up to this many more steps of count-neutral moves and swaps that
-    improve the later objective terms (workload spread, then deadhead, then lateness)."""
+    improve the later objective terms (ranked by the policy; the cost phase supersedes it)."""
     objective: Objective = field(default_factory=Objective)
     time_limit_s: float = 0.0
     """Stop taking steps after this many seconds (0: no limit). A safety net for huge days:
@@ -112,111 +130,171 @@ class PassResult:
     budget: int
     policy_version: str
     elapsed_s: float
+    cost_steps: int = 0
+    """Moves accepted by the cost phase (included in `steps`)."""
 
     @property
     def accepted(self) -> tuple[CheckedMove, ...]:
         return tuple(c for c in self.checked if c.decision == "accepted")
 
-
-class SearchState:
-    """The one mutable thing: the assignment being improved, with its per-driver schedules."""
-
-    def __init__(self, problem: Problem, assignment: IntArray) -> None:
-        self.problem = problem
-        self.assignment = assignment.copy()
-        self.routes = [list(r) for r in routes_of(problem, assignment)]
-        self.schedules = [schedule_route(problem, k, r) for k, r in enumerate(self.routes)]
-        self.counts = np.array([s.rides for s in self.schedules], dtype=np.int64)
-        self.workload = np.array([s.workload_minutes for s in self.schedules], dtype=float)
-        self.deadhead = np.array([s.deadhead_km for s in self.schedules], dtype=float)
-        self.lateness = np.array([s.lateness_minutes for s in self.schedules], dtype=float)
-        self.solo = solo_feasible(problem)
-        self.value: Value = value_of(self.counts, self.workload, self.deadhead, self.lateness)
-        self._routes_index: RouteArrays | None = None
-
     @property
-    def gap(self) -> int:
-        return int(self.value[0])
+    def validator_checks(self) -> int:
+        """How many candidates the validator checked (= audit records)."""
+        return len(self.checked)
 
-    def candidates(self, *, chains: bool = False, balancing_only: bool = False) -> Candidates:
-        return generate(
-            self.problem,
-            self.assignment,
-            self.counts,
-            self.solo,
-            self.routes,
-            index=self.route_arrays(),
-            balancing_only=balancing_only,
-            chains=chains,
-        )
 
-    def route_arrays(self) -> RouteArrays:
-        """The current plan as flat route arrays (cached until the next applied move)."""
-        if self._routes_index is None:
-            self._routes_index = RouteArrays(self.problem, self.schedules)
-        return self._routes_index
+class Search:
+    """One pass in progress: the state, the audit trail, the visited plans, the counters."""
 
-    def evaluation(self) -> Evaluation:
-        return evaluate(self.schedules, unassigned=int((self.assignment < 0).sum()))
+    def __init__(
+        self, problem: Problem, assignment: IntArray, policy: MovePolicy, config: PassConfig
+    ) -> None:
+        self.started = time.perf_counter()
+        self.problem = problem
+        self.policy = policy
+        self.config = config
+        self.state = SearchState(problem, assignment)
+        self.before = self.state.evaluation()
+        self.floor = gap_floor(int(self.state.counts.sum()), problem.n_drivers)
+        self.budget = config.budget(int((assignment >= 0).sum()))
+        self.checked: list[CheckedMove] = []
+        self.visited: set[bytes] = {self.state.key()}
+        self.steps = 0
 
-    def trial(self, move: Move) -> Trial:
-        """Validate `move` against the hard constraints and compute its objective value."""
-        p = self.problem
-        for s in move.steps:
-            reason = check_locked(p, s.booking, s.from_driver, s.to_driver) or check_capability(
-                p, s.booking, s.to_driver
+    # ------------------------------------------------------------ audit and acceptance
+
+    def record(
+        self,
+        move: Move,
+        score: float,
+        trial: Trial | None,
+        before: Value,
+        *,
+        reason: AuditReason | None = None,
+        detail: str = "",
+    ) -> float | None:
+        """Audit one checked candidate; return its gain when it is acceptable, else None."""
+        seq = len(self.checked)
+        if trial is None or trial.violation is not None:
+            why: AuditReason = "revisit"
+            if trial is not None and trial.violation is not None:
+                why, detail = trial.violation, trial.detail
+            elif reason is not None:
+                why = reason
+            self.checked.append(
+                CheckedMove(seq, move, score, "rejected", why, detail, before, None, None)
             )
-            if reason is not None:
-                return Trial(move, reason, f"booking {p.booking_ids[s.booking]}", None, {})
-        routes = {d: list(self.routes[d]) for s in move.steps for d in (s.from_driver, s.to_driver)}
-        key = p.order.__getitem__
-        for s in move.steps:
-            routes[s.from_driver].remove(s.booking)
-            insort(routes[s.to_driver], s.booking, key=key)
-        new = {d: schedule_route(p, d, r) for d, r in routes.items()}
-        old_v: set[Violation] = set()
-        new_v: set[Violation] = set()
-        for d, sched in new.items():
-            old_v |= self.schedules[d].violations
-            new_v |= sched.violations
-        added = new_v - old_v
-        if added:
-            reason = min((r for r, _ in added), key=_REASON_ORDER.index)
-            subjects = sorted(
-                (p.driver_ids[i] if r in ("shift", "driver_limit") else p.booking_ids[i])
-                for r, i in added
-                if r == reason
-            )
-            return Trial(move, reason, ", ".join(subjects), None, new)
-        counts, workload = self.counts.copy(), self.workload.copy()
-        deadhead, lateness = self.deadhead.copy(), self.lateness.copy()
-        for d, sched in new.items():
-            counts[d], workload[d] = sched.rides, sched.workload_minutes
-            deadhead[d], lateness[d] = sched.deadhead_km, sched.lateness_minutes
-        return Trial(move, None, "", value_of(counts, workload, deadhead, lateness), new)
-
-    def apply(self, trial: Trial) -> None:
+            return None
         assert trial.value is not None
-        for s in trial.move.steps:
-            self.assignment[s.booking] = s.to_driver
-        for d, sched in trial.schedules.items():
-            self.routes[d] = list(sched.bookings)
-            self.schedules[d] = sched
-            self.counts[d] = sched.rides
-            self.workload[d] = sched.workload_minutes
-            self.deadhead[d] = sched.deadhead_km
-            self.lateness[d] = sched.lateness_minutes
-        self.value = trial.value
-        self._routes_index = None
+        gain = self.config.objective.gain(before, trial.value)
+        if reason is None and gain > 0 and gain >= self.config.min_improvement:
+            self.checked.append(
+                CheckedMove(seq, move, score, "accepted", "improves", "", before, trial.value, gain)
+            )
+            return gain
+        if reason is None:
+            reason = "no_improvement" if gain <= 0 else "below_min_improvement"
+        self.checked.append(
+            CheckedMove(seq, move, score, "rejected", reason, detail, before, trial.value, gain)
+        )
+        return None
 
+    def check(self, state: SearchState, move: Move, score: float) -> Trial | None:
+        """Validate `move` in `state` and audit it; the trial when it is accepted."""
+        if state.key_after(move) in self.visited:
+            self.record(move, score, None, state.value, reason="revisit", detail="plan visited")
+            return None
+        trial = state.trial(move)
+        if self.record(move, score, trial, state.value) is None:
+            return None
+        return trial
 
-@dataclass(frozen=True, slots=True)
-class Trial:
-    move: Move
-    violation: Reason | None
-    detail: str
-    value: Value | None
-    schedules: dict[int, RouteSchedule]
+    def accept(self, trial: Trial) -> None:
+        self.state.apply(trial)
+        self.visited.add(self.state.key())
+        self.steps += 1
+
+    # ------------------------------------------------------------ phases
+
+    def at_target(self) -> bool:
+        return self.config.stop_at_target and self.state.gap <= self.floor
+
+    def out_of_time(self) -> bool:
+        limit = self.config.time_limit_s
+        return limit > 0 and time.perf_counter() - self.started > limit
+
+    def ranked_round(self, cands: Candidates, *, stop_at_target: bool = True) -> int:
+        """Check `cands` in policy order; accept the first that passes (more with batching)."""
+        if not len(cands):
+            return 0
+        scores = np.asarray(self.policy.score(self.state, cands), dtype=float)
+        order = top_order(scores, self.config.max_checks)
+        touched: set[int] = set()
+        accepted = 0
+        for i in order:
+            move = cands.move(int(i))
+            drivers = {d for s in move.steps for d in (s.from_driver, s.to_driver)}
+            if touched & drivers:
+                continue  # its ranking is stale: left for the next round, not checked
+            trial = self.check(self.state, move, float(scores[i]))
+            if trial is None:
+                continue
+            self.accept(trial)
+            accepted += 1
+            touched |= drivers
+            if (
+                not self.config.batch_moves
+                or self.steps >= self.budget
+                or (stop_at_target and self.at_target())
+            ):
+                break
+        return accepted
+
+    def exchange_round(self) -> int:
+        """Check segment exchanges in order of their count terms; accept the first that passes."""
+        from optimizer.exchange import segment_exchanges
+
+        gap, sq = self.state.value[0], self.state.value[1]
+        cfg = self.config
+        found = segment_exchanges(self.state, max_rides=cfg.exchange_rides, limit=cfg.max_checks)
+        for ex in found:
+            score = (gap - ex.gap_after) * 1e4 + (sq - ex.sq_after) * 10.0
+            trial = self.check(self.state, ex.move, float(score))
+            if trial is not None:
+                self.accept(trial)
+                return 1
+        return 0
+
+    def fairness(self) -> StopReason:
+        from optimizer.lookahead import lookahead  # a sibling phase; imports this module
+
+        while True:
+            if self.at_target():
+                return "target_reached"
+            if self.steps >= self.budget:
+                return "budget"
+            if self.out_of_time():
+                return "time_limit"
+            plain = pass_candidates(self.state, self.config, chains=False)
+            accepted = self.ranked_round(plain)
+            if not accepted and self.config.chains:
+                chains = pass_candidates(self.state, self.config, chains=True)
+                accepted = self.ranked_round(chains)
+            if not accepted and self.config.exchanges:
+                accepted = self.exchange_round()
+            if not accepted and self.config.lookahead_depth > 0:
+                accepted = lookahead(self)
+            if not accepted:
+                return "no_improving_move"
+
+    def polish(self) -> None:
+        """Count-neutral steps for the later objective terms, ranked by the policy."""
+        for _ in range(self.config.polish_steps):
+            if self.out_of_time():
+                return
+            cands = pass_candidates(self.state, self.config, chains=False, neutral=True)
+            if not self.ranked_round(cands, stop_at_target=False):
+                return
 
 
 def run_pass(
@@ -227,139 +305,54 @@ def run_pass(
 ) -> PassResult:
     """Improve `assignment` (not modified) with `policy`; see the module docstring."""
     config = config or PassConfig()
-    started = time.perf_counter()
-    state = SearchState(problem, assignment)
-    before = state.evaluation()
-    floor = gap_floor(int(state.counts.sum()), problem.n_drivers)
-    budget = config.budget(int((assignment >= 0).sum()))
-    checked: list[CheckedMove] = []
-    stop: StopReason = "budget"
-    steps = polished = 0
-    while steps < budget:
-        if config.stop_at_target and state.gap <= floor:
-            stop = "target_reached"
-            if polished >= config.polish_steps:
-                break
-            # Fairness is done; spend a little more on the secondary terms. Only count-neutral
-            # candidates are offered now (the lexicographic filter), so the gap stays.
-            polished += 1
-            steps += 1
-            if not _step(state, policy, config, checked, chains=False):
-                break
-            continue
-        if config.time_limit_s > 0 and time.perf_counter() - started > config.time_limit_s:
-            stop = "time_limit"
-            break
-        steps += 1
-        accepted = _step(state, policy, config, checked, chains=False)
-        if not accepted and config.chains:
-            accepted = _step(state, policy, config, checked, chains=True)
-        if not accepted:
-            stop = "local_optimum"
-            break
-    else:
-        if config.stop_at_target and state.gap <= floor:
-            stop = "target_reached"
+    search = Search(problem, assignment, policy, config)
+    stop = search.fairness()
+    if stop == "target_reached":
+        search.polish()
     return PassResult(
-        assignment=state.assignment,
-        before=before,
-        after=state.evaluation(),
-        checked=tuple(checked),
+        assignment=search.state.assignment,
+        before=search.before,
+        after=search.state.evaluation(),
+        checked=tuple(search.checked),
         stop_reason=stop,
-        steps=steps,
-        budget=budget,
+        steps=search.steps,
+        budget=search.budget,
         policy_version=policy.version,
-        elapsed_s=time.perf_counter() - started,
+        elapsed_s=time.perf_counter() - search.started,
     )
 
 
-def pass_candidates(state: SearchState, config: PassConfig, *, chains: bool) -> Candidates:
+def pass_candidates(
+    state: SearchState, config: PassConfig, *, chains: bool, neutral: bool = False
+) -> Candidates:
     """The candidates the pass hands its policy in this plan and phase (the DQN's action set).
 
-    Under the lexicographic objective a candidate that worsens the ride-count terms can never
-    be accepted, so it is not offered; the chain phase offers chains only.
+    Under the lexicographic objective the fairness phase offers only candidates that lower a
+    ride-count term (gap, else squared deviation): each accepted step then lowers the squared
+    deviation by at least 2, which bounds the steps, and the later terms are the cost phase's
+    business. `neutral` also offers the count-neutral ones (polish). The chain phase offers
+    chains only.
     """
     lexicographic = config.objective.mode == "lexicographic"
     cands = state.candidates(chains=chains, balancing_only=lexicographic)
     if lexicographic and len(cands):
         gap, sq = state.value[0], state.value[1]
-        keep = (cands.gap_after < gap) | ((cands.gap_after == gap) & (cands.sq_after <= sq + 1e-9))
+        sq_ok = (cands.sq_after <= sq + 1e-9) if neutral else (cands.sq_after < sq - 1e-9)
+        keep = (cands.gap_after < gap) | ((cands.gap_after == gap) & sq_ok)
         if chains:
             keep &= cands.kind == CHAIN
         cands = cands.take(np.nonzero(keep)[0])
     return cands
 
 
-def _step(
-    state: SearchState,
-    policy: MovePolicy,
-    config: PassConfig,
-    checked: list[CheckedMove],
-    *,
-    chains: bool,
-) -> bool:
-    cands = pass_candidates(state, config, chains=chains)
-    if not len(cands):
-        return False
-    scores = np.asarray(policy.score(state, cands), dtype=float)
-    if len(scores) > config.max_checks:  # only the best few are checked: no full sort
-        top = np.argpartition(-scores, config.max_checks - 1)[: config.max_checks]
-        order = top[np.argsort(-scores[top], kind="stable")]
-    else:
-        order = np.argsort(-scores, kind="stable")
-    for i in order:
-        move = cands.move(int(i))
-        trial = state.trial(move)
-        seq = len(checked)
-        if trial.violation is not None:
-            checked.append(
-                CheckedMove(
-                    seq,
-                    move,
-                    float(scores[i]),
-                    "rejected",
-                    trial.violation,
-                    trial.detail,
-                    state.value,
-                    None,
-                    None,
-                )
-            )
-            continue
-        assert trial.value is not None
-        gain = config.objective.gain(state.value, trial.value)
-        if gain <= 0 or gain < config.min_improvement:
-            reason: AuditReason = "no_improvement" if gain <= 0 else "below_min_improvement"
-            checked.append(
-                CheckedMove(
-                    seq,
-                    move,
-                    float(scores[i]),
-                    "rejected",
-                    reason,
-                    "",
-                    state.value,
-                    trial.value,
-                    gain,
-                )
-            )
-            continue
-        checked.append(
-            CheckedMove(
-                seq,
-                move,
-                float(scores[i]),
-                "accepted",
-                "improves",
-                "",
-                state.value,
-                trial.value,
-                gain,
-            )
-        )
-        state.apply(trial)
-        return True
-    return False
+def top_order(scores: FloatArray, limit: int) -> IntArray:
+    """Indices of the `limit` best scores, best first (deterministic for the same scores)."""
+    if len(scores) > limit:  # only the best few are checked: no full sort
+        top = np.argpartition(-scores, limit - 1)[:limit]
+        order: IntArray = top[np.argsort(-scores[top], kind="stable")]
+        return order
+    out: IntArray = np.argsort(-scores, kind="stable")
+    return out
 
 
 def replay(assignment: IntArray, moves: list[Move]) -> IntArray:

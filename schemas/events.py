@@ -29,7 +29,8 @@ Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:
 Mode = Literal["auto", "semi_auto", "manual"]
 Status = Literal["optimized", "unchanged", "fallback", "disabled", "skipped_mode"]
 Decision = Literal["accepted", "rejected"]
-MoveKind = Literal["move", "swap", "chain"]
+MoveKind = Literal["move", "swap", "chain", "compound"]
+StopReason = Literal["target_reached", "no_improving_move", "budget", "time_limit"]
 Reason = Literal[
     "improves",
     "time_window",
@@ -40,6 +41,7 @@ Reason = Literal[
     "driver_limit",
     "no_improvement",
     "below_min_improvement",
+    "revisit",
 ]
 
 
@@ -287,13 +289,24 @@ class Optimized(_Frozen):
         "the pass failed and the heuristic plan stands; disabled / skipped_mode: not run."
     )
     reason: str = Field(default="", description="Human-readable why of the status.")
+    stop_reason: StopReason | None = Field(
+        default=None,
+        description=(
+            "Why the swap pass stopped: target_reached (the ride-count gap is at its floor), "
+            "no_improving_move (no move, swap, chain, exchange or lookahead improves), budget "
+            "(move budget spent), time_limit; null when no pass ran (disabled, skipped_mode, "
+            "fallback)."
+        ),
+    )
     model_version: str = Field(description="The policy that ranked the moves (or greedy).")
     assignments: tuple[Assignment, ...] = Field(description="The published plan.")
     schedules: tuple[DriverSchedule, ...] = Field(
         description="Per-driver rides with planned times; empty on a last-resort fallback."
     )
     metrics: MetricsPair = Field(description="The plan before and after.")
-    moves_proposed: int = Field(ge=0, description="Moves checked (one SwapAudit each).")
+    moves_proposed: int = Field(
+        ge=0, description="Moves checked by the validator (one SwapAudit each)."
+    )
     moves_accepted: int = Field(ge=0, description="Moves applied.")
     latency_ms: float = Field(ge=0.0, description="Time spent on this dispatch, ms.")
     produced_at: AwareDatetime = Field(description="When the optimizer produced it.")
@@ -319,7 +332,9 @@ class SwapAudit(_Frozen):
     sequence: int = Field(ge=0, description="Order of the check within the dispatch.")
     kind: MoveKind = Field(
         description="move: one booking to another driver; swap: two bookings trade drivers; "
-        "chain: a short ejection chain."
+        "chain: a short ejection chain; compound: several steps validated as one unit (a "
+        "segment exchange between two drivers, or a lookahead's plateau steps and the "
+        "improving step after them), listed in order."
     )
     steps: tuple[MoveStep, ...] = Field(min_length=1, description="Every booking it moves.")
     score: float | None = Field(description="policy score (Q-value for the DQN)")
@@ -335,8 +350,10 @@ class SwapAudit(_Frozen):
     delta: float | None = Field(description="gain on the first objective component that changed")
     decision: Decision = Field(description="Whether the move was applied.")
     reason: Reason = Field(
-        description="improves when accepted; else the hard constraint it breaks or why "
-        "the gain did not suffice."
+        description="improves when accepted; else the hard constraint it breaks (time_window "
+        "/ priority also when a booking would be later than max(its input lateness, the "
+        "tolerance)), why the gain did not suffice, or revisit (it would return to a plan "
+        "the pass already visited)."
     )
     detail: str = Field(default="", description="Human-readable detail of the reason.")
     model_version: str = Field(description="The policy that proposed it.")

@@ -87,7 +87,7 @@ def test_budget_stops_the_pass() -> None:
         problem, upstream, GreedyPolicy(), PassConfig(max_swaps=1, swaps_per_booking=0.0)
     )
     assert result.steps == 1 and len(result.accepted) <= 1
-    assert result.stop_reason in ("budget", "local_optimum", "target_reached")
+    assert result.stop_reason in ("budget", "no_improving_move", "target_reached")
 
 
 def test_weighted_objective_also_never_worse() -> None:
