@@ -110,7 +110,7 @@ def _follow_up(
     from optimizer.swap_pass import pass_candidates, top_order
 
     changed = np.array(sorted({d for s in path for d in (s.from_driver, s.to_driver)}))
-    cands = pass_candidates(state, search.config, chains=False)
+    cands = pass_candidates(state, search.config, chains=False, improving_only=True)
     gap, sq = state.value[0], state.value[1]
     improves = (cands.gap_after < gap) | (cands.sq_after < sq - 1e-9)
     involves = np.isin(cands.src, changed) | np.isin(cands.dst, changed)

@@ -1,6 +1,6 @@
-"""The objective: fairness first, then workload balance, deadhead and lateness.
+"""The objective: fairness first, then the operating cost (empty km, lateness, workload spread).
 
-The value of a plan is a vector, smaller is better, in this order:
+The value of a plan is a vector of five components, smaller is better:
 
 1. `gap`: max - min rides per driver (idle drivers count as 0);
 2. `count_sq_dev`: the sum of squared deviations of ride counts from their mean. The gap alone
@@ -10,8 +10,17 @@ The value of a plan is a vector, smaller is better, in this order:
 4. `deadhead_km`: total empty driving;
 5. `lateness_minutes`: total minutes picked up after windows closed (within tolerance).
 
-`lexicographic` (default) compares the vectors in that order; `weighted` compares a weighted
-sum. `gain` is what the `min_improvement` threshold applies to.
+`lexicographic` (default) compares the gap, then the squared deviation, then one operating
+cost that trades the last three terms off explicitly, in kilometre-equivalents:
+
+    cost = km_weight x deadhead_km + late_weight x lateness_minutes
+           + spread_weight x max(0, workload_spread_minutes - spread_band_minutes)
+
+so a workload spread within the band costs nothing, and beyond it one minute of spread is
+worth `spread_weight` km of empty driving (the default: 0.2 km, i.e. evening out 10 minutes of
+work is worth 2 km). Before, the spread strictly preceded deadhead, and kilometres were spent
+to even out minutes. `weighted` compares one weighted sum of all five components. `gain` is
+what the `min_improvement` threshold applies to.
 """
 
 from __future__ import annotations
@@ -44,20 +53,36 @@ class Objective:
     mode: Literal["lexicographic", "weighted"] = "lexicographic"
     weights: tuple[float, float, float, float, float] = (100.0, 10.0, 0.1, 0.5, 0.2)
     """Per component, for `weighted` mode (rides, rides^2, minutes, km, minutes)."""
+    km_weight: float = 1.0
+    """Lexicographic cost of one km of empty driving."""
+    late_weight: float = 1.0
+    """Lexicographic cost of one minute of lateness, in km (a minute late ~ 2 km at 30 km/h)."""
+    spread_weight: float = 0.2
+    """Lexicographic cost of one minute of workload spread beyond the band, in km."""
+    spread_band_minutes: float = 60.0
+    """Workload spread (max - min driving and boarding minutes) that costs nothing."""
+
+    def cost(self, value: Value) -> float:
+        """The operating cost of a plan (the lexicographic mode's third term), in km."""
+        excess = max(0.0, value[2] - self.spread_band_minutes)
+        return float(
+            self.km_weight * value[3] + self.late_weight * value[4] + self.spread_weight * excess
+        )
 
     def gain(self, before: Value, after: Value) -> float:
         """How much better `after` is (negative when worse).
 
-        Lexicographic: the decrease of the first component that changed, in its own unit.
-        Weighted: the decrease of the weighted sum.
+        Lexicographic: the decrease of the gap, else of the squared deviation, else of the
+        operating cost (`cost`), each in its own unit. Weighted: the decrease of the sum.
         """
         if self.mode == "weighted":
             pairs = zip(self.weights, before, after, strict=True)
             return float(sum(w * (b - a) for w, b, a in pairs))
-        for b, a in zip(before, after, strict=True):
+        for b, a in zip(before[:2], after[:2], strict=True):
             if abs(b - a) > _EPS * max(1.0, abs(b)):
                 return float(b - a)
-        return 0.0
+        diff = self.cost(before) - self.cost(after)
+        return diff if abs(diff) > _EPS * max(1.0, abs(self.cost(before))) else 0.0
 
     def scalar(self, value: Value) -> float:
         """One number for a value (weighted sum), e.g. for a reward or a plot."""

@@ -49,6 +49,9 @@ class RouteArrays:
                 self.dropoff[at : at + m] = s.dropoff_at
                 at += int(m)
         self.size = total
+        # Flat index of each assigned booking (the sentinel's for unassigned ones).
+        self.position = np.full(p.n_bookings, total, dtype=np.int64)
+        self.position[self.booking[:total]] = np.arange(total)
         # A booking already late upstream may stay as late, never later (its deadline).
         self.deadline = deadlines(p, scheds) if deadline is None else deadline
         self.late_ok = self.deadline > p.latest + p.tolerance + 1e-6
@@ -87,17 +90,12 @@ class RouteArrays:
         out[:n] = rev_min - waited
         return out
 
-    def insertion(
+    def neighbours(
         self, b: IntArray, d: IntArray, skip: IntArray | None = None
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """Insert booking `b` into driver `d`'s route (ignoring `skip`, which leaves it).
-
-        Returns, in minutes: the slack left on b's own pickup window, the slack left downstream
-        (the next ride's forward slack minus the push, or the shift end when b would be last),
-        the empty leg driven to reach b, and the push on the next ride (nan when b would be last).
-        """
+    ) -> tuple[IntArray, BoolArray, IntArray, BoolArray]:
+        """Where booking `b` would sit in driver `d`'s route (ignoring `skip`, which leaves it):
+        flat indices of its predecessor and successor, and whether each exists."""
         p = self.problem
-        tt = p.travel
         n1 = p.n_bookings + 1
         last = len(self.driver) - 1
         idx = np.searchsorted(self.key, d * n1 + p.order[b])
@@ -112,7 +110,54 @@ class RouteArrays:
             drop_skip = succ_ok & (self.booking[succ] == skip)
             succ = np.where(drop_skip, np.clip(succ + 1, 0, last), succ)
             succ_ok &= self.driver[succ] == d
+        return pred, pred_ok, succ, succ_ok
 
+    def km_removal(self, b: IntArray) -> FloatArray:
+        """Empty km saved by taking booking `b` out of its route (legs in minus the bridge)."""
+        tt = self.problem.travel
+        pos = self.position[b]
+        drv = self.driver[pos]
+        prev = np.maximum(pos - 1, 0)
+        p_ok = (pos >= 1) & (self.driver[prev] == drv)
+        q_ok = self.driver[pos + 1] == drv
+        pb, qb = self.booking[prev], self.booking[pos + 1]
+        into = np.where(p_ok, tt.dropoff_to_pickup_km[pb, b], tt.start_to_pickup_km[drv, b])
+        out = np.where(q_ok, tt.dropoff_to_pickup_km[b, qb], 0.0)
+        bridge = np.where(
+            q_ok,
+            np.where(p_ok, tt.dropoff_to_pickup_km[pb, qb], tt.start_to_pickup_km[drv, qb]),
+            0.0,
+        )
+        saved: FloatArray = into + out - bridge
+        return saved
+
+    def km_insertion(self, b: IntArray, d: IntArray, skip: IntArray | None = None) -> FloatArray:
+        """Empty km added by inserting booking `b` into driver `d`'s route (without `skip`)."""
+        tt = self.problem.travel
+        pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
+        pb, sb = self.booking[pred], self.booking[succ]
+        into = np.where(pred_ok, tt.dropoff_to_pickup_km[pb, b], tt.start_to_pickup_km[d, b])
+        out = np.where(succ_ok, tt.dropoff_to_pickup_km[b, sb], 0.0)
+        bridge = np.where(
+            succ_ok,
+            np.where(pred_ok, tt.dropoff_to_pickup_km[pb, sb], tt.start_to_pickup_km[d, sb]),
+            0.0,
+        )
+        added: FloatArray = into + out - bridge
+        return added
+
+    def insertion(
+        self, b: IntArray, d: IntArray, skip: IntArray | None = None
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Insert booking `b` into driver `d`'s route (ignoring `skip`, which leaves it).
+
+        Returns, in minutes: the slack left on b's own pickup window, the slack left downstream
+        (the next ride's forward slack minus the push, or the shift end when b would be last),
+        the empty leg driven to reach b, and the push on the next ride (nan when b would be last).
+        """
+        p = self.problem
+        tt = p.travel
+        pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
         pb, sb = self.booking[pred], self.booking[succ]
         free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
         leg = np.where(pred_ok, tt.dropoff_to_pickup[pb, b], tt.start_to_pickup[d, b])

@@ -80,6 +80,11 @@ class PassConfig:
     """Plateau plans the lookahead keeps per plan it expands."""
     lookahead_checks: int = 300
     """Most validator checks one lookahead may spend (it stops there: effort is bounded)."""
+    cost_phase: bool = True
+    """After fairness, cut empty driving and lateness at the same ride counts
+    (`optimizer.cost_phase`)."""
+    cost_checks_per_booking: float = 4.0
+    """The cost phase stops after max(100, ceil(this x bookings)) validator checks."""
     stop_at_target: bool = True
     """Stop once the ride-count gap is at its floor (0 or 1): fairness cannot improve."""
     polish_steps: int = 0
@@ -93,6 +98,9 @@ class PassConfig:
 
     def budget(self, n_bookings: int) -> int:
         return max(self.max_swaps, math.ceil(self.swaps_per_booking * n_bookings))
+
+    def cost_checks(self, n_bookings: int) -> int:
+        return max(100, math.ceil(self.cost_checks_per_booking * n_bookings))
 
 
 class MovePolicy(Protocol):
@@ -131,7 +139,7 @@ class PassResult:
     policy_version: str
     elapsed_s: float
     cost_steps: int = 0
-    """Moves accepted by the cost phase (included in `steps`)."""
+    """Moves accepted by the cost phase (`steps` counts the fairness phase's)."""
 
     @property
     def accepted(self) -> tuple[CheckedMove, ...]:
@@ -275,10 +283,11 @@ class Search:
                 return "budget"
             if self.out_of_time():
                 return "time_limit"
-            plain = pass_candidates(self.state, self.config, chains=False)
+            cfg = self.config
+            plain = pass_candidates(self.state, cfg, chains=False, improving_only=True)
             accepted = self.ranked_round(plain)
-            if not accepted and self.config.chains:
-                chains = pass_candidates(self.state, self.config, chains=True)
+            if not accepted and cfg.chains:
+                chains = pass_candidates(self.state, cfg, chains=True, improving_only=True)
                 accepted = self.ranked_round(chains)
             if not accepted and self.config.exchanges:
                 accepted = self.exchange_round()
@@ -292,7 +301,7 @@ class Search:
         for _ in range(self.config.polish_steps):
             if self.out_of_time():
                 return
-            cands = pass_candidates(self.state, self.config, chains=False, neutral=True)
+            cands = pass_candidates(self.state, self.config, chains=False)
             if not self.ranked_round(cands, stop_at_target=False):
                 return
 
@@ -309,35 +318,42 @@ def run_pass(
     stop = search.fairness()
     if stop == "target_reached":
         search.polish()
+    steps, cost_steps = search.steps, 0
+    if config.cost_phase:
+        from optimizer.cost_phase import cost_phase  # it imports this module
+
+        cost_steps = cost_phase(search)
     return PassResult(
         assignment=search.state.assignment,
         before=search.before,
         after=search.state.evaluation(),
         checked=tuple(search.checked),
         stop_reason=stop,
-        steps=search.steps,
+        steps=steps,
         budget=search.budget,
         policy_version=policy.version,
         elapsed_s=time.perf_counter() - search.started,
+        cost_steps=cost_steps,
     )
 
 
 def pass_candidates(
-    state: SearchState, config: PassConfig, *, chains: bool, neutral: bool = False
+    state: SearchState, config: PassConfig, *, chains: bool, improving_only: bool = False
 ) -> Candidates:
-    """The candidates the pass hands its policy in this plan and phase (the DQN's action set).
+    """The candidates of this plan and phase that the objective could accept (the DQN env's
+    action set); the pass hands its policy the `improving_only` part.
 
-    Under the lexicographic objective the fairness phase offers only candidates that lower a
-    ride-count term (gap, else squared deviation): each accepted step then lowers the squared
-    deviation by at least 2, which bounds the steps, and the later terms are the cost phase's
-    business. `neutral` also offers the count-neutral ones (polish). The chain phase offers
-    chains only.
+    Under the lexicographic objective a candidate that worsens the ride-count terms can never
+    be accepted, so it is not offered. `improving_only` keeps only those that lower a
+    ride-count term (gap, else squared deviation): the fairness phase takes only those, so each
+    of its steps lowers the squared deviation by at least 2, which bounds the steps, and the
+    later terms are left to the cost phase. The chain phase offers chains only.
     """
     lexicographic = config.objective.mode == "lexicographic"
     cands = state.candidates(chains=chains, balancing_only=lexicographic)
     if lexicographic and len(cands):
         gap, sq = state.value[0], state.value[1]
-        sq_ok = (cands.sq_after <= sq + 1e-9) if neutral else (cands.sq_after < sq - 1e-9)
+        sq_ok = (cands.sq_after < sq - 1e-9) if improving_only else (cands.sq_after <= sq + 1e-9)
         keep = (cands.gap_after < gap) | ((cands.gap_after == gap) & sq_ok)
         if chains:
             keep &= cands.kind == CHAIN

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     """Dispatch modes to optimize (JSON list in the environment, e.g. `["auto"]`)."""
     max_swaps: int = Field(default=10, ge=0)
     """Least number of steps of the swap pass."""
-    swaps_per_booking: float = Field(default=0.5, ge=0.0)
+    swaps_per_booking: float = Field(default=1.0, ge=0.0)
     """Step budget grows with the day: max(max_swaps, ceil(swaps_per_booking * bookings))."""
     min_improvement: float = Field(default=0.5, ge=0.0)
     """Least objective gain for a move to be accepted."""
@@ -101,6 +101,21 @@ class Settings(BaseSettings):
     """Most candidates validated (and audited) per step."""
     chains: bool = True
     """Try two-step ejection chains when no single move or swap passes."""
+    exchanges: bool = True
+    """When no move, swap or chain improves the ride counts, try segment exchanges (two
+    drivers trade a stretch of rides) and then a lookahead over count-neutral steps."""
+    lookahead_depth: int = Field(default=2, ge=0)
+    """Most count-neutral steps the lookahead takes before an improving one (0: off)."""
+    cost_phase: bool = True
+    """After fairness, cut empty driving and lateness at the same ride counts."""
+    cost_km_weight: float = Field(default=1.0, ge=0.0)
+    """Operating cost of one km of empty driving (lexicographic mode's third term)."""
+    cost_late_weight: float = Field(default=1.0, ge=0.0)
+    """Operating cost of one minute of lateness, in km."""
+    cost_spread_weight: float = Field(default=0.2, ge=0.0)
+    """Operating cost of one minute of workload spread beyond the band, in km."""
+    workload_band_minutes: float = Field(default=60.0, ge=0.0)
+    """Workload spread (max - min driving + boarding minutes) that costs nothing."""
     polish_steps: int = Field(default=0, ge=0)
     """Once the ride counts are as even as they can be, up to this many more steps that
     even out workload minutes (then deadhead, lateness) without changing any count. Measured
@@ -228,9 +243,19 @@ class Settings(BaseSettings):
                 min_improvement=self.min_improvement,
                 max_checks=self.max_checks,
                 chains=self.chains,
+                exchanges=self.exchanges,
+                lookahead_depth=self.lookahead_depth,
+                cost_phase=self.cost_phase,
                 time_limit_s=self.max_pass_seconds,
                 polish_steps=self.polish_steps,
-                objective=Objective(mode=self.objective_mode, weights=self.objective_weights),
+                objective=Objective(
+                    mode=self.objective_mode,
+                    weights=self.objective_weights,
+                    km_weight=self.cost_km_weight,
+                    late_weight=self.cost_late_weight,
+                    spread_weight=self.cost_spread_weight,
+                    spread_band_minutes=self.workload_band_minutes,
+                ),
             ),
             rules=Rules(
                 late_tolerance_minutes=self.late_tolerance_minutes,

@@ -61,3 +61,15 @@ def test_generate_darp_and_exact(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["exact", str(SEED), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["gap"] == 1 and summary["proven_optimal"] is True
+
+
+def test_exact_lexicographic_reports_the_least_deadhead(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`exact --lexicographic --json`: the gap, then the proven least deadhead at that gap."""
+    capsys.readouterr()
+    assert main(["exact", str(SEED), "--lexicographic", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    lex = summary["lexicographic"]
+    assert summary["gap"] == 1 and lex["proven_optimal"] is True and lex["verified"] is True
+    assert lex["min_deadhead_km"] > 0

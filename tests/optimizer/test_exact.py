@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optimizer.exact import solve_min_gap
-from optimizer.feasibility import is_feasible_change
+from optimizer.exact import solve_lexicographic, solve_min_gap
+from optimizer.feasibility import is_feasible_change, schedule_all
 from optimizer.generate import generate_day
 from optimizer.objective import count_gap
 from optimizer.policy import GreedyPolicy
@@ -71,3 +71,26 @@ def test_exact_finds_a_chain_only_optimum() -> None:
     assert exact.gap == 0 and exact.proven_optimal
     greedy = run_pass(problem, upstream, GreedyPolicy())
     assert greedy.after.gap == 0  # reached through a chain (or move + move)
+
+
+@pytest.mark.parametrize("seed", range(1000, 1006))
+def test_lexicographic_exact_is_a_lower_bound_on_deadhead_at_the_optimal_gap(seed: int) -> None:
+    """Least deadhead at the least gap: feasible, at that gap, and <= the pass's and the
+    min-gap plan's deadhead whenever they reach the same gap."""
+    problem, upstream = Problem.from_event(generate_day(10, 3, seed))
+    greedy = run_pass(problem, upstream, GreedyPolicy())
+    exact = solve_min_gap(problem, upstream, time_limit_s=20)
+    assert exact.proven_optimal and exact.gap is not None and exact.assignment is not None
+    lex = solve_lexicographic(problem, upstream, gap=exact.gap, time_limit_s=20)
+    assert lex.proven_optimal and lex.verified and lex.assignment is not None
+    assert lex.deadhead_km is not None
+    counts = np.bincount(lex.assignment[lex.assignment >= 0], minlength=problem.n_drivers)
+    assert count_gap(counts) == exact.gap
+    assert is_feasible_change(problem, upstream, lex.assignment)[0]
+    min_gap_km = sum(s.deadhead_km for s in schedule_all(problem, exact.assignment))
+    assert lex.deadhead_km <= min_gap_km + 1e-3
+    if greedy.after.gap == exact.gap:
+        assert lex.deadhead_km <= greedy.after.deadhead_km + 1e-3
+    # Without a gap given, it solves the gap first and agrees.
+    again = solve_lexicographic(problem, upstream, time_limit_s=20)
+    assert again.gap == exact.gap and again.deadhead_km == pytest.approx(lex.deadhead_km, abs=1e-3)

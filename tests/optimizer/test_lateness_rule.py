@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from optimizer.feasibility import is_feasible_change, later_than_allowed, schedule_all
 from optimizer.generate import DayShape, generate_day
+from optimizer.moves import Move, Step
 from optimizer.policy import GreedyPolicy
 from optimizer.problem import Problem, Rules
-from optimizer.moves import Move, Step
 from optimizer.search_state import SearchState
 from optimizer.swap_pass import replay, run_pass
 from schemas import HeuristicDone
