@@ -13,18 +13,18 @@ checks (deterministic, unlike a time limit; the pass's `time_limit_s` still appl
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from optimizer.exchange import segment_exchanges
-from optimizer.moves import SWAP, Candidates, Move
+from optimizer.exchange import balanced_exchanges
+from optimizer.moves import SWAP, Candidates, Move, Step
 from optimizer.problem import FloatArray
 
 if TYPE_CHECKING:
     from optimizer.swap_pass import Search
 
-__all__ = ["cost_phase", "estimated_km_saving"]
+__all__ = ["cost_phase", "estimated_km_saving", "neutral_chains"]
 
 
 def estimated_km_saving(search: Search, cands: Candidates) -> FloatArray:
@@ -40,6 +40,78 @@ def estimated_km_saving(search: Search, cands: Candidates) -> FloatArray:
     return saving
 
 
+def neutral_chains(search: Search, limit: int) -> list[tuple[float, Move]]:
+    """Relocation chains that keep every ride count: b1 leaves driver A for B, and one of B's
+    rides, b2, leaves B for a driver C whose count is A's minus one (C = A: a swap).
+
+    For each b2 and count value the cheapest C is taken (insertion km, where b2 fits), then
+    each chain is estimated: km b1 and b2 free where they were, minus km they add where they
+    go (b1 into B without b2). The `limit` with the largest positive estimates, largest first.
+    """
+    state = search.state
+    p = state.problem
+    routes = state.route_arrays()
+    counts = state.counts
+    assigned = state.assignment >= 0
+    movable = np.nonzero(assigned & ~p.locked)[0]
+    if len(movable) == 0 or p.n_drivers < 2:
+        return []
+    k = p.n_drivers
+    # (b, C): insertion km and fit of every movable ride into every other driver.
+    bb = np.repeat(movable, k)
+    cc = np.tile(np.arange(k, dtype=np.int64), len(movable))
+    other = (state.assignment[bb] != cc) & state.solo[bb, cc]
+    bb, cc = bb[other], cc[other]
+    fits = routes.fits(bb, cc)
+    bb, cc = bb[fits], cc[fits]
+    ins = routes.km_insertion(bb, cc)
+    best_c = np.full((p.n_bookings, int(counts.max()) + 2), -1, dtype=np.int64)
+    best_km = np.full(best_c.shape, np.inf)
+    for b, c, km in zip(bb.tolist(), cc.tolist(), ins.tolist(), strict=True):
+        v = int(counts[c])
+        if km < best_km[b, v]:
+            best_km[b, v], best_c[b, v] = km, c
+    removal = np.zeros(p.n_bookings)
+    removal[movable] = routes.km_removal(movable)
+    # (b1, B, b2): b1 into B (where it could ride), b2 one of B's movable rides.
+    b1s, dsts, b2s = [], [], []
+    for b1 in movable.tolist():
+        a = int(state.assignment[b1])
+        for d in np.nonzero(state.solo[b1])[0].tolist():
+            if d == a:
+                continue
+            ride = [x for x in state.routes[d] if not p.locked[x]]
+            b1s += [b1] * len(ride)
+            dsts += [d] * len(ride)
+            b2s += ride
+    if not b1s:
+        return []
+    first = np.asarray(b1s, dtype=np.int64)
+    dst = np.asarray(dsts, dtype=np.int64)
+    then = np.asarray(b2s, dtype=np.int64)
+    src = state.assignment[first]
+    target = counts[src] - 1
+    ok = target >= 0
+    end = np.where(ok, best_c[then, np.maximum(target, 0)], -1)
+    ok &= end >= 0
+    first, dst, then, src, end = first[ok], dst[ok], then[ok], src[ok], end[ok]
+    if len(first) == 0:
+        return []
+    own, downstream, _, push = routes.insertion(first, dst, then)
+    fit1 = (own >= -1e-6) & ((np.nan_to_num(push, nan=0.0) <= 1e-6) | (downstream >= -1e-6))
+    saving = removal[first] + removal[then] - routes.km_insertion(first, dst, then)
+    saving -= best_km[then, counts[src] - 1]
+    keep = np.nonzero(fit1 & (saving > 1e-6))[0]
+    keep = keep[np.argsort(-saving[keep], kind="stable")][:limit]
+    out = []
+    for i in keep.tolist():
+        one = Step(int(first[i]), int(src[i]), int(dst[i]))
+        two = Step(int(then[i]), int(dst[i]), int(end[i]))
+        kind: Literal["swap", "chain"] = "swap" if end[i] == src[i] else "chain"
+        out.append((float(saving[i]), Move(kind, (one, two))))
+    return out
+
+
 def cost_phase(search: Search) -> int:
     """Run the cost phase on `search`'s plan; the number of moves it accepted."""
     from optimizer.swap_pass import pass_candidates
@@ -51,7 +123,10 @@ def cost_phase(search: Search) -> int:
     while len(search.checked) - first < limit and not search.out_of_time():
         state = search.state
         gap, sq = state.value[0], state.value[1]
-        cands = pass_candidates(state, cfg, chains=False)
+        # Swaps between rides further apart in the day than the fairness phase looks: a time
+        # slot holds about one ride per driver, so the window grows with the fleet.
+        window = min(4 * state.problem.n_drivers, 60)
+        cands = pass_candidates(state, cfg, chains=False, swap_window=max(6, window))
         same = (cands.gap_after == gap) & (np.abs(cands.sq_after - sq) < 1e-9)
         cands = cands.take(np.nonzero(same)[0])
         ranked: list[tuple[float, Move]] = []
@@ -60,27 +135,16 @@ def cost_phase(search: Search) -> int:
             good = np.nonzero(saving > cfg.min_improvement / 2)[0]
             order = good[np.argsort(-saving[good], kind="stable")][: cfg.max_checks]
             ranked = [(float(saving[i]), cands.move(int(i))) for i in order]
-        if cfg.exchanges and len(ranked) < cfg.max_checks:
+        ranked += neutral_chains(search, cfg.max_checks)
+        if cfg.exchanges:
             # Trades of equal stretches keep every count: the 2-opt* of these routes.
-            found = segment_exchanges(
-                state, max_rides=cfg.exchange_rides, neutral=True, limit=4 * cfg.max_checks
-            )
-            balanced = [e for e in found if _balanced(e.move)]
-            ranked += [(0.0, e.move) for e in balanced[: cfg.max_checks - len(ranked)]]
+            ranked += balanced_exchanges(state, max_rides=cfg.exchange_rides, limit=cfg.max_checks)
+            ranked.sort(key=lambda item: -item[0])
         got = _round(search, ranked, limit - (len(search.checked) - first))
         if not got:
             break
         accepted += got
     return accepted
-
-
-def _balanced(move: Move) -> bool:
-    """Every driver in the move gives as many rides as it takes."""
-    net: dict[int, int] = {}
-    for s in move.steps:
-        net[s.from_driver] = net.get(s.from_driver, 0) - 1
-        net[s.to_driver] = net.get(s.to_driver, 0) + 1
-    return len(move.steps) > 2 and not any(net.values())
 
 
 def _round(search: Search, ranked: list[tuple[float, Move]], checks_left: int) -> int:

@@ -23,7 +23,7 @@ from optimizer.moves import Move, Step
 from optimizer.problem import BoolArray
 from optimizer.search_state import SearchState
 
-__all__ = ["Exchange", "segment_exchanges"]
+__all__ = ["Exchange", "balanced_exchanges", "segment_exchanges"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +110,107 @@ def segment_exchanges(
         kind: Literal["swap", "compound"] = "swap" if ta == 1 and len(steps) == 2 else "compound"
         out.append(Exchange(Move(kind, steps), int(g), float(q)))
     return out
+
+
+def balanced_exchanges(
+    state: SearchState,
+    *,
+    max_rides: int = 6,
+    limit: int = 40,
+    partners: int = 8,
+) -> list[tuple[float, Move]]:
+    """Exchanges in which each of the two drivers gives as many rides as it takes (every
+    count stays), with the empty km each is estimated to save, most saving first.
+
+    The estimate is exact for the legs that change: a segment moves as a block, so only the
+    legs into and out of each traded stretch differ. Only positive estimates are returned.
+    With many drivers, each trades with its `partners` nearest (by empty km between routes).
+    """
+    p = state.problem
+    km, start_km = p.travel.dropoff_to_pickup_km, p.travel.start_to_pickup_km
+    order, movable, solo = p.order, ~p.locked, state.solo
+    routes = state.routes
+    found: list[tuple[float, int, int, int, int]] = []
+    merged_of: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    for a, b in _pairs(state, partners):
+        merged = sorted(
+            [(int(order[x]), x, a) for x in routes[a]] + [(int(order[x]), x, b) for x in routes[b]]
+        )
+        merged_of[a, b] = merged
+        m = len(merged)
+        owners = [o for _, _, o in merged]
+        rides = [x for _, x, _ in merged]
+        # Per driver: its last ride before merged index t, and its first ride after t.
+        before: dict[int, list[int]] = {}
+        after: dict[int, list[int]] = {}
+        for d in (a, b):
+            prev, ahead = [-1] * m, [-1] * m
+            seen = -1
+            for t in range(m):
+                prev[t] = seen
+                if owners[t] == d:
+                    seen = rides[t]
+            seen = -1
+            for t in range(m - 1, -1, -1):
+                ahead[t] = seen
+                if owners[t] == d:
+                    seen = rides[t]
+            before[d], after[d] = prev, ahead
+
+        def leg(d: int, x: int, y: int) -> float:
+            if y < 0:
+                return 0.0
+            return float(start_km[d, y] if x < 0 else km[x, y])
+
+        for i in range(m):
+            first = {a: -1, b: -1}
+            last = {a: -1, b: -1}
+            count = {a: 0, b: 0}
+            for j in range(i, min(m, i + max_rides)):
+                x, o = rides[j], owners[j]
+                if not movable[x] or not solo[x, b if o == a else a]:
+                    break
+                if first[o] < 0:
+                    first[o] = x
+                last[o] = x
+                count[o] += 1
+                if count[a] != count[b] or count[a] == 0:
+                    continue
+                saving = 0.0
+                for d, e in ((a, b), (b, a)):
+                    pre, post = before[d][i], after[d][j]
+                    old = leg(d, pre, first[d]) + leg(d, last[d], post)
+                    new = leg(d, pre, first[e]) + leg(d, last[e], post)
+                    saving += old - new
+                if saving > 1e-6:
+                    found.append((-saving, a, b, i, j))
+    found.sort()
+    out = []
+    for neg, a, b, i, j in found[:limit]:
+        steps = tuple(Step(x, o, b if o == a else a) for _, x, o in merged_of[a, b][i : j + 1])
+        kind: Literal["swap", "compound"] = "swap" if len(steps) == 2 else "compound"
+        out.append((-neg, Move(kind, steps)))
+    return out
+
+
+def _pairs(state: SearchState, partners: int) -> list[tuple[int, int]]:
+    """Driver pairs (a < b): all of them, or each driver with its nearest `partners`."""
+    k = state.problem.n_drivers
+    if k <= partners + 1:
+        return [(a, b) for a in range(k) for b in range(a + 1, k)]
+    km = state.problem.travel.dropoff_to_pickup_km
+    near = np.full((k, k), np.inf)
+    for a in range(k):
+        ra = state.routes[a]
+        if not ra:
+            continue
+        for b in range(k):
+            rb = state.routes[b]
+            if b != a and rb:
+                near[a, b] = float(km[np.ix_(ra, rb)].min(axis=1).mean())
+    pairs: set[tuple[int, int]] = set()
+    for a in range(k):
+        for b in np.argsort(near[a], kind="stable")[:partners]:
+            if np.isfinite(near[a, b]):
+                pairs.add((min(a, int(b)), max(a, int(b))))
+    return sorted(pairs)

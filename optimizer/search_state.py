@@ -110,7 +110,9 @@ class SearchState:
             out[s.booking] = s.to_driver
         return plan_key(out)
 
-    def candidates(self, *, chains: bool = False, balancing_only: bool = False) -> Candidates:
+    def candidates(
+        self, *, chains: bool = False, balancing_only: bool = False, swap_window: int = 6
+    ) -> Candidates:
         return generate(
             self.problem,
             self.assignment,
@@ -120,6 +122,7 @@ class SearchState:
             index=self.route_arrays(),
             balancing_only=balancing_only,
             chains=chains,
+            swap_window=swap_window,
         )
 
     def route_arrays(self) -> RouteArrays:

@@ -338,7 +338,12 @@ def run_pass(
 
 
 def pass_candidates(
-    state: SearchState, config: PassConfig, *, chains: bool, improving_only: bool = False
+    state: SearchState,
+    config: PassConfig,
+    *,
+    chains: bool,
+    improving_only: bool = False,
+    swap_window: int = 6,
 ) -> Candidates:
     """The candidates of this plan and phase that the objective could accept (the DQN env's
     action set); the pass hands its policy the `improving_only` part.
@@ -350,7 +355,7 @@ def pass_candidates(
     later terms are left to the cost phase. The chain phase offers chains only.
     """
     lexicographic = config.objective.mode == "lexicographic"
-    cands = state.candidates(chains=chains, balancing_only=lexicographic)
+    cands = state.candidates(chains=chains, balancing_only=lexicographic, swap_window=swap_window)
     if lexicographic and len(cands):
         gap, sq = state.value[0], state.value[1]
         sq_ok = (cands.sq_after < sq - 1e-9) if improving_only else (cands.sq_after <= sq + 1e-9)
