@@ -21,8 +21,9 @@ import numpy as np
 
 from optimizer.feasibility import RouteSchedule
 from optimizer.moves import Move, Step
-from optimizer.objective import Evaluation
+from optimizer.objective import Evaluation, count_gap, count_sq_dev
 from optimizer.problem import IntArray, Problem, Rules
+from optimizer.ride_model import late_minutes
 from optimizer.swap_pass import CheckedMove
 from optimizer.travel import TravelModel, TravelTimeModel, travel_times
 from schemas import (
@@ -228,11 +229,11 @@ def counts_metrics(event: HeuristicDone) -> Metrics:
     counts: dict[str, int] = {d.driver_id: 0 for d in event.drivers}
     for a in event.assignments:
         counts[a.driver_id] += 1
-    values = np.array(list(counts.values()))
-    sq = float(((values - values.mean()) ** 2).sum())
+    values = np.array(list(counts.values()), dtype=np.int64)
+    sq = count_sq_dev(values)
     return Metrics(
         rides_per_driver=counts,
-        gap=int(values.max() - values.min()),
+        gap=count_gap(values),
         count_sq_dev=round(sq, 6),
         unfairness=round(sq**0.5, 6),
         workload_minutes=dict.fromkeys(counts, 0.0),
@@ -246,7 +247,6 @@ def counts_metrics(event: HeuristicDone) -> Metrics:
 
 def schedules(problem: Problem, routes: Sequence[RouteSchedule]) -> tuple[DriverSchedule, ...]:
     """Each driver's planned rides with wall-clock pickup and drop-off times."""
-    late = problem.latest
     return tuple(
         DriverSchedule(
             driver_id=problem.driver_ids[r.driver],
@@ -255,7 +255,7 @@ def schedules(problem: Problem, routes: Sequence[RouteSchedule]) -> tuple[Driver
                     booking_id=problem.booking_ids[b],
                     pickup_at=problem.at(p),
                     dropoff_at=problem.at(d),
-                    late_minutes=round(max(0.0, p - float(late[b])), 3),
+                    late_minutes=round(float(late_minutes(problem, p, b)), 3),
                 )
                 for b, p, d in zip(r.bookings, r.pickup_at, r.dropoff_at, strict=False)
             ),

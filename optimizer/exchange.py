@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from optimizer.moves import Move, Step
+from optimizer.objective import count_terms_after
 from optimizer.problem import BoolArray
 from optimizer.search_state import SearchState
 
@@ -50,32 +51,23 @@ def segment_exchanges(
     k = p.n_drivers
     if k < 2:
         return []
-    mean = float(counts.mean())
     gap, sq = int(state.value[0]), float(state.value[1])
     order = p.order
     movable = ~p.locked
     solo = state.solo
-    # The max and min count over the drivers an exchange leaves alone: the first of the top
-    # (bottom) three not in the pair.
-    top = [int(d) for d in np.argsort(-counts, kind="stable")[:3]]
-    bottom = [int(d) for d in np.argsort(counts, kind="stable")[:3]]
-    found: list[tuple[float, float, int, int, int, int, int]] = []
+    raw: list[tuple[int, int, int, int, int]] = []  # (a, b, net rides a -> b, i, j)
     merged_of: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     for a in range(k):
         for b in range(a + 1, k):
             if drivers is not None and not (drivers[a] or drivers[b]):
                 continue
-            ca, cb = int(counts[a]), int(counts[b])
-            if not neutral and abs(ca - cb) < 2:
+            if not neutral and abs(int(counts[a]) - int(counts[b])) < 2:
                 continue  # no exchange between these two can lower the squared deviation
-            rest_max = next((int(counts[d]) for d in top if d not in (a, b)), -(10**9))
-            rest_min = next((int(counts[d]) for d in bottom if d not in (a, b)), 10**9)
             merged = sorted(
                 [(int(order[x]), x, a) for x in state.routes[a]]
                 + [(int(order[x]), x, b) for x in state.routes[b]]
             )
             merged_of[a, b] = merged
-            base = (ca - mean) ** 2 + (cb - mean) ** 2
             m = len(merged)
             for i in range(m):
                 ta = tb = 0
@@ -89,16 +81,25 @@ def segment_exchanges(
                         ta += 1
                     else:
                         tb += 1
-                    if ta + tb < 2:
-                        continue  # single moves are the plain phase's
-                    na, nb = ca - ta + tb, cb - tb + ta
-                    new_sq = sq + (na - mean) ** 2 + (nb - mean) ** 2 - base
-                    new_gap = max(rest_max, na, nb) - min(rest_min, na, nb)
-                    better = new_gap < gap or (new_gap == gap and new_sq < sq - 1e-9)
-                    same = new_gap == gap and abs(new_sq - sq) < 1e-9
-                    if better or (neutral and same):
-                        found.append((new_gap, round(new_sq, 9), ta + tb, a, b, i, j))
-    found.sort()
+                    if ta + tb >= 2:  # single moves are the plain phase's
+                        raw.append((a, b, ta - tb, i, j))
+    if not raw:
+        return []
+    arr = np.asarray(raw, dtype=np.int64)
+    gaps, sqs = count_terms_after(counts, arr[:, 0], arr[:, 1], arr[:, 2])
+    better = (gaps < gap) | ((gaps == gap) & (sqs < sq - 1e-9))
+    if neutral:
+        better |= (gaps == gap) & (np.abs(sqs - sq) < 1e-9)
+    size = arr[:, 4] - arr[:, 3]
+    idx = np.nonzero(better)[0]
+    # Best count terms first, then fewer rides, then a fixed order (deterministic).
+    idx = idx[np.lexsort((arr[idx, 4], arr[idx, 3], arr[idx, 1], arr[idx, 0], size[idx],
+                          np.round(sqs[idx], 9), gaps[idx]))]  # fmt: skip
+    found = [
+        (int(gaps[r]), float(sqs[r]), 0, int(arr[r, 0]), int(arr[r, 1]), int(arr[r, 3]),
+         int(arr[r, 4]))
+        for r in idx[:limit]
+    ]  # fmt: skip
     out = []
     for g, q, _, a, b, i, j in found[:limit]:
         steps = tuple(

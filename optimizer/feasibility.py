@@ -1,9 +1,7 @@
-"""The ride model and the hard constraints, one named function per constraint.
+"""The hard constraints, one named function per constraint, and the route schedules.
 
-Ride model (first version): a driver starts its shift at its start location and serves one
-booking at a time, in the problem's service order (pickup window, then id): drive to the
-pickup, wait for the window to open if early, board (`service` minutes), ride to the drop-off,
-then on to the next pickup.
+The times come from the ride model (`optimizer.ride_model`, written once); this module checks
+them against the constraints.
 
 Every constraint function returns a machine-readable reason code when it rejects, else None.
 A *violation* is a `(reason, subject index)` pair; an upstream plan may already contain some,
@@ -19,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from optimizer.problem import FloatArray, IntArray, Problem
+from optimizer.ride_model import duration, late_minutes, route_times
 
 Reason = Literal["time_window", "shift", "capability", "locked", "priority", "driver_limit"]
 Violation = tuple[Reason, int]
@@ -100,24 +99,15 @@ def service_sorted(problem: Problem, bookings: Iterable[int]) -> tuple[int, ...]
 
 
 def schedule_route(problem: Problem, driver: int, bookings: Sequence[int]) -> RouteSchedule:
-    """Plan `bookings` (already in service order) for `driver` and check every constraint."""
-    tt = problem.travel
-    t = float(problem.shift_start[driver])
-    workload = deadhead = lateness = 0.0
-    pickups: list[float] = []
-    dropoffs: list[float] = []
+    """Plan `bookings` (already in service order) for `driver` and check every constraint.
+
+    The times come from the ride model (`ride_model.route_times`); this adds the checks and
+    the aggregates.
+    """
+    times = route_times(problem, driver, bookings)
+    pickups = times.pickup.tolist()
     violations: set[Violation] = set()
-    prev = -1
-    for b in bookings:
-        if prev < 0:
-            leg, leg_km = tt.start_to_pickup[driver, b], tt.start_to_pickup_km[driver, b]
-        else:
-            leg, leg_km = tt.dropoff_to_pickup[prev, b], tt.dropoff_to_pickup_km[prev, b]
-        pickup = max(t + leg, problem.earliest[b])
-        dropoff = pickup + problem.service[b] + tt.ride[b]
-        workload += leg + problem.service[b] + tt.ride[b]
-        deadhead += leg_km
-        lateness += max(0.0, pickup - problem.latest[b])
+    for b, pickup in zip(bookings, pickups, strict=True):
         for reason in (
             check_capability(problem, b, driver),
             check_time_window(problem, b, pickup),
@@ -125,21 +115,19 @@ def schedule_route(problem: Problem, driver: int, bookings: Sequence[int]) -> Ro
         ):
             if reason is not None:
                 violations.add((reason, b))
-        pickups.append(float(pickup))
-        dropoffs.append(float(dropoff))
-        t, prev = dropoff, b
-    if bookings and (reason := check_shift(problem, driver, t)) is not None:
+    if bookings and (reason := check_shift(problem, driver, times.end)) is not None:
         violations.add((reason, driver))
     if (reason := check_driver_limit(problem, driver, len(bookings))) is not None:
         violations.add((reason, driver))
+    rides = np.fromiter(bookings, dtype=np.int64, count=len(bookings))
     return RouteSchedule(
         driver=driver,
         bookings=tuple(bookings),
         pickup_at=tuple(pickups),
-        dropoff_at=tuple(dropoffs),
-        workload_minutes=float(workload),
-        deadhead_km=float(deadhead),
-        lateness_minutes=float(lateness),
+        dropoff_at=tuple(times.dropoff.tolist()),
+        workload_minutes=float(times.leg_minutes.sum() + duration(problem, rides).sum()),
+        deadhead_km=float(times.leg_km.sum()),
+        lateness_minutes=float(late_minutes(problem, times.pickup, rides).sum()),
         violations=frozenset(violations),
     )
 
@@ -153,8 +141,10 @@ def lateness_caps(problem: Problem, schedules: Sequence[RouteSchedule]) -> Float
     """
     cap = problem.tolerance.copy()
     for s in schedules:
-        for b, pickup in zip(s.bookings, s.pickup_at, strict=True):
-            cap[b] = max(cap[b], pickup - problem.latest[b])
+        if s.bookings:
+            rides = np.asarray(s.bookings, dtype=np.int64)
+            late = late_minutes(problem, np.asarray(s.pickup_at), rides)
+            cap[rides] = np.maximum(cap[rides], late)
     return cap
 
 

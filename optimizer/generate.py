@@ -19,6 +19,7 @@ import numpy as np
 
 from optimizer.feasibility import violations
 from optimizer.problem import IntArray, Problem
+from optimizer.ride_model import dropoff_at, leg, pickup_at
 from schemas import Assignment, Booking, Driver, HeuristicDone, Location
 from schemas.events import Mode
 
@@ -185,7 +186,7 @@ def greedy_upstream(problem: Problem, *, pile_minutes: float = DEFAULT_PILE_MINU
     Locked bookings are not special here: this *is* the upstream plan they are locked to.
     """
     k, n = problem.n_drivers, problem.n_bookings
-    tt = problem.travel
+    drivers = np.arange(k)
     tol = problem.tolerance
     t = problem.shift_start.copy()  # when each driver is free again
     last = np.full(k, -1, dtype=np.int64)  # each driver's last booking (-1: still at start)
@@ -193,10 +194,10 @@ def greedy_upstream(problem: Problem, *, pile_minutes: float = DEFAULT_PILE_MINU
     capped = problem.max_rides >= 0
     assignment = np.full(n, -1, dtype=np.int64)
     for b in np.argsort(problem.order, kind="stable"):
-        # Same arithmetic as feasibility.schedule_route, so "fits" here means feasible there.
-        leg = np.where(last < 0, tt.start_to_pickup[:, b], tt.dropoff_to_pickup[last, b])
-        pickup = np.maximum(t + leg, problem.earliest[b])
-        dropoff = pickup + problem.service[b] + tt.ride[b]
+        # The ride model's step (as in feasibility.schedule_route): "fits" here is feasible there.
+        empty, _ = leg(problem, drivers, last, b)
+        pickup = pickup_at(problem, t + empty, b)
+        dropoff = dropoff_at(problem, pickup, b)
         fits = (
             problem.capable[b]
             & (pickup <= problem.latest[b] + tol[b])
@@ -205,7 +206,7 @@ def greedy_upstream(problem: Problem, *, pile_minutes: float = DEFAULT_PILE_MINU
         )
         if not fits.any():
             continue
-        best = int(np.argmin(np.where(fits, leg - pile_minutes * rides, np.inf)))
+        best = int(np.argmin(np.where(fits, empty - pile_minutes * rides, np.inf)))
         assignment[b] = best
         t[best], last[best] = dropoff[best], b
         rides[best] += 1

@@ -21,7 +21,9 @@ from typing import Literal
 
 import numpy as np
 
+from optimizer.objective import count_terms_after
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
+from optimizer.ride_model import dropoff_at, leg, pickup_at
 from optimizer.routes import RouteArrays
 
 MOVE, SWAP, CHAIN = 0, 1, 2
@@ -91,46 +93,15 @@ def solo_feasible(problem: Problem, deadline: FloatArray | None = None) -> BoolA
     """
     if deadline is None:
         deadline = problem.latest + problem.tolerance
-    arrive = problem.shift_start[None, :] + problem.travel.start_to_pickup.T  # (N, K)
-    pickup = np.maximum(arrive, problem.earliest[:, None])
-    done = pickup + (problem.service + problem.travel.ride)[:, None]
+    b = np.arange(problem.n_bookings)[:, None]
+    k = np.arange(problem.n_drivers)[None, :]
+    empty, _ = leg(problem, k, -1, b)  # (N, K): each ride as the driver's first
+    pickup = pickup_at(problem, problem.shift_start[k] + empty, b)
+    done = dropoff_at(problem, pickup, b)
     ok: BoolArray = (pickup <= deadline[:, None] + 1e-6) & (
         done <= problem.shift_end[None, :] + 1e-6
     )
     return ok & problem.capable
-
-
-def _counts_after(counts: IntArray, src: IntArray, dest: IntArray) -> tuple[IntArray, FloatArray]:
-    """Gap and squared deviation after each candidate's net count change.
-
-    Every kind is, for the counts, one ride from `src` to `dest`: a chain's middle driver
-    gives one and takes one, and a swap changes no count (`dest = -1`).
-    """
-    n, k = len(src), len(counts)
-    mean = counts.mean()
-    sq = float(((counts - mean) ** 2).sum())
-    gap = int(counts.max() - counts.min()) if k else 0
-    moving = dest >= 0
-    c_src = counts[src]
-    c_dst = counts[np.where(moving, dest, 0)]
-    # (a-1)^2 + (b+1)^2 - a^2 - b^2 = 2(b - a) + 2
-    sq_after = np.where(moving, sq + 2.0 * (c_dst - c_src) + 2.0, sq)
-    # Max and min over the drivers the candidate leaves alone: the first of the top three.
-    top = np.argsort(-counts, kind="stable")[:3]
-    bottom = np.argsort(counts, kind="stable")[:3]
-
-    def rest(order: IntArray, fill: int) -> IntArray:
-        out = np.full(n, fill, dtype=np.int64)
-        for d in order[::-1]:
-            out = np.where((src != d) & (dest != d), counts[d], out)
-        return out
-
-    big = int(counts.max()) + 10 if k else 10
-    max_rest, min_rest = rest(top, -big), rest(bottom, big)
-    new_max = np.maximum(max_rest, np.maximum(c_src - 1, c_dst + 1))
-    new_min = np.minimum(min_rest, np.minimum(c_src - 1, c_dst + 1))
-    gap_after = np.where(moving, new_max - new_min, gap).astype(np.int64)
-    return gap_after, sq_after.astype(float)
 
 
 def generate(
@@ -214,5 +185,5 @@ def generate(
     if len(kind) == 0:
         return Candidates(kind, b1, src, dst, b2, dst2, kind.copy(), np.zeros(0))
     dest = np.select([kind == MOVE, kind == CHAIN], [dst, dst2], default=-1)
-    gap_after, sq_after = _counts_after(counts, src, dest)
+    gap_after, sq_after = count_terms_after(counts, src, dest)
     return Candidates(kind, b1, src, dst, b2, dst2, gap_after, sq_after)

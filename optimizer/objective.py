@@ -97,6 +97,43 @@ def count_sq_dev(counts: IntArray) -> float:
     return float(((counts - counts.mean()) ** 2).sum()) if len(counts) else 0.0
 
 
+def count_terms_after(
+    counts: IntArray, src: IntArray, dest: IntArray, amount: IntArray | None = None
+) -> tuple[IntArray, FloatArray]:
+    """Gap and squared deviation after each of many count changes, vectorised.
+
+    Change i moves `amount[i]` rides (default 1; negative: the other way) from driver
+    `src[i]` to driver `dest[i]`; `dest < 0` or a zero amount changes nothing (a swap). The
+    one place besides `count_gap` / `count_sq_dev` that computes these terms.
+    """
+    n, k = len(src), len(counts)
+    step = np.ones(n, dtype=np.int64) if amount is None else np.asarray(amount, dtype=np.int64)
+    sq = count_sq_dev(counts)
+    gap = count_gap(counts)
+    moving = (dest >= 0) & (step != 0)
+    c_src = counts[src]
+    c_dst = counts[np.where(moving, dest, 0)]
+    # (a - s - m)^2 + (b + s - m)^2 - (a - m)^2 - (b - m)^2 = 2s(b - a) + 2s^2
+    sq_after = np.where(moving, sq + 2.0 * step * (c_dst - c_src) + 2.0 * step * step, sq)
+    new_src, new_dst = c_src - step, c_dst + step
+    # Max and min over the drivers a change leaves alone: the first of the top (bottom) three.
+    top = np.argsort(-counts, kind="stable")[:3]
+    bottom = np.argsort(counts, kind="stable")[:3]
+
+    def rest(order: IntArray, fill: int) -> IntArray:
+        out = np.full(n, fill, dtype=np.int64)
+        for d in order[::-1]:
+            out = np.where((src != d) & (dest != d), counts[d], out)
+        return out
+
+    big = int(counts.max()) + 10 + int(np.abs(step).max(initial=0)) if k else 10
+    max_rest, min_rest = rest(top, -big), rest(bottom, big)
+    new_max = np.maximum(max_rest, np.maximum(new_src, new_dst))
+    new_min = np.minimum(min_rest, np.minimum(new_src, new_dst))
+    gap_after = np.where(moving, new_max - new_min, gap).astype(np.int64)
+    return gap_after, sq_after.astype(float)
+
+
 def gap_floor(n_rides: int, n_drivers: int) -> int:
     """The smallest gap any plan could have before constraints: 0 if rides divide evenly, else 1."""
     return 0 if n_drivers == 0 or n_rides % n_drivers == 0 else 1

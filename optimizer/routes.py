@@ -1,7 +1,7 @@
 """The current plan's routes as flat arrays: where a booking would go and what it would push.
 
-Shared by the candidate mask (`moves.generate`) and the DQN's features, so both read the same
-insertion arithmetic as the ride model in `feasibility.schedule_route`.
+Shared by the candidate mask (`moves.generate`), the cost phase's km estimates and the DQN's
+features; every time and leg comes from the ride model (`optimizer.ride_model`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 
 from optimizer.feasibility import RouteSchedule, deadlines
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
+from optimizer.ride_model import dropoff_at, leg, pickup_at
 
 
 class RouteArrays:
@@ -75,11 +76,8 @@ class RouteArrays:
         own = self.deadline[bk] - pick
         same_next = drv[1:] == drv[:-1]
         wait = np.zeros(n)
-        wait[1:] = np.where(
-            same_next,
-            np.maximum(pick[1:] - (drop[:-1] + p.travel.dropoff_to_pickup[bk[:-1], bk[1:]]), 0.0),
-            0.0,
-        )
+        between, _ = leg(p, drv[1:], bk[:-1], bk[1:])
+        wait[1:] = np.where(same_next, np.maximum(pick[1:] - (drop[:-1] + between), 0.0), 0.0)
         last = np.append(~same_next, True)
         own = np.where(last, np.minimum(own, p.shift_end[drv] - drop), own)
         waited = np.cumsum(wait)
@@ -114,35 +112,28 @@ class RouteArrays:
 
     def km_removal(self, b: IntArray) -> FloatArray:
         """Empty km saved by taking booking `b` out of its route (legs in minus the bridge)."""
-        tt = self.problem.travel
+        p = self.problem
         pos = self.position[b]
         drv = self.driver[pos]
         prev = np.maximum(pos - 1, 0)
-        p_ok = (pos >= 1) & (self.driver[prev] == drv)
+        pb = np.where((pos >= 1) & (self.driver[prev] == drv), self.booking[prev], -1)
         q_ok = self.driver[pos + 1] == drv
-        pb, qb = self.booking[prev], self.booking[pos + 1]
-        into = np.where(p_ok, tt.dropoff_to_pickup_km[pb, b], tt.start_to_pickup_km[drv, b])
-        out = np.where(q_ok, tt.dropoff_to_pickup_km[b, qb], 0.0)
-        bridge = np.where(
-            q_ok,
-            np.where(p_ok, tt.dropoff_to_pickup_km[pb, qb], tt.start_to_pickup_km[drv, qb]),
-            0.0,
-        )
+        qb = self.booking[pos + 1]
+        into = leg(p, drv, pb, b)[1]
+        out = np.where(q_ok, leg(p, drv, b, qb)[1], 0.0)
+        bridge = np.where(q_ok, leg(p, drv, pb, qb)[1], 0.0)
         saved: FloatArray = into + out - bridge
         return saved
 
     def km_insertion(self, b: IntArray, d: IntArray, skip: IntArray | None = None) -> FloatArray:
         """Empty km added by inserting booking `b` into driver `d`'s route (without `skip`)."""
-        tt = self.problem.travel
+        p = self.problem
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
-        pb, sb = self.booking[pred], self.booking[succ]
-        into = np.where(pred_ok, tt.dropoff_to_pickup_km[pb, b], tt.start_to_pickup_km[d, b])
-        out = np.where(succ_ok, tt.dropoff_to_pickup_km[b, sb], 0.0)
-        bridge = np.where(
-            succ_ok,
-            np.where(pred_ok, tt.dropoff_to_pickup_km[pb, sb], tt.start_to_pickup_km[d, sb]),
-            0.0,
-        )
+        pb = np.where(pred_ok, self.booking[pred], -1)
+        sb = self.booking[succ]
+        into = leg(p, d, pb, b)[1]
+        out = np.where(succ_ok, leg(p, d, b, sb)[1], 0.0)
+        bridge = np.where(succ_ok, leg(p, d, pb, sb)[1], 0.0)
         added: FloatArray = into + out - bridge
         return added
 
@@ -156,18 +147,18 @@ class RouteArrays:
         the empty leg driven to reach b, and the push on the next ride (nan when b would be last).
         """
         p = self.problem
-        tt = p.travel
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
-        pb, sb = self.booking[pred], self.booking[succ]
+        pb = np.where(pred_ok, self.booking[pred], -1)
+        sb = self.booking[succ]
         free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
-        leg = np.where(pred_ok, tt.dropoff_to_pickup[pb, b], tt.start_to_pickup[d, b])
-        pickup = np.maximum(free_at + leg, p.earliest[b])
+        empty, _ = leg(p, d, pb, b)
+        pickup = pickup_at(p, free_at + empty, b)
         own = self.deadline[b] - pickup
-        drop = pickup + p.service[b] + tt.ride[b]
-        arrive_next = drop + tt.dropoff_to_pickup[b, sb]
-        push = np.maximum(np.maximum(arrive_next, p.earliest[sb]) - self.pickup[succ], 0.0)
+        drop = dropoff_at(p, pickup, b)
+        next_pickup = pickup_at(p, drop + leg(p, d, b, sb)[0], sb)
+        push = np.maximum(next_pickup - self.pickup[succ], 0.0)
         downstream = np.where(succ_ok, self.slack[succ] - push, p.shift_end[d] - drop)
-        return own, downstream, leg, np.where(succ_ok, push, np.nan)
+        return own, downstream, empty, np.where(succ_ok, push, np.nan)
 
     def fits(self, b: IntArray, d: IntArray) -> BoolArray:
         """Booking b inserted alone into driver d's route keeps every window and the shift.

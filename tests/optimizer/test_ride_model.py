@@ -1,0 +1,49 @@
+"""The ride model is written once: every user agrees with its step functions."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from optimizer.feasibility import routes_of, schedule_route
+from optimizer.generate import generate_day
+from optimizer.moves import solo_feasible
+from optimizer.problem import Problem
+from optimizer.ride_model import dropoff_at, late_minutes, leg, pickup_at, route_times
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(size=st.sampled_from([(10, 3), (25, 4), (60, 8)]), seed=st.integers(0, 10_000))
+def test_route_times_is_the_step_functions_ride_after_ride(
+    size: tuple[int, int], seed: int
+) -> None:
+    """`route_times` (the hot loop) equals stepping `leg` / `pickup_at` / `dropoff_at`, and
+    `schedule_route`'s aggregates are sums over those steps."""
+    problem, assignment = Problem.from_event(generate_day(size[0], size[1], seed))
+    for k, route in enumerate(routes_of(problem, assignment)):
+        times = route_times(problem, k, route)
+        free, prev = float(problem.shift_start[k]), -1
+        km = late = 0.0
+        for i, b in enumerate(route):
+            minutes, dist = leg(problem, k, prev, b)
+            pickup = pickup_at(problem, free + minutes, b)
+            assert times.pickup[i] == pickup
+            free, prev = dropoff_at(problem, pickup, b), b
+            assert times.dropoff[i] == free
+            km += float(dist)
+            late += float(late_minutes(problem, pickup, b))
+        sched = schedule_route(problem, k, route)
+        assert abs(sched.deadhead_km - km) < 1e-9
+        assert abs(sched.lateness_minutes - late) < 1e-9
+
+
+def test_solo_mask_is_the_first_ride_of_the_ride_model() -> None:
+    """`solo_feasible` says yes exactly when the booking alone on that driver keeps its
+    window and the shift under `schedule_route` (capability aside)."""
+    problem, _ = Problem.from_event(generate_day(30, 5, 4))
+    solo = solo_feasible(problem)
+    for b in range(problem.n_bookings):
+        for k in range(problem.n_drivers):
+            sched = schedule_route(problem, k, [b])
+            ok = not {r for r, _ in sched.violations} & {"time_window", "priority", "shift"}
+            assert bool(solo[b, k]) == (ok and bool(problem.capable[b, k]))
