@@ -13,11 +13,11 @@ checks (deterministic, unlike a time limit; the pass's `time_limit_s` still appl
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from optimizer.exchange import balanced_exchanges
+from optimizer.exchange import balanced_exchanges, partner_pairs
 from optimizer.moves import SWAP, Candidates, Move, Step
 from optimizer.problem import FloatArray
 
@@ -65,30 +65,41 @@ def neutral_chains(search: Search, limit: int) -> list[tuple[float, Move]]:
     fits = routes.fits(bb, cc)
     bb, cc = bb[fits], cc[fits]
     ins = routes.km_insertion(bb, cc)
+    # The cheapest fitting driver per (ride, count value): first of each group once sorted.
+    value = counts[cc]
+    order = np.lexsort((cc, ins, value, bb))
+    bb, cc, ins, value = bb[order], cc[order], ins[order], value[order]
+    head = np.ones(len(bb), dtype=bool)
+    head[1:] = (bb[1:] != bb[:-1]) | (value[1:] != value[:-1])
     best_c = np.full((p.n_bookings, int(counts.max()) + 2), -1, dtype=np.int64)
     best_km = np.full(best_c.shape, np.inf)
-    for b, c, km in zip(bb.tolist(), cc.tolist(), ins.tolist(), strict=True):
-        v = int(counts[c])
-        if km < best_km[b, v]:
-            best_km[b, v], best_c[b, v] = km, c
+    best_c[bb[head], value[head]] = cc[head]
+    best_km[bb[head], value[head]] = ins[head]
     removal = np.zeros(p.n_bookings)
     removal[movable] = routes.km_removal(movable)
     # (b1, B, b2): b1 into B (where it could ride), b2 one of B's movable rides.
-    b1s, dsts, b2s = [], [], []
-    for b1 in movable.tolist():
-        a = int(state.assignment[b1])
-        for d in np.nonzero(state.solo[b1])[0].tolist():
-            if d == a:
-                continue
-            ride = [x for x in state.routes[d] if not p.locked[x]]
-            b1s += [b1] * len(ride)
-            dsts += [d] * len(ride)
-            b2s += ride
-    if not b1s:
+    size = routes.size
+    flat_b, flat_d = routes.booking[:size], routes.driver[:size]
+    keep_flat = ~p.locked[flat_b]
+    flat_b, flat_d = flat_b[keep_flat], flat_d[keep_flat]
+    lens = np.bincount(flat_d, minlength=k)
+    starts = np.cumsum(lens) - lens
+    pb, pd = np.nonzero(state.solo[movable])
+    pb = movable[pb]
+    keep_pair = state.assignment[pb] != pd
+    pb, pd = pb[keep_pair], pd[keep_pair]
+    # The most promising first steps only (km freed minus km added, ignoring b2): the
+    # chains behind the others are rarely worth a check, and the product is large.
+    promise = removal[pb] - routes.km_insertion(pb, pd)
+    top = np.argsort(-promise, kind="stable")[: 8 * limit]
+    pb, pd = pb[top], pd[top]
+    rep = lens[pd]
+    if rep.sum() == 0:
         return []
-    first = np.asarray(b1s, dtype=np.int64)
-    dst = np.asarray(dsts, dtype=np.int64)
-    then = np.asarray(b2s, dtype=np.int64)
+    first = np.repeat(pb, rep)
+    dst = np.repeat(pd, rep)
+    offset = np.arange(int(rep.sum())) - np.repeat(np.cumsum(rep) - rep, rep)
+    then = flat_b[np.repeat(starts[pd], rep) + offset]
     src = state.assignment[first]
     target = counts[src] - 1
     ok = target >= 0
@@ -120,7 +131,16 @@ def cost_phase(search: Search) -> int:
     limit = cfg.cost_checks(int((search.state.assignment >= 0).sum()))
     first = len(search.checked)
     accepted = 0
-    while len(search.checked) - first < limit and not search.out_of_time():
+    pairs = partner_pairs(search.state) if cfg.exchanges else []
+    cache: dict[tuple[int, int], Any] = {}
+    rounds = 0
+    wide = False  # the costlier neighbourhoods, once plain moves and swaps are exhausted
+    while (
+        len(search.checked) - first < limit
+        and rounds < cfg.cost_rounds(len(search.state.assignment))
+        and not search.out_of_time()
+    ):
+        rounds += 1
         state = search.state
         gap, sq = state.value[0], state.value[1]
         # Swaps between rides further apart in the day than the fairness phase looks: a time
@@ -135,15 +155,24 @@ def cost_phase(search: Search) -> int:
             good = np.nonzero(saving > cfg.min_improvement / 2)[0]
             order = good[np.argsort(-saving[good], kind="stable")][: cfg.max_checks]
             ranked = [(float(saving[i]), cands.move(int(i))) for i in order]
-        ranked += neutral_chains(search, cfg.max_checks)
-        if cfg.exchanges:
-            # Trades of equal stretches keep every count: the 2-opt* of these routes.
-            ranked += balanced_exchanges(state, max_rides=cfg.exchange_rides, limit=cfg.max_checks)
+        if wide:
+            ranked += neutral_chains(search, cfg.max_checks)
+            if cfg.exchanges:
+                # Trades of equal stretches keep every count: the 2-opt* of these routes.
+                ranked += balanced_exchanges(
+                    state,
+                    max_rides=cfg.exchange_rides,
+                    limit=cfg.max_checks,
+                    pairs=pairs,
+                    cache=cache,
+                )
             ranked.sort(key=lambda item: -item[0])
         got = _round(search, ranked, limit - (len(search.checked) - first))
-        if not got:
-            break
         accepted += got
+        if not got:
+            if wide:
+                break
+            wide = True
     return accepted
 
 

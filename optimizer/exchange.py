@@ -15,7 +15,7 @@ rides moved; the validator decides. Segments hold at most `max_rides` rides.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from optimizer.objective import count_terms_after
 from optimizer.problem import BoolArray
 from optimizer.search_state import SearchState
 
-__all__ = ["Exchange", "balanced_exchanges", "segment_exchanges"]
+__all__ = ["Exchange", "balanced_exchanges", "partner_pairs", "segment_exchanges"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +119,17 @@ def balanced_exchanges(
     max_rides: int = 6,
     limit: int = 40,
     partners: int = 8,
+    pairs: list[tuple[int, int]] | None = None,
+    cache: dict[tuple[int, int], Any] | None = None,
 ) -> list[tuple[float, Move]]:
     """Exchanges in which each of the two drivers gives as many rides as it takes (every
     count stays), with the empty km each is estimated to save, most saving first.
 
     The estimate is exact for the legs that change: a segment moves as a block, so only the
     legs into and out of each traded stretch differ. Only positive estimates are returned.
-    With many drivers, each trades with its `partners` nearest (by empty km between routes).
+    With many drivers, each trades with its `partners` nearest (by empty km between routes),
+    or within `pairs`. `cache` (kept by the caller between rounds) remembers each pair's
+    exchanges until one of its two routes changes.
     """
     p = state.problem
     km, start_km = p.travel.dropoff_to_pickup_km, p.travel.start_to_pickup_km
@@ -133,7 +137,15 @@ def balanced_exchanges(
     routes = state.routes
     found: list[tuple[float, int, int, int, int]] = []
     merged_of: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
-    for a, b in _pairs(state, partners):
+    cache = {} if cache is None else cache
+    for a, b in _pairs(state, partners) if pairs is None else pairs:
+        key = (tuple(routes[a]), tuple(routes[b]))
+        hit = cache.get((a, b))
+        if hit is not None and hit[0] == key:
+            merged_of[a, b] = hit[1]
+            found += hit[2]
+            continue
+        mine: list[tuple[float, int, int, int, int]] = []
         merged = sorted(
             [(int(order[x]), x, a) for x in routes[a]] + [(int(order[x]), x, b) for x in routes[b]]
         )
@@ -184,7 +196,9 @@ def balanced_exchanges(
                     new = leg(d, pre, first[e]) + leg(d, last[e], post)
                     saving += old - new
                 if saving > 1e-6:
-                    found.append((-saving, a, b, i, j))
+                    mine.append((-saving, a, b, i, j))
+        cache[a, b] = (key, merged, mine)
+        found += mine
     found.sort()
     out = []
     for neg, a, b, i, j in found[:limit]:
@@ -194,6 +208,11 @@ def balanced_exchanges(
     return out
 
 
+def partner_pairs(state: SearchState, partners: int = 8) -> list[tuple[int, int]]:
+    """Driver pairs worth trading between (see `_pairs`)."""
+    return _pairs(state, partners)
+
+
 def _pairs(state: SearchState, partners: int) -> list[tuple[int, int]]:
     """Driver pairs (a < b): all of them, or each driver with its nearest `partners`."""
     k = state.problem.n_drivers
@@ -201,14 +220,15 @@ def _pairs(state: SearchState, partners: int) -> list[tuple[int, int]]:
         return [(a, b) for a in range(k) for b in range(a + 1, k)]
     km = state.problem.travel.dropoff_to_pickup_km
     near = np.full((k, k), np.inf)
-    for a in range(k):
+    routes = state.route_arrays()
+    flat_b, flat_d = routes.booking[: routes.size], routes.driver[: routes.size]
+    drivers, starts = np.unique(flat_d, return_index=True)
+    for a in drivers.tolist():
         ra = state.routes[a]
-        if not ra:
-            continue
-        for b in range(k):
-            rb = state.routes[b]
-            if b != a and rb:
-                near[a, b] = float(km[np.ix_(ra, rb)].min(axis=1).mean())
+        # For each of a's rides, the nearest ride of every other driver; then the mean.
+        nearest = np.minimum.reduceat(km[np.ix_(ra, flat_b)], starts, axis=1)
+        near[a, drivers] = nearest.mean(axis=0)
+        near[a, a] = np.inf
     pairs: set[tuple[int, int]] = set()
     for a in range(k):
         for b in np.argsort(near[a], kind="stable")[:partners]:

@@ -18,7 +18,7 @@ cost that trades the last three terms off explicitly, in kilometre-equivalents:
 
 so a workload spread within the band costs nothing, and beyond it one minute of spread is
 worth `spread_weight` km of empty driving (the default: 0.2 km, i.e. evening out 10 minutes of
-work is worth 2 km). Before, the spread strictly preceded deadhead, and kilometres were spent
+work is worth 2 km; a minute of lateness, 2 km). Before, the spread strictly preceded deadhead, and kilometres were spent
 to even out minutes. `weighted` compares one weighted sum of all five components. `gain` is
 what the `min_improvement` threshold applies to.
 """
@@ -55,8 +55,9 @@ class Objective:
     """Per component, for `weighted` mode (rides, rides^2, minutes, km, minutes)."""
     km_weight: float = 1.0
     """Lexicographic cost of one km of empty driving."""
-    late_weight: float = 1.0
-    """Lexicographic cost of one minute of lateness, in km (a minute late ~ 2 km at 30 km/h)."""
+    late_weight: float = 2.0
+    """Lexicographic cost of one minute of lateness, in km (a patient's minute weighs twice
+    a minute of empty driving at 30 km/h)."""
     spread_weight: float = 0.2
     """Lexicographic cost of one minute of workload spread beyond the band, in km."""
     spread_band_minutes: float = 60.0

@@ -85,6 +85,9 @@ class PassConfig:
     (`optimizer.cost_phase`)."""
     cost_checks_per_booking: float = 4.0
     """The cost phase stops after max(100, ceil(this x bookings)) validator checks."""
+    cost_work: float = 3000.0
+    """The cost phase takes at most max(3, ceil(cost_work / bookings)) rounds (each round
+    ranks the whole neighbourhood, which grows with the day; a deterministic bound)."""
     stop_at_target: bool = True
     """Stop once the ride-count gap is at its floor (0 or 1): fairness cannot improve."""
     polish_steps: int = 0
@@ -101,6 +104,9 @@ class PassConfig:
 
     def cost_checks(self, n_bookings: int) -> int:
         return max(100, math.ceil(self.cost_checks_per_booking * n_bookings))
+
+    def cost_rounds(self, n_bookings: int) -> int:
+        return max(3, math.ceil(self.cost_work / max(n_bookings, 1)))
 
 
 class MovePolicy(Protocol):

@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     """After fairness, cut empty driving and lateness at the same ride counts."""
     cost_km_weight: float = Field(default=1.0, ge=0.0)
     """Operating cost of one km of empty driving (lexicographic mode's third term)."""
-    cost_late_weight: float = Field(default=1.0, ge=0.0)
+    cost_late_weight: float = Field(default=2.0, ge=0.0)
     """Operating cost of one minute of lateness, in km."""
     cost_spread_weight: float = Field(default=0.2, ge=0.0)
     """Operating cost of one minute of workload spread beyond the band, in km."""

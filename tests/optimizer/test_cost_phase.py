@@ -36,9 +36,9 @@ def test_operating_cost_trades_terms_explicitly() -> None:
     """Spread within the band is free; beyond it a minute costs `spread_weight` km."""
     o = Objective()
     base = (1.0, 2.0, 50.0, 100.0, 3.0)
-    assert o.cost(base) == pytest.approx(100.0 + 3.0)
+    assert o.cost(base) == pytest.approx(100.0 + 2.0 * 3.0)
     wide = (1.0, 2.0, 70.0, 100.0, 3.0)
-    assert o.cost(wide) == pytest.approx(103.0 + 0.2 * 10.0)
+    assert o.cost(wide) == pytest.approx(106.0 + 0.2 * 10.0)
     # Lexicographic: gap, then squared deviation, then the cost.
     assert o.gain((2.0, 9.0, 0.0, 0.0, 0.0), (1.0, 50.0, 500.0, 500.0, 50.0)) == 1.0
     assert o.gain(base, (1.0, 2.0, 50.0, 97.0, 3.0)) == pytest.approx(3.0)
