@@ -18,9 +18,9 @@ cost that trades the last three terms off explicitly, in kilometre-equivalents:
 
 so a workload spread within the band costs nothing, and beyond it one minute of spread is
 worth `spread_weight` km of empty driving (the default: 0.2 km, i.e. evening out 10 minutes of
-work is worth 2 km; a minute of lateness, 2 km). Before, the spread strictly preceded deadhead, and kilometres were spent
-to even out minutes. `weighted` compares one weighted sum of all five components. `gain` is
-what the `min_improvement` threshold applies to.
+work is worth 2 km; a minute of lateness, 2 km). Before, the spread strictly preceded
+deadhead, and kilometres were spent to even out minutes. `weighted` compares one weighted
+sum of all five components. `gain` is what the `min_improvement` threshold applies to.
 """
 
 from __future__ import annotations
