@@ -55,7 +55,9 @@ def segment_exchanges(
     order = p.order
     movable = ~p.locked
     solo = state.solo
-    raw: list[tuple[int, int, int, int, int]] = []  # (a, b, net rides a -> b, i, j)
+    # (a, b, net rides a -> b, i, j, kept): the movable rides of merged[i..j] change driver,
+    # except merged[kept] when kept >= 0 (one ride may stay: the stretch need not be whole).
+    raw: list[tuple[int, int, int, int, int, int]] = []
     merged_of: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     for a in range(k):
         for b in range(a + 1, k):
@@ -71,18 +73,24 @@ def segment_exchanges(
             m = len(merged)
             for i in range(m):
                 ta = tb = 0
+                inside: list[int] = []  # merged indices of the movable rides so far
                 for j in range(i, min(m, i + max_rides)):
                     _, x, owner = merged[j]
                     if not movable[x]:
                         continue  # a locked ride stays; the exchange goes around it
                     if not solo[x, b if owner == a else a]:
                         break  # it could never ride with the other driver
+                    inside.append(j)
                     if owner == a:
                         ta += 1
                     else:
                         tb += 1
                     if ta + tb >= 2:  # single moves are the plain phase's
-                        raw.append((a, b, ta - tb, i, j))
+                        raw.append((a, b, ta - tb, i, j, -1))
+                    if ta + tb >= 3:  # the same stretch with one inner ride staying
+                        for kept in inside[1:-1]:
+                            net = ta - tb - (1 if merged[kept][2] == a else -1)
+                            raw.append((a, b, net, i, j, kept))
     if not raw:
         return []
     arr = np.asarray(raw, dtype=np.int64)
@@ -90,23 +98,20 @@ def segment_exchanges(
     better = (gaps < gap) | ((gaps == gap) & (sqs < sq - 1e-9))
     if neutral:
         better |= (gaps == gap) & (np.abs(sqs - sq) < 1e-9)
-    size = arr[:, 4] - arr[:, 3]
+    size = arr[:, 4] - arr[:, 3] - (arr[:, 5] >= 0)
     idx = np.nonzero(better)[0]
     # Best count terms first, then fewer rides, then a fixed order (deterministic).
-    idx = idx[np.lexsort((arr[idx, 4], arr[idx, 3], arr[idx, 1], arr[idx, 0], size[idx],
-                          np.round(sqs[idx], 9), gaps[idx]))]  # fmt: skip
-    found = [
-        (int(gaps[r]), float(sqs[r]), 0, int(arr[r, 0]), int(arr[r, 1]), int(arr[r, 3]),
-         int(arr[r, 4]))
-        for r in idx[:limit]
-    ]  # fmt: skip
+    idx = idx[np.lexsort((arr[idx, 5], arr[idx, 4], arr[idx, 3], arr[idx, 1], arr[idx, 0],
+                          size[idx], np.round(sqs[idx], 9), gaps[idx]))]  # fmt: skip
     out = []
-    for g, q, _, a, b, i, j in found[:limit]:
+    for r in idx[:limit]:
+        a, b, i, j, kept = (int(v) for v in arr[r, [0, 1, 3, 4, 5]])
         steps = tuple(
             Step(x, owner, b if owner == a else a)
-            for _, x, owner in merged_of[a, b][i : j + 1]
-            if movable[x]
+            for t, (_, x, owner) in enumerate(merged_of[a, b][i : j + 1], start=i)
+            if movable[x] and t != kept
         )
+        g, q = int(gaps[r]), float(sqs[r])
         ta = sum(1 for st in steps if st.from_driver == a)
         kind: Literal["swap", "compound"] = "swap" if ta == 1 and len(steps) == 2 else "compound"
         out.append(Exchange(Move(kind, steps), int(g), float(q)))

@@ -106,17 +106,32 @@ def _plateau_sources(state: SearchState, search: Search) -> list[list[tuple[Move
 def _follow_up(
     search: Search, state: SearchState, path: Path, v0: Value, spent: Callable[[], bool]
 ) -> bool:
-    """An improving step from a plateau plan, through a driver the plateau steps changed."""
-    from optimizer.swap_pass import pass_candidates, top_order
+    """An improving step (a move or swap, else a chain) from a plateau plan, through a
+    driver the plateau steps changed."""
+    from optimizer.swap_pass import pass_candidates
 
     changed = np.array(sorted({d for s in path for d in (s.from_driver, s.to_driver)}))
-    cands = pass_candidates(state, search.config, chains=False, improving_only=True)
-    gap, sq = state.value[0], state.value[1]
-    improves = (cands.gap_after < gap) | (cands.sq_after < sq - 1e-9)
-    involves = np.isin(cands.src, changed) | np.isin(cands.dst, changed)
-    cands = cands.take(np.nonzero(improves & involves)[0])
-    if not len(cands):
-        return False
+    for chains in (False, True) if search.config.chains else (False,):
+        cands = pass_candidates(state, search.config, chains=chains, improving_only=True)
+        involves = np.isin(cands.src, changed) | np.isin(cands.dst, changed)
+        if chains:
+            involves |= np.isin(cands.dst2, changed)
+        cands = cands.take(np.nonzero(involves)[0])
+        if len(cands) and _try_follow_ups(search, state, cands, path, v0, spent):
+            return True
+    return False
+
+
+def _try_follow_ups(
+    search: Search,
+    state: SearchState,
+    cands: Candidates,
+    path: Path,
+    v0: Value,
+    spent: Callable[[], bool],
+) -> bool:
+    from optimizer.swap_pass import top_order
+
     scores = np.asarray(search.policy.score(state, cands), dtype=float)
     for i in top_order(scores, search.config.max_checks):
         if spent():

@@ -80,9 +80,7 @@ class LoadedModel:
 
     def policy(self) -> DQNPolicy:
         """The served policy; `metadata["ranking"]` says how Q-values rank (default `q`)."""
-        return DQNPolicy(
-            self.network, self.version, ranking=str(self.metadata.get("ranking", "q"))
-        )
+        return DQNPolicy(self.network, self.version, ranking=str(self.metadata.get("ranking", "q")))
 
 
 # ------------------------------------------------------------------ one model directory
