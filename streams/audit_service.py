@@ -93,3 +93,29 @@ async def start_web(
         hint="send `Authorization: Bearer <token>`; the browser: open /login?token=<token>",
     )
     return running
+
+
+async def store_caught_up(settings: Settings, timeout: float) -> bool:
+    """Wait (at most `timeout` s) until the store's consumer group has committed the end of
+    every partition of its topics, i.e. the store holds everything published so far."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from streams.reader import TopicReader, topic_kinds
+    from streams.topics import client_options
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        async with TopicReader(settings, *topic_kinds(settings)) as reader:
+            while True:
+                ends = await reader.end_offsets()
+                done = await admin.list_consumer_group_offsets(settings.store_group)
+                if all(end <= (done[tp].offset if tp in done else 0) for tp, end in ends.items()):
+                    return True
+                if loop.time() > deadline:
+                    return False
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()

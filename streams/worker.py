@@ -426,6 +426,11 @@ async def _demo(
         start = await end_offsets(settings, settings.topic_optimized)
         await publish_events(settings, keyed(days))
         found = await collect_optimized(settings, {d.dispatch_id for d in days}, start, timeout)
+        if worker.store is not None:  # leave the store (the dashboard, `audit`) complete
+            from streams.audit_service import store_caught_up
+
+            if not await store_caught_up(settings, timeout=30.0):
+                log.warning("store_behind", message="the audit store has not caught up yet")
         failure = worker.failed()
         if failure is not None:
             raise RuntimeError(f"worker failed: {failure!r}")

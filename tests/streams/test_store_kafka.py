@@ -122,3 +122,21 @@ async def test_redelivery_and_restart_keep_one_row_per_event(
 
 async def _all_optimized(settings: Settings, n: int) -> None:
     await read_topic(settings, settings.topic_optimized, done=lambda r: len(r) >= n, timeout=90)
+
+
+async def test_demo_leaves_the_store_complete(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """`demo` returns only once the audit store holds every day it published (so the
+    dashboard and `audit` see them all right after)."""
+    from streams.worker import _demo
+
+    settings = unique_settings(kafka_bootstrap, tmp_path, store_enabled=True)
+    days = [generate_day(20, 4, s) for s in (12, 13, 14)]
+    results = await _demo(settings, days, timeout=120)
+    assert all(opt is not None for _, opt in results)
+    store = AuditStore.open(store_url(settings))
+    try:
+        counts = store.counts()
+        assert counts["heuristic_done"] == counts["optimized"] == len(days)
+        assert counts["swap_audit"] == sum(opt.moves_proposed for _, opt in results if opt)
+    finally:
+        store.close()
