@@ -369,7 +369,8 @@ class ErrorDetail(_Frozen):
 
 
 class DeadLetter(_Frozen):
-    """Input that could not be processed, kept verbatim with why."""
+    """Input that could not be processed: the original (or, when too large, a prefix with its
+    size and hash; the whole stays on the input topic at the source position) and why."""
 
     schema_version: Literal[1] = Field(
         default=SCHEMA_VERSION, description="Version of this contract."
@@ -378,7 +379,31 @@ class DeadLetter(_Frozen):
     source_topic: str = Field(description="Topic of the bad message.")
     source_partition: int = Field(description="Its partition.")
     source_offset: int = Field(description="Its offset.")
-    key_b64: str | None = Field(default=None, description="Its key, base64; null if none.")
-    value_b64: str = Field(description="the original value bytes, verbatim, base64")
-    errors: tuple[ErrorDetail, ...] = Field(min_length=1, description="Why it was refused.")
+    key_b64: str | None = Field(
+        default=None, description="Its key, base64 (the first 4 KiB if longer); null if none."
+    )
+    value_b64: str = Field(
+        description="The original value bytes, base64: verbatim, or only a prefix when "
+        "`value_truncated` (the whole would not fit under the topic's size limit)."
+    )
+    value_size: int | None = Field(
+        default=None, ge=0, description="Size in bytes of the original value; null if none."
+    )
+    value_sha256: str | None = Field(
+        default=None, description="Hex sha256 of the whole original value; null if none."
+    )
+    value_truncated: bool = Field(
+        default=False,
+        description="True when `value_b64` holds only a prefix; the whole original stays on "
+        "the input topic at source_topic/source_partition/source_offset.",
+    )
+    reason: str = Field(
+        default="invalid", description="Machine-readable reason: the `type` of the first error."
+    )
+    errors: tuple[ErrorDetail, ...] = Field(
+        min_length=1, description="Why it was refused (the first 100 when there are more)."
+    )
+    errors_total: int | None = Field(
+        default=None, ge=1, description="How many errors were found in all."
+    )
     at: datetime = Field(description="When it was dead-lettered.")

@@ -1,55 +1,53 @@
-"""The optimizer agent's work for one input message: decode, optimize, publish.
+"""The optimizer agent's work on input messages: decode, optimize, publish.
 
-`DispatchHandler.handle` is what the Faust agent calls per message (see `streams.app`). It never
-raises for bad input or a failing optimizer:
+`DispatchHandler.prepare` turns one input message into the records to publish, and never
+raises: bytes that do not decode or validate become one `DeadLetter` (bounded in size, with
+the source topic/partition/offset); a valid event is optimized, and any exception there gives
+status `fallback` with the heuristic assignment, so a dispatch is never lost. It is synchronous
+and CPU-bound: callers run it in a worker thread.
 
-* bytes that do not decode/validate -> one `DeadLetter` (original bytes, errors, source
-  topic/partition/offset), keyed by the original key;
-* a valid event -> `optimize_event` in a worker thread (long passes stay off the event loop);
-  any exception gives status `fallback` with the heuristic assignment, so a dispatch is never
-  lost.
+`DispatchHandler.publish` sends a batch of prepared messages: first every audit, then, once all
+are acknowledged by the broker (acks=all), every `Optimized` / `DeadLetter` in input order. So
+a consumer never sees an `Optimized` whose audits are not durable. A failed send is retried
+with backoff until it succeeds: `publish` returns only when everything is acknowledged, and
+the caller acks the input offsets only then (at-least-once; redelivered inputs give outputs
+with the same event ids, deterministic from the input's `event_id` or source position). A
+record the topic refuses as too large is never retried as is: a dead letter is rebuilt with a
+smaller prefix, an `Optimized` is replaced by a dead letter that says so.
 
-Ordering and delivery: the audits of a dispatch are sent first and acknowledged by the broker
-(acks=all) before its `Optimized` is sent, so once an `Optimized` is visible, every audit that
-explains it is durable. The handler returns only after the `Optimized` (or `DeadLetter`) is
-acknowledged, and Faust commits an offset only after the agent has moved past it: delivery is
-at-least-once. A redelivered input yields outputs with the same event ids (deterministic from the
-input's `event_id`), so duplicates are detectable downstream.
+`streams.pipeline` runs prepare/publish per partition, pipelined; `DispatchHandler.handle` is
+the one-message-at-a-time path (each dispatch waits for its acknowledgements before the next).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import structlog
 
-from optimizer.dispatch import (
-    DispatchConfig,
-    Outcome,
-    fallback_outcome,
-    optimize_event,
-)
+from optimizer.dispatch import DispatchConfig, Outcome, fallback_outcome, optimize_event
 from optimizer.moves import Candidates
 from optimizer.problem import FloatArray
 from optimizer.serving import PolicyProvider
 from optimizer.swap_pass import MovePolicy, SearchState
-from schemas import HeuristicDone, Limits
+from schemas import ErrorDetail, HeuristicDone, Limits
 from streams import codec
+from streams.logs import RateLimiter
 from streams.metrics import default_metrics
-from streams.topics import Topics
 
 log = structlog.get_logger("dispatch_rl.streams")
 
 HandledKind = Literal["optimized", "dead_letter"]
+_MIN_DEAD_LETTER_BUDGET = 64 * 1024  # below this, a refused dead letter keeps one error only
 
 
 @dataclass(frozen=True, slots=True)
 class Handled:
-    """What one input message became (the agent yields this; tests read it)."""
+    """What one input message became."""
 
     kind: HandledKind
     key: bytes | None
@@ -67,6 +65,49 @@ class Source:
     topic: str
     partition: int
     offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """The output topics a handler publishes to."""
+
+    optimized: str
+    audit: str
+    dead_letter: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One input message, ready to publish: its audits, then its final record."""
+
+    source: Source
+    key: bytes | None
+    raw: bytes | None
+    """Kept until published: a refused record is rebuilt from it."""
+    audits: list[Record]
+    final: Record
+    """The `Optimized` or the `DeadLetter`."""
+    handled: Handled
+    errors: list[ErrorDetail] = field(default_factory=list)
+    """Why it is a dead letter (empty for an `Optimized`)."""
+    budget: int | None = None
+    """Size limit the dead letter was built for."""
+    outcome: Outcome | None = None
+
+
+class Sender(Protocol):
+    """Hands one record to the producer; the returned awaitable is its acknowledgement."""
+
+    def __call__(
+        self, topic: str, key: bytes | None, value: bytes
+    ) -> Awaitable[Awaitable[Any]]: ...
 
 
 class _UnavailablePolicy:
@@ -90,93 +131,253 @@ def last_resort(event: HeuristicDone, reason: str, policy: Any) -> Outcome:
     return fallback_outcome(event, reason, version)
 
 
+def too_large(exc: BaseException) -> bool:
+    """True when the producer or the broker refused a record for its size (never retried)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        name = type(seen).__name__
+        if name in {"MessageSizeTooLargeError", "RecordTooLargeError", "RecordListTooLargeError"}:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before the n-th retry of a failed send: initial x 2^n, at most `maximum`."""
+
+    initial: float = 0.1
+    maximum: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.maximum, self.initial * 2 ** min(attempt, 30)))
+
+
 class DispatchHandler:
-    """Decodes, optimizes and publishes one message at a time (agent concurrency 1)."""
+    """Prepares and publishes input messages; shared by every partition of a worker."""
 
     def __init__(
         self,
-        topics: Topics,
+        topics: TopicNames,
         provider: PolicyProvider,
         config: DispatchConfig,
         limits: Limits,
+        send: Sender,
+        *,
+        max_record_bytes: int | None = None,
+        backoff: Backoff = Backoff(),
+        on_published: Callable[[Prepared], None] | None = None,
     ) -> None:
         self.topics = topics
         self.provider = provider
         self.config = config
         self.limits = limits
+        self.send = send
+        self.max_record_bytes = max_record_bytes
+        """The output topics' size limit: dead letters are built to fit under it."""
+        self.backoff = backoff
+        self.on_published = on_published
+        """Called once per input message after its final record is acknowledged (metrics)."""
         self.counts: Counter[str] = Counter()
         """Messages handled per outcome status (and `dead_letter`), for the health view."""
+        self.retries: Counter[str] = Counter()
+        """Failed sends retried, per topic."""
+        self._limiter = RateLimiter()
 
-    async def handle(self, raw: bytes | None, key: bytes | None, source: Source) -> Handled:
+    # ------------------------------------------------------------------ prepare (in a thread)
+
+    def prepare(self, raw: bytes | None, key: bytes | None, source: Source) -> Prepared:
+        """Decode, optimize and encode one message; never raises."""
         decoded = codec.decode_heuristic_done(raw, self.limits)
         if isinstance(decoded, list):
-            return await self._dead_letter(raw, key, decoded, source)
-        outcome = await self.optimize(decoded)
-        await self._publish(outcome)
+            return self._dead_letter(raw, key, decoded, source)
+        try:
+            outcome = self._optimize(decoded)
+            records = codec.outcome_records(outcome)
+        except Exception as exc:  # encoding failed: the heuristic result still goes out
+            log.exception("outcome_encoding_failed", dispatch_id=decoded.dispatch_id)
+            outcome = last_resort(decoded, f"error: {type(exc).__name__}: {exc}", None)
+            records = codec.outcome_records(outcome)
+        audits = [Record(self.topics.audit, k, v) for kind, k, v in records if kind == "audit"]
+        [final] = [Record(self.topics.optimized, k, v) for kind, k, v in records if kind != "audit"]
         opt = outcome.optimized
-        log.info(
-            "dispatch_published",
-            dispatch_id=opt.dispatch_id,
-            status=opt.status,
-            event_id=opt.event_id,
-            audits=len(outcome.audits),
-            accepted=opt.moves_accepted,
-            gap_before=opt.metrics.before.gap,
-            gap_after=opt.metrics.after.gap,
-            latency_ms=opt.latency_ms,
-            partition=source.partition,
-            offset=source.offset,
-        )
-        self.counts[opt.status] += 1
-        default_metrics().record_outcome(opt, outcome.audits, source)
-        return Handled("optimized", key, opt.status, opt.event_id, len(outcome.audits))
+        handled = Handled("optimized", key, opt.status, opt.event_id, len(audits))
+        return Prepared(source, key, raw, audits, final, handled, outcome=outcome)
 
-    async def optimize(self, event: HeuristicDone) -> Outcome:
-        """`optimize_event` off the event loop; never raises."""
+    def prepare_all(
+        self, items: Sequence[tuple[bytes | None, bytes | None, Source]]
+    ) -> list[Prepared]:
+        """`prepare` for each `(raw, key, source)`, in order (one thread hop for a batch)."""
+        return [self.prepare(raw, key, source) for raw, key, source in items]
+
+    def _optimize(self, event: HeuristicDone) -> Outcome:
         try:
             policy: MovePolicy = self.provider.policy()
         except Exception as exc:
             log.exception("policy_unavailable", dispatch_id=event.dispatch_id)
             policy = _UnavailablePolicy(exc)
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(None, optimize_event, event, policy, self.config)
+            return optimize_event(event, policy, self.config)
         except Exception as exc:
             # optimize_event promises not to raise for a valid event; if it does anyway, the
             # heuristic result still goes out.
             log.exception("optimize_event_raised", dispatch_id=event.dispatch_id)
             return last_resort(event, f"error: {type(exc).__name__}: {exc}", policy)
 
-    async def _publish(self, outcome: Outcome) -> None:
-        records = codec.outcome_records(outcome)
-        audits = [self._send(self.topics.audit, k, v) for kind, k, v in records if kind == "audit"]
-        if audits:
-            await asyncio.gather(*audits)
-        [(_, key, value)] = [r for r in records if r[0] == "optimized"]
-        await self._send(self.topics.optimized, key, value)
-
-    async def _dead_letter(
-        self, raw: bytes | None, key: bytes | None, errors: list[Any], source: Source
-    ) -> Handled:
+    def _dead_letter(
+        self,
+        raw: bytes | None,
+        key: bytes | None,
+        errors: list[ErrorDetail],
+        source: Source,
+        budget: int | None = None,
+    ) -> Prepared:
+        budget = self.max_record_bytes if budget is None else budget
         dl = codec.dead_letter(
-            raw, key, errors, topic=source.topic, partition=source.partition, offset=source.offset
-        )
-        log.warning(
-            "dead_letter",
-            source_topic=source.topic,
+            raw,
+            key,
+            errors,
+            topic=source.topic,
             partition=source.partition,
             offset=source.offset,
-            errors=len(errors),
-            first_error=f"{'.'.join(map(str, errors[0].loc))}: {errors[0].msg}",
-            bytes=len(raw or b""),
+            max_bytes=budget,
         )
-        await self._send(self.topics.dead_letter, key, codec.encode(dl))
-        self.counts["dead_letter"] += 1
-        default_metrics().record_dead_letter(source)
-        return Handled("dead_letter", key, "dead_letter", dl.event_id)
+        record = Record(self.topics.dead_letter, codec.dead_letter_key(key), codec.encode(dl))
+        handled = Handled("dead_letter", key, "dead_letter", dl.event_id)
+        return Prepared(source, key, raw, [], record, handled, errors=errors, budget=budget)
 
-    async def _send(self, topic: Any, key: bytes | None, value: bytes) -> Any:
-        # force=True: send now, never attach to the source offset; awaiting the returned
-        # future waits for the broker's acknowledgement.
-        fut: Awaitable[Any] = await topic.send(key=key, value=value, force=True)
-        return await fut
+    # ------------------------------------------------------------------ publish (event loop)
+
+    async def handle(self, raw: bytes | None, key: bytes | None, source: Source) -> Handled:
+        """One message: prepare in a thread, publish, return once acknowledged."""
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(None, self.prepare, raw, key, source)
+        await self.publish([prepared])
+        return prepared.handled
+
+    async def publish(self, batch: Sequence[Prepared]) -> None:
+        """Audits of the whole batch, acknowledged; then the final records, acknowledged.
+
+        Returns only when every record is acknowledged (failed sends are retried forever).
+        """
+        await self._deliver([(p, r) for p in batch for r in p.audits])
+        await self._deliver([(p, p.final) for p in batch], final=True)
+        for p in batch:
+            self._published(p)
+
+    def _published(self, p: Prepared) -> None:
+        self.counts[p.handled.status] += 1
+        if p.handled.kind == "dead_letter":
+            default_metrics().record_dead_letter(p.source)
+        elif p.outcome is not None:
+            default_metrics().record_outcome(p.outcome.optimized, p.outcome.audits, p.source)
+        if self.on_published is not None:
+            try:
+                self.on_published(p)
+            except Exception:  # metrics must never stop the pipeline
+                log.exception("on_published_failed")
+        if p.handled.kind == "dead_letter":
+            first = p.errors[0] if p.errors else None
+            log.warning(
+                "dead_letter",
+                source_topic=p.source.topic,
+                partition=p.source.partition,
+                offset=p.source.offset,
+                reason=first.type if first else "invalid",
+                errors=len(p.errors),
+                first_error=f"{'.'.join(map(str, first.loc))}: {first.msg}" if first else "",
+                bytes=len(p.raw or b""),
+                truncated=p.budget is not None and len(p.final.value) < len(p.raw or b""),
+            )
+            return
+        assert p.outcome is not None
+        opt = p.outcome.optimized
+        log.info(
+            "dispatch_published",
+            dispatch_id=opt.dispatch_id,
+            status=opt.status,
+            event_id=opt.event_id,
+            audits=len(p.audits),
+            accepted=opt.moves_accepted,
+            gap_before=opt.metrics.before.gap,
+            gap_after=opt.metrics.after.gap,
+            latency_ms=opt.latency_ms,
+            partition=p.source.partition,
+            offset=p.source.offset,
+        )
+
+    async def _deliver(self, items: list[tuple[Prepared, Record]], *, final: bool = False) -> None:
+        """Send every record, in order; resend from the first failure until all are acked."""
+        attempt = 0
+        while items:
+            acks: list[Awaitable[Any] | BaseException] = []
+            for _, rec in items:
+                try:
+                    acks.append(await self.send(rec.topic, rec.key, rec.value))
+                except Exception as exc:  # refused before it left (size, closed producer)
+                    acks.append(exc)
+            results = await asyncio.gather(
+                *(_failed(a) if isinstance(a, BaseException) else a for a in acks),
+                return_exceptions=True,
+            )
+            failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+            if not failed:
+                return
+            for i in failed:
+                error = results[i]
+                assert isinstance(error, BaseException)
+                if final and too_large(error):
+                    items[i] = self._smaller(items[i][0], error)
+            # Resend from the first failure on, so records of one partition keep their order.
+            items = items[failed[0] :]
+            first = results[failed[0]]
+            delay = self.backoff.delay(attempt)
+            self.retries[items[0][1].topic] += len(failed)
+            held = self._limiter.allow(f"send_failed|{items[0][1].topic}|{type(first).__name__}")
+            if held is not None:
+                log.error(
+                    "send_failed_retrying",
+                    topic=items[0][1].topic,
+                    error=repr(first)[:500],
+                    records=len(items),
+                    retry_in_s=round(delay, 2),
+                    repeated=held,
+                )
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _smaller(self, p: Prepared, exc: BaseException) -> tuple[Prepared, Record]:
+        """A replacement for a final record the topic refused as too large."""
+        if p.handled.kind == "optimized":
+            size = len(p.final.value)
+            err = ErrorDetail(
+                loc=(),
+                msg=f"the Optimized event ({size} bytes) is larger than the output topic "
+                f"accepts: {type(exc).__name__}",
+                type="output_too_large",
+            )
+            budget = self.max_record_bytes
+        else:
+            err = None
+            budget = max(0, (p.budget or len(p.final.value)) // 2)
+        errors = p.errors if err is None else [err]
+        if budget is not None and budget < _MIN_DEAD_LETTER_BUDGET:
+            errors = errors[:1]
+        new = self._dead_letter(p.raw, p.key, errors, p.source, budget)
+        log.warning(
+            "record_too_large",
+            topic=p.final.topic,
+            bytes=len(p.final.value),
+            replaced_by=f"dead letter of {len(new.final.value)} bytes",
+            offset=p.source.offset,
+            partition=p.source.partition,
+        )
+        # In place: the batch being published holds this object.
+        p.final, p.handled, p.errors, p.budget = new.final, new.handled, errors, budget
+        return p, p.final
+
+
+async def _failed(exc: BaseException) -> Any:
+    raise exc

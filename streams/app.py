@@ -1,7 +1,9 @@
 """`create_app(settings)`: the Faust app of the optimizer worker.
 
 One agent, `optimize`, reads the input topic with concurrency 1 (faust-streaming #606 can commit
-past an in-flight message with more) and hands each message to `DispatchHandler`. A timer asks
+past an in-flight message with more) and hands each message to a `streams.pipeline.Pipeline`:
+one lane per partition, optimizing and publishing side by side, acking offsets in order
+(`DISPATCH_RL_PIPELINED=false`: the old one-message-at-a-time path, for comparison). A timer asks
 the policy provider to look for a newly promoted model every `model_poll_seconds` (hot reload).
 
 Faust knows nothing of pydantic: every topic carries raw bytes and `streams.codec` does the rest.
@@ -11,14 +13,17 @@ The table web views are off (`web_tables_enabled=False`); tables, if ever added,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from functools import partial
 from typing import Any
 
 import faust
 import structlog
 
 from optimizer.serving import PolicyProvider, default_provider
-from streams.agents import DispatchHandler, Handled, Source
+from streams.agents import DispatchHandler, Handled, Source, TopicNames
+from streams.health import health_payload
+from streams.pipeline import Item, Pipeline
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, declare_topics, faust_broker_options
 
@@ -59,16 +64,62 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
         web_tables_enabled=False,
     )
     topics = declare_topics(app, settings)
-    handler = DispatchHandler(topics, provider, settings.dispatch_config(), settings.limits())
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        # The producer directly (not topic.send): no per-record Faust bookkeeping; awaiting
+        # the returned future waits for the broker's acknowledgement.
+        return await app.producer.send(topic, key, value, None, None, None)
+
+    handler = DispatchHandler(
+        TopicNames(
+            optimized=settings.topic_optimized,
+            audit=settings.topic_audit,
+            dead_letter=settings.topic_dead_letter,
+        ),
+        provider,
+        settings.dispatch_config(),
+        settings.limits(),
+        send,
+        max_record_bytes=MAX_MESSAGE_BYTES,
+    )
     app.dispatch_handler = handler  # type: ignore[attr-defined]  # for tests and operators
+    app.dispatch_provider = provider  # type: ignore[attr-defined]
+    app.dispatch_pipeline = None  # type: ignore[attr-defined]
 
     @app.agent(topics.input, name=AGENT_NAME, concurrency=1)
     async def optimize(stream: faust.StreamT[bytes]) -> AsyncIterator[Handled]:
-        async for event in stream.events():
-            msg = event.message
-            yield await handler.handle(
-                event.value, msg.key, Source(msg.topic, msg.partition, msg.offset)
-            )
+        if not settings.pipelined:
+            # The one-at-a-time path, kept for comparison (bench/stream_throughput.py):
+            # Faust acks each message when the next is taken.
+            async for event in stream.events():
+                msg = event.message
+                yield await handler.handle(
+                    event.value, msg.key, Source(msg.topic, msg.partition, msg.offset)
+                )
+            return
+        manual = stream.noack()  # type: ignore[attr-defined]  # in Stream, not StreamT
+        pipeline = Pipeline(
+            handler,
+            batch_max=settings.pipeline_batch_max,
+            threads=max(2, settings.topic_partitions),
+            pause=lambda tp: app.consumer.pause_partitions([tp]),
+            resume=lambda tp: app.consumer.resume_partitions([tp]),
+        )
+        app.dispatch_pipeline = pipeline  # type: ignore[attr-defined]
+        try:
+            async for event in manual.events():
+                msg = event.message
+                await pipeline.submit(
+                    Item(
+                        event.value,
+                        msg.key,
+                        Source(msg.topic, msg.partition, msg.offset),
+                        partial(manual.ack, event),
+                        msg.tp,
+                    )
+                )
+        finally:
+            await pipeline.close()
 
     @app.timer(interval=settings.model_poll_seconds, name="refresh_policy")  # type: ignore[untyped-decorator]
     async def refresh_policy() -> None:
@@ -84,22 +135,7 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
     @app.page("/dispatch/health/")
     async def health(web: Any, request: Any) -> Any:
         """Liveness and what this worker has done: container health checks read it."""
-        try:
-            version = provider.policy().version
-        except Exception as exc:
-            version = f"unavailable: {type(exc).__name__}"
-        # Where the served policy came from (champion, shipped default, or greedy because
-        # no model loads) and the last load error, when the provider can tell.
-        status = getattr(provider, "status", None)
-        return web.json(
-            {
-                "status": "ok",
-                "app_id": settings.app_id,
-                "model_version": version,
-                "model": status() if callable(status) else None,
-                "handled": dict(handler.counts),
-            }
-        )
+        return web.json(health_payload(app))
 
     return app
 

@@ -7,6 +7,7 @@ agent can route bad input to the dead-letter topic and go on. `encode` is compac
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -79,6 +80,14 @@ def encode(event: BaseModel) -> bytes:
     return event.model_dump_json().encode()
 
 
+MAX_DEAD_LETTER_ERRORS = 100
+"""Errors kept in one dead letter (a huge malformed input can have thousands)."""
+MAX_KEY_BYTES = 4096
+"""Longest original key carried (and used as the dead letter's key); longer ones are cut."""
+_LOC_PART_CHARS = 200  # a location part can be an input's own (arbitrarily long) dict key
+_RECORD_OVERHEAD = 16 * 1024  # record + batch headers, with room to spare
+
+
 def dead_letter(
     raw: bytes | None,
     key: bytes | None,
@@ -88,22 +97,59 @@ def dead_letter(
     partition: int,
     offset: int,
     at: datetime | None = None,
+    max_bytes: int | None = None,
 ) -> DeadLetter:
-    """The dead-letter event for input that could not be processed; carries `raw` verbatim.
+    """The dead-letter event for input that could not be processed.
 
-    Its `event_id` is deterministic from the source position, so a redelivered bad message
-    gives the same id (duplicates are detectable downstream, as for `Optimized`).
+    It carries `raw` verbatim when the whole record (key + encoded event) fits in `max_bytes`
+    (the dead-letter topic's size limit; None: no limit), else a prefix of `raw` that does,
+    with `value_truncated`; `value_size` and `value_sha256` always describe the whole original,
+    which stays on the input topic at the source position. Its `event_id` is deterministic
+    from the source position, so a redelivered bad message gives the same id (duplicates are
+    detectable downstream, as for `Optimized`).
     """
-    return DeadLetter(
+    kept = _capped_errors(errors)
+    value = raw or b""
+    dl = DeadLetter(
         event_id=f"dlq:{_safe(topic)}:{partition}:{offset}"[:128],
         source_topic=topic,
         source_partition=partition,
         source_offset=offset,
-        key_b64=None if key is None else base64.b64encode(key).decode(),
-        value_b64=base64.b64encode(raw or b"").decode(),
-        errors=tuple(errors),
+        key_b64=None if key is None else base64.b64encode(key[:MAX_KEY_BYTES]).decode(),
+        value_b64="",
+        value_size=None if raw is None else len(raw),
+        value_sha256=None if raw is None else hashlib.sha256(raw).hexdigest(),
+        reason=kept[0].type if kept else "invalid",
+        errors=tuple(kept),
+        errors_total=len(errors),
         at=at or datetime.now(UTC),
     )
+    room = len(value)
+    if max_bytes is not None:
+        # base64 turns every 3 bytes into 4 characters; JSON escapes none of them.
+        used = len(encode(dl)) + len(dead_letter_key(key) or b"") + _RECORD_OVERHEAD
+        room = max(0, (max_bytes - used) // 4 * 3)
+    if room >= len(value):
+        return dl.model_copy(update={"value_b64": base64.b64encode(value).decode()})
+    return dl.model_copy(
+        update={"value_b64": base64.b64encode(value[:room]).decode(), "value_truncated": True}
+    )
+
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The key a dead letter is published under: the original key, cut to `MAX_KEY_BYTES`."""
+    return None if key is None else key[:MAX_KEY_BYTES]
+
+
+def _capped_errors(errors: list[ErrorDetail]) -> list[ErrorDetail]:
+    out = []
+    for e in errors[:MAX_DEAD_LETTER_ERRORS]:
+        loc = tuple(p if isinstance(p, int) else p[:_LOC_PART_CHARS] for p in e.loc)
+        capped = {"loc": loc, "msg": e.msg[:2000], "type": e.type[:200]}
+        out.append(
+            e if (loc, e.msg, e.type) == tuple(capped.values()) else e.model_copy(update=capped)
+        )
+    return out or [ErrorDetail(loc=(), msg="unknown error", type="invalid")]
 
 
 def outcome_records(outcome: Outcome) -> list[tuple[str, bytes, bytes]]:

@@ -55,7 +55,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 class Recorder:
-    """Stands in for `topic.send` on Faust topics: records `(topic, key, value)` in order."""
+    """Stands in for the producer (`send`) or for `topic.send` on Faust topics (`patch`):
+    records `(topic, key, value)` in order."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
@@ -70,6 +71,13 @@ class Recorder:
             return done
 
         topic.send = send
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+        """A `streams.agents.Sender`: records, and returns an acknowledgement already done."""
+        self.sent.append((topic, key, value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     def on(self, topic_name: str) -> list[tuple[bytes | None, bytes]]:
         return [(k, v) for t, k, v in self.sent if t == topic_name]

@@ -1,9 +1,10 @@
-"""The optimizer agent in memory (`agent.test_context()`, memory:// store, sends recorded)."""
+"""The optimizer agent's handler in memory: the app's handler with its sends recorded."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
@@ -14,7 +15,8 @@ from optimizer.serving import StaticPolicyProvider
 from optimizer.swap_pass import SearchState
 from schemas import DeadLetter, HeuristicDone, Optimized, SwapAudit
 from streams import codec
-from streams.app import agent_of, create_app
+from streams.agents import Handled, Source
+from streams.app import create_app
 from streams.settings import Settings
 from tests.streams.conftest import Recorder
 
@@ -36,10 +38,26 @@ class BrokenProvider:
 
 def _app(settings: Settings, recorder: Recorder, provider: Any = None) -> faust.App:
     app = create_app(settings, provider)
-    topics = app.dispatch_handler.topics  # type: ignore[attr-defined]
-    for t in (topics.audit, topics.optimized, topics.dead_letter):
-        recorder.patch(t)
+    app.dispatch_handler.send = recorder.send  # type: ignore[attr-defined]
     return app
+
+
+class _Agent:
+    """Feeds messages to the app's handler one at a time, like the agent's serial path."""
+
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self.handler = app.dispatch_handler  # type: ignore[attr-defined]
+        self.topic = topic
+        self.results: list[Handled] = []
+
+    async def put(self, value: bytes, key: bytes | None = None) -> None:
+        source = Source(self.topic, 0, len(self.results))
+        self.results.append(await self.handler.handle(value, key, source))
+
+
+@contextlib.asynccontextmanager
+async def _agent(app: faust.App, settings: Settings) -> AsyncIterator[_Agent]:
+    yield _Agent(app, settings.topic_input)
 
 
 def _optimized(recorder: Recorder, settings: Settings) -> list[Optimized]:
@@ -52,7 +70,7 @@ async def test_valid_day_publishes_audits_then_optimized(
     """A valid day yields its audits, then one Optimized, all keyed by dispatch_id."""
     settings = make_settings()
     app = _app(settings, recorder)
-    async with agent_of(app).test_context() as agent:
+    async with _agent(app, settings) as agent:
         await agent.put(codec.encode(seed_day), key=b"any")
         handled = agent.results[0]
     assert handled.status == "optimized"
@@ -72,7 +90,7 @@ async def test_bad_input_goes_to_dead_letter_and_the_agent_goes_on(
     settings = make_settings()
     app = _app(settings, recorder)
     bad = b'{"event_id": 42}'
-    async with agent_of(app).test_context() as agent:
+    async with _agent(app, settings) as agent:
         await agent.put(bad, key=b"k-bad")
         await agent.put(codec.encode(seed_day), key=b"k-good")
         results = [agent.results[0], agent.results[1]]
@@ -101,7 +119,7 @@ async def test_failing_optimizer_falls_back_to_the_heuristic(
     """Any failure in the core gives status fallback with the heuristic assignment."""
     settings = make_settings()
     app = _app(settings, recorder, provider)
-    async with agent_of(app).test_context() as agent:
+    async with _agent(app, settings) as agent:
         await agent.put(codec.encode(seed_day))
     [opt] = _optimized(recorder, settings)
     assert opt.status == "fallback"
@@ -115,7 +133,7 @@ async def test_disabled_passes_through(
     """enabled=false publishes the heuristic assignment with status disabled."""
     settings = make_settings(enabled=False)
     app = _app(settings, recorder)
-    async with agent_of(app).test_context() as agent:
+    async with _agent(app, settings) as agent:
         await agent.put(codec.encode(seed_day))
     [opt] = _optimized(recorder, settings)
     assert opt.status == "disabled"
@@ -129,7 +147,7 @@ async def test_unoptimized_mode_is_skipped(
     settings = make_settings()
     app = _app(settings, recorder)
     day = seed_day.model_copy(update={"mode": "manual"})
-    async with agent_of(app).test_context() as agent:
+    async with _agent(app, settings) as agent:
         await agent.put(codec.encode(day))
     assert _optimized(recorder, settings)[0].status == "skipped_mode"
 
@@ -140,7 +158,7 @@ async def test_redelivery_gives_the_same_event_ids(
     """The same input twice gives byte-identical ids for the Optimized and every audit."""
     settings = make_settings()
     app = _app(settings, recorder)
-    async with agent_of(app).test_context() as agent:
+    async with _agent(app, settings) as agent:
         await agent.put(codec.encode(seed_day))
         await agent.put(codec.encode(seed_day))
     first, second = _optimized(recorder, settings)
@@ -165,7 +183,7 @@ async def test_core_raising_still_publishes_the_heuristic_result(
     monkeypatch.setattr("streams.agents.optimize_event", explode)
     settings = make_settings()
     app = _app(settings, recorder)
-    async with agent_of(app).test_context() as agent:
+    async with _agent(app, settings) as agent:
         await agent.put(codec.encode(seed_day))
     [opt] = _optimized(recorder, settings)
     assert opt.status == "fallback" and "MemoryError" in opt.reason

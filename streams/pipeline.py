@@ -1,0 +1,183 @@
+"""Per-partition pipelines: each input partition in offset order, partitions side by side.
+
+The agent hands every message to `Pipeline.submit`. Each partition gets a lane of two tasks:
+
+* prepare: takes what has arrived (up to `batch_max` messages) and runs
+  `DispatchHandler.prepare_all` in a thread (decode, optimize, encode);
+* publish: takes every prepared batch that is ready, publishes it (`DispatchHandler.publish`:
+  audits acknowledged, then `Optimized`/`DeadLetter` acknowledged), then acks the input
+  offsets, in offset order.
+
+So a partition's next batch is optimized while the previous one's sends are in flight, a
+large day occupies one lane's thread while the other partitions' lanes go on, and an offset is
+acked only after everything before it in its partition is published. Faust commits the acked
+prefix of each partition; with one agent actor and acks in offset order it never sees the gap
+that makes it commit past an in-flight message (faust-streaming #606).
+
+Flow control: a lane holding `high_water` unacked messages pauses the fetching of its partition
+until it is down to `low_water`, so a slow partition neither grows without bound nor stops the
+others. A lane whose sends fail keeps retrying (see `DispatchHandler.publish`) and holds its
+offsets: nothing after an unpublished input is ever committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from streams.agents import DispatchHandler, Prepared, Source
+
+log = structlog.get_logger("dispatch_rl.streams")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    raw: bytes | None
+    key: bytes | None
+    source: Source
+    ack: Callable[[], Awaitable[Any]]
+    """Acks the input offset (Faust's `stream.ack(event)`)."""
+    partition_ref: Any = None
+    """What `pause`/`resume` take for this partition (Faust's TP)."""
+
+
+class Pipeline:
+    """Lanes per input partition; see the module docstring."""
+
+    def __init__(
+        self,
+        handler: DispatchHandler,
+        *,
+        batch_max: int = 64,
+        threads: int = 4,
+        high_water: int = 256,
+        low_water: int = 64,
+        pause: Callable[[Any], None] | None = None,
+        resume: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.batch_max = batch_max
+        self.high_water = high_water
+        self.low_water = low_water
+        self._pause = pause
+        self._resume = resume
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prepare")
+        self.lanes: dict[tuple[str, int], _Lane] = {}
+        self.failure: BaseException | None = None
+
+    async def submit(self, item: Item) -> None:
+        """Queue one message on its partition's lane (returns at once)."""
+        if self.failure is not None:
+            raise self.failure
+        key = (item.source.topic, item.source.partition)
+        lane = self.lanes.get(key)
+        if lane is None:
+            lane = self.lanes[key] = _Lane(self, key)
+        lane.put(item)
+
+    def pending(self) -> int:
+        """Messages submitted and not yet acked, over all lanes."""
+        return sum(lane.pending for lane in self.lanes.values())
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until every submitted message is acked (tests, orderly stops)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while self.pending():
+            if self.failure is not None:
+                raise self.failure
+            if deadline is not None and loop.time() > deadline:
+                raise TimeoutError(f"{self.pending()} messages still in flight")
+            await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        """Stop every lane (unacked messages stay unacked: they are redelivered)."""
+        tasks = [t for lane in self.lanes.values() for t in lane.tasks]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self.lanes.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _crashed(self, exc: BaseException) -> None:
+        # prepare/publish never raise for bad input or broker trouble; this is a bug. Stop
+        # taking input (the agent raises it): unacked messages are redelivered after restart.
+        log.error("pipeline_crashed", error=repr(exc))
+        if self.failure is None:
+            self.failure = exc
+
+
+class _Lane:
+    """One partition: a prepare task and a publish task joined by a short queue."""
+
+    def __init__(self, pipeline: Pipeline, key: tuple[str, int]) -> None:
+        self.pipeline = pipeline
+        self.key = key
+        self.inbox: deque[Item] = deque()
+        self.arrived = asyncio.Event()
+        # Two batches ahead at most: enough to overlap optimizing with publishing.
+        self.ready: asyncio.Queue[list[tuple[Prepared, Item]]] = asyncio.Queue(maxsize=2)
+        self.pending = 0
+        self.paused_ref: Any = None
+        self.tasks = [
+            asyncio.create_task(self._guard(self._prepare_loop()), name=f"prepare-{key}"),
+            asyncio.create_task(self._guard(self._publish_loop()), name=f"publish-{key}"),
+        ]
+
+    def put(self, item: Item) -> None:
+        self.inbox.append(item)
+        self.pending += 1
+        self.arrived.set()
+        p = self.pipeline
+        if self.pending >= p.high_water and self.paused_ref is None and p._pause is not None:
+            p._pause(item.partition_ref)
+            self.paused_ref = item.partition_ref
+            log.info(
+                "partition_paused", topic=self.key[0], partition=self.key[1], held=self.pending
+            )
+
+    async def _guard(self, loop: Awaitable[None]) -> None:
+        try:
+            await loop
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.pipeline._crashed(exc)
+
+    async def _prepare_loop(self) -> None:
+        p = self.pipeline
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self.inbox:
+                self.arrived.clear()
+                await self.arrived.wait()
+            batch = [self.inbox.popleft() for _ in range(min(len(self.inbox), p.batch_max))]
+            prepared = await loop.run_in_executor(
+                p._executor, p.handler.prepare_all, [(i.raw, i.key, i.source) for i in batch]
+            )
+            await self.ready.put(list(zip(prepared, batch, strict=True)))
+
+    async def _publish_loop(self) -> None:
+        p = self.pipeline
+        while True:
+            batch = await self.ready.get()
+            while not self.ready.empty():
+                batch += self.ready.get_nowait()
+            await p.handler.publish([prepared for prepared, _ in batch])
+            for _, item in batch:  # in offset order
+                await item.ack()
+            self.pending -= len(batch)
+            if self.paused_ref is not None and self.pending <= p.low_water:
+                if p._resume is not None:
+                    p._resume(self.paused_ref)
+                log.info("partition_resumed", topic=self.key[0], partition=self.key[1])
+                self.paused_ref = None
