@@ -1,21 +1,24 @@
-"""Stream throughput and end-to-end latency of one optimizer worker on a real broker.
+"""Stream throughput and end-to-end latency of optimizer workers on a real broker.
 
-For each day size (10 bookings x 3 drivers, 100 x 12 by default):
+Every figure comes from workers run as separate processes (`python -m streams.cli run
+--optimizer-only`, greedy policy unless `--default-model`, logs at WARNING) on fresh topics
+with `--partitions` partitions, fed and read by this process with aiokafka:
 
-1. start one worker (`python -m streams.cli run --optimizer-only`, its own process, greedy
-   policy, logs at WARNING) on fresh topics and wait until it answers a warm-up day;
-2. **burst**: publish N days as fast as the producer goes and read `dispatch.optimized` until
-   all N are visible; sustained dispatches/s = N / (last output visible - first produce), and the
-   latency of each dispatch = output visible - its produce time (queueing included: in a burst
-   the last day waits for all the others);
-3. **paced**: publish M more days at half the measured throughput, so latency shows the
-   per-dispatch cost without queueing.
+1. **burst**, per pipeline and worker count: publish N days as fast as the producer goes and
+   read `dispatch.optimized` until all N are visible; dispatches/s = N / (last output visible -
+   first produce). `serial` is the old path (`DISPATCH_RL_PIPELINED=false`: one message at a
+   time, each waiting for its acknowledgements); `pipelined` is the default. Ratios: pipelined
+   vs serial (1 worker), and 2 workers vs 1 (pipelined).
+2. **steady**: one pipelined worker fed at `--rate` days/s; latency = output visible - produce.
+3. **large day** (`--large`, e.g. 2000x200): one large day on partition 0, then small days on
+   the other partitions at 20/s while it runs; the small days' latency shows whether the large
+   one holds them (serial vs pipelined).
 
 The broker: `--bootstrap` or `KAFKA_BOOTSTRAP_SERVERS`, else a local one (`streams.local_kafka`)
 started for the run and stopped after.
 
-    python bench/stream_throughput.py                 # both sizes, default counts
-    python bench/stream_throughput.py --days 200 --sizes 10x3
+    python bench/stream_throughput.py                       # 10x3: all of the above but --large
+    python bench/stream_throughput.py --large 2000x200      # plus the large-day check
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
-from optimizer.generate import generate_days  # noqa: E402
+from optimizer.generate import generate_day, generate_days  # noqa: E402
 from schemas import HeuristicDone  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import MAX_MESSAGE_BYTES, client_options, ensure_topics  # noqa: E402
@@ -47,8 +50,7 @@ from streams.topics import MAX_MESSAGE_BYTES, client_options, ensure_topics  # n
 
 @dataclass
 class Figures:
-    size: str
-    mode: str
+    what: str
     days: int
     seconds: float
     per_second: float
@@ -73,7 +75,7 @@ def _broker(bootstrap: str | None) -> Iterator[tuple[str, str]]:
         yield kafka.bootstrap, f"local launcher, Apache Kafka {KAFKA_VERSION}"
 
 
-def _settings(bootstrap: str, tag: str) -> Settings:
+def _settings(bootstrap: str, tag: str, partitions: int) -> Settings:
     return Settings(
         bootstrap_servers=bootstrap,
         app_id=f"bench-{tag}",
@@ -82,12 +84,15 @@ def _settings(bootstrap: str, tag: str) -> Settings:
         topic_optimized=f"bench.{tag}.optimized",
         topic_audit=f"bench.{tag}.swap_audit",
         topic_dead_letter=f"bench.{tag}.dead_letter",
+        topic_partitions=partitions,
         web_enabled=False,
     )
 
 
-def _worker_env(settings: Settings, state_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def _worker_env(
+    settings: Settings, state_dir: Path, pipelined: bool, default_model: bool
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_RL_")}
     env.update(
         {
             "DISPATCH_RL_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
@@ -96,14 +101,18 @@ def _worker_env(settings: Settings, state_dir: Path) -> dict[str, str]:
             "DISPATCH_RL_TOPIC_OPTIMIZED": settings.topic_optimized,
             "DISPATCH_RL_TOPIC_AUDIT": settings.topic_audit,
             "DISPATCH_RL_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
+            "DISPATCH_RL_TOPIC_PARTITIONS": str(settings.topic_partitions),
             "DISPATCH_RL_WEB_ENABLED": "false",
             "DISPATCH_RL_LOG_LEVEL": "WARNING",
             "DISPATCH_RL_LOG_FORMAT": "json",
             "DISPATCH_RL_STATE_DIR": str(state_dir),
-            "DISPATCH_RL_MODEL_DIR": str(state_dir / "no-models"),
+            "DISPATCH_RL_DATASET_DIR": str(state_dir / "dataset"),
+            "DISPATCH_RL_PIPELINED": "true" if pipelined else "false",
             "PYTHONPATH": str(ROOT),
         }
     )
+    if not default_model:  # an empty registry and no shipped model: the greedy policy
+        env["DISPATCH_RL_MODEL_DIR"] = str(state_dir / "no-models")
     return env
 
 
@@ -149,7 +158,12 @@ class Harness:
                         self.model_version = json.loads(r.value)["model_version"]
                     self.visible.setdefault(r.key, now)
 
-    async def send(self, days: list[tuple[bytes, bytes]], rate: float | None) -> dict[bytes, float]:
+    async def send(
+        self,
+        days: list[tuple[bytes, bytes]],
+        rate: float | None,
+        partition: int | None = None,
+    ) -> dict[bytes, float]:
         sent: dict[bytes, float] = {}
         futures = []
         start = time.perf_counter()
@@ -159,7 +173,11 @@ class Harness:
                 if delay > 0:
                     await asyncio.sleep(delay)
             sent[key] = time.perf_counter()
-            futures.append(await self.producer.send(self.settings.topic_input, value, key=key))
+            futures.append(
+                await self.producer.send(
+                    self.settings.topic_input, value, key=key, partition=partition
+                )
+            )
         await asyncio.gather(*futures)
         return sent
 
@@ -179,14 +197,11 @@ def _encode(days: list[HeuristicDone], prefix: str) -> list[tuple[bytes, bytes]]
     return out
 
 
-def _figures(
-    size: str, mode: str, sent: dict[bytes, float], visible: dict[bytes, float]
-) -> Figures:
+def _figures(what: str, sent: dict[bytes, float], visible: dict[bytes, float]) -> Figures:
     latencies = [(visible[k] - t) * 1000 for k, t in sent.items()]
     seconds = max(visible[k] for k in sent) - min(sent.values())
     return Figures(
-        size,
-        mode,
+        what,
         len(sent),
         seconds,
         len(sent) / seconds,
@@ -196,82 +211,166 @@ def _figures(
     )
 
 
-async def _bench_size(
-    bootstrap: str, n_bookings: int, n_drivers: int, days: int, paced_days: int, state_dir: Path
-) -> list[Figures]:
-    size = f"{n_bookings}x{n_drivers}"
-    tag = f"{size}-{uuid.uuid4().hex[:8]}"
-    settings = _settings(bootstrap, tag)
-    await ensure_topics(settings)
-    pool = generate_days(min(days, 50), [(n_bookings, n_drivers)], seed=n_bookings)
-    burst = _encode([pool[i % len(pool)] for i in range(days)], f"burst-{tag}")
-    paced = _encode([pool[i % len(pool)] for i in range(paced_days)], f"paced-{tag}")
-    warm = _encode(pool[:3], f"warm-{tag}")
-
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "run", "--optimizer-only"],
-        env=_worker_env(settings, state_dir / tag),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=(state_dir / f"{tag}.log").open("wb"),
-    )
+@contextlib.contextmanager
+def _workers(
+    settings: Settings, n: int, state_dir: Path, pipelined: bool, default_model: bool
+) -> Iterator[None]:
+    procs = []
     try:
-        async with Harness(settings) as h:
-            await h.send(warm, None)
-            await h.wait_for({k for k, _ in warm}, timeout=120)
-            sent = await h.send(burst, None)
-            await h.wait_for(set(sent), timeout=600)
-            burst_fig = _figures(size, "burst", sent, h.visible)
-            sent = await h.send(paced, burst_fig.per_second / 2)
-            await h.wait_for(set(sent), timeout=600)
-            paced_fig = _figures(size, f"paced @{burst_fig.per_second / 2:.0f}/s", sent, h.visible)
-            print(f"{size}: served by model {h.model_version}", file=sys.stderr)
-        return [burst_fig, paced_fig]
+        for i in range(n):
+            state = state_dir / f"{settings.app_id}-{i}"
+            state.mkdir(parents=True, exist_ok=True)
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "streams.cli", "run", "--optimizer-only"],
+                    env=_worker_env(settings, state, pipelined, default_model),
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=(state_dir / f"{settings.app_id}-{i}.log").open("wb"),
+                )
+            )
+        yield
     finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+async def _warm(h: Harness, pool: list[HeuristicDone], tag: str, workers: int) -> None:
+    """Answered warm-up days on every partition; with 2 workers, until both took partitions."""
+    for round_ in range(20):
+        warm = _encode(pool[:30], f"warm{round_}-{tag}")
+        await h.send(warm, None)
+        await h.wait_for({k for k, _ in warm}, timeout=180)
+        if workers == 1 or round_ >= 2:
+            return
+        await asyncio.sleep(2)  # let the second member join and the group settle
+
+
+async def _run(
+    bootstrap: str,
+    what: str,
+    size: tuple[int, int],
+    days: int,
+    rate: float | None,
+    workers: int,
+    pipelined: bool,
+    args: argparse.Namespace,
+) -> Figures:
+    tag = f"{what.split()[0]}-{uuid.uuid4().hex[:8]}"
+    settings = _settings(bootstrap, tag, args.partitions)
+    await ensure_topics(settings)
+    pool = generate_days(50, [size], seed=size[0])
+    batch = _encode([pool[i % len(pool)] for i in range(days)], f"b-{tag}")
+    with _workers(settings, workers, args.state_dir, pipelined, args.default_model):
+        async with Harness(settings) as h:
+            await _warm(h, pool, tag, workers)
+            sent = await h.send(batch, rate)
+            await h.wait_for(set(sent), timeout=900)
+            print(f"  {what}: served by {h.model_version}", file=sys.stderr)
+            return _figures(what, sent, h.visible)
+
+
+async def _large_day(
+    bootstrap: str, large: tuple[int, int], pipelined: bool, args: argparse.Namespace
+) -> Figures:
+    """Small days on the other partitions while a large day runs on partition 0."""
+    what = f"{'pipelined' if pipelined else 'serial'}: 10x3 beside {large[0]}x{large[1]}"
+    tag = f"large-{uuid.uuid4().hex[:8]}"
+    settings = _settings(bootstrap, tag, args.partitions)
+    await ensure_topics(settings)
+    big = _encode([generate_day(*large, seed=5)], f"big-{tag}")
+    small_pool = generate_days(20, [(10, 3)], seed=3)
+    small = _encode([small_pool[i % 20] for i in range(args.large_small_days)], f"s-{tag}")
+    with _workers(settings, 1, args.state_dir, pipelined, args.default_model):
+        async with Harness(settings) as h:
+            await _warm(h, small_pool, tag, 1)
+            await h.send(big, None, partition=0)
+            await asyncio.sleep(1.0)  # the large pass is running
+            sent: dict[bytes, float] = {}
+            n_parts = args.partitions
+            for i, item in enumerate(small):
+                sent.update(await h.send([item], None, partition=1 + i % (n_parts - 1)))
+                await asyncio.sleep(1 / 20)
+            await h.wait_for(set(sent) | {big[0][0]}, timeout=900)
+            big_ms = (h.visible[big[0][0]] - min(sent.values())) / 1000
+            print(
+                f"  {what}: large day visible {big_ms:.1f} s after the first small", file=sys.stderr
+            )
+            return _figures(what, sent, h.visible)
+
+
+def _size(text: str) -> tuple[int, int]:
+    n, k = (int(x) for x in text.split("x"))
+    return n, k
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
-    parser.add_argument("--sizes", default="10x3,100x12", help="comma-separated BOOKINGSxDRIVERS")
-    parser.add_argument(
-        "--days",
-        type=int,
-        default=None,
-        help="days per burst (default: 1000 for 10x3-sized, 200 otherwise)",
-    )
-    parser.add_argument("--paced-days", type=int, default=50)
+    parser.add_argument("--size", type=_size, default=(10, 3), help="BOOKINGSxDRIVERS")
+    parser.add_argument("--days", type=int, default=2000, help="days per burst")
+    parser.add_argument("--serial-days", type=int, default=600, help="days of the serial burst")
+    parser.add_argument("--rate", type=float, default=100.0, help="steady rate, days/s")
+    parser.add_argument("--steady-days", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--large", type=_size, default=None, help="e.g. 2000x200")
+    parser.add_argument("--large-small-days", type=int, default=200)
+    parser.add_argument("--default-model", action="store_true", help="serve the shipped DQN")
+    parser.add_argument("--skip", default="", help="comma list: serial,two,steady")
     parser.add_argument("--state-dir", type=Path, default=Path("/tmp/dispatch-rl-bench"))
     args = parser.parse_args(argv)
-    sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",")]
     args.state_dir.mkdir(parents=True, exist_ok=True)
+    skip = set(filter(None, args.skip.split(",")))
+    size = f"{args.size[0]}x{args.size[1]}"
 
     results: list[Figures] = []
+    load_before = os.getloadavg()
     with _broker(args.bootstrap) as (bootstrap, broker):
-        for n, k in sizes:
-            days = args.days or (1000 if n <= 20 else 200)
-            results += asyncio.run(
-                _bench_size(bootstrap, n, k, days, args.paced_days, args.state_dir)
+        plan: list[tuple[str, int, float | None, int, bool]] = []
+        if "serial" not in skip:
+            plan.append((f"serial burst, 1 worker, {size}", args.serial_days, None, 1, False))
+        plan.append((f"pipelined burst, 1 worker, {size}", args.days, None, 1, True))
+        if "two" not in skip:
+            plan.append((f"pipelined burst, 2 workers, {size}", args.days, None, 2, True))
+        if "steady" not in skip:
+            plan.append(
+                (f"steady {args.rate:g}/s, 1 worker, {size}", args.steady_days, args.rate, 1, True)
             )
+        for what, n, rate, workers, pipelined in plan:
+            results.append(
+                asyncio.run(_run(bootstrap, what, args.size, n, rate, workers, pipelined, args))
+            )
+        if args.large:
+            for pipelined in (False, True):
+                results.append(asyncio.run(_large_day(bootstrap, args.large, pipelined, args)))
     print(
-        f"\nstream throughput: one worker (default policy provider), broker: {broker} "
-        f"at {bootstrap}; {os.cpu_count()} CPUs"
+        f"\nstream throughput: broker: {broker} at {bootstrap}; {os.cpu_count()} CPUs; "
+        f"{args.partitions} partitions; load average before {load_before[0]:.1f}, "
+        f"after {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"{'size':>7} {'mode':>16} {'days':>6} {'seconds':>8} {'disp/s':>8} "
+        f"{'run':>42} {'days':>6} {'seconds':>8} {'disp/s':>8} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     )
     for f in results:
         print(
-            f"{f.size:>7} {f.mode:>16} {f.days:>6} {f.seconds:>8.2f} {f.per_second:>8.1f} "
+            f"{f.what:>42} {f.days:>6} {f.seconds:>8.2f} {f.per_second:>8.1f} "
             f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f}"
         )
+    by = {f.what.split(",")[0] + "," + f.what.split(",")[1]: f for f in results if "," in f.what}
+    one = by.get("pipelined burst, 1 worker")
+    serial = by.get("serial burst, 1 worker")
+    two = by.get("pipelined burst, 2 workers")
+    if one and serial:
+        print(f"pipelined / serial (1 worker): {one.per_second / serial.per_second:.2f}x")
+    if one and two:
+        print(f"2 workers / 1 worker (pipelined): {two.per_second / one.per_second:.2f}x")
     return 0
 
 

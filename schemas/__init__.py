@@ -4,6 +4,8 @@ from schemas.asyncapi import render_asyncapi
 from schemas.events import (
     DEFAULT_MAX_BOOKINGS,
     DEFAULT_MAX_DRIVERS,
+    DEFAULT_MAX_RADIUS_KM,
+    DEFAULT_WINDOW_DAYS,
     SCHEMA_VERSION,
     Assignment,
     Booking,
@@ -26,6 +28,8 @@ from schemas.jsonschema import EVENT_MODELS, render_json_schemas
 __all__ = [
     "DEFAULT_MAX_BOOKINGS",
     "DEFAULT_MAX_DRIVERS",
+    "DEFAULT_MAX_RADIUS_KM",
+    "DEFAULT_WINDOW_DAYS",
     "EVENT_MODELS",
     "SCHEMA_VERSION",
     "Assignment",

@@ -8,7 +8,7 @@ the field, not a silently ignored value. `SCHEMA_VERSION` is carried by every ev
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,10 +20,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION: Literal[1] = 1
 DEFAULT_MAX_BOOKINGS = 2000
 DEFAULT_MAX_DRIVERS = 300
+DEFAULT_WINDOW_DAYS = 2.0
+DEFAULT_MAX_RADIUS_KM = 500.0
 
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Mode = Literal["auto", "semi_auto", "manual"]
@@ -56,6 +59,12 @@ class Limits(BaseModel):
 
     max_bookings: int = DEFAULT_MAX_BOOKINGS
     max_drivers: int = DEFAULT_MAX_DRIVERS
+    window_days: float = DEFAULT_WINDOW_DAYS
+    """Pickup windows and shifts must lie within the service date +- this many days (the
+    slack covers time zones and night shifts); further out is `window_out_of_range`."""
+    max_radius_km: float = DEFAULT_MAX_RADIUS_KM
+    """Every place of a day must lie within this distance of the day's median place; further
+    out is `coordinates_too_spread` (a day's rides are one region's, not a continent's)."""
 
     def context(self) -> dict[str, Any]:
         return {"limits": self}
@@ -211,6 +220,93 @@ class HeuristicDone(_Frozen):
             if any(x < 0 or not math.isfinite(x) for row in m for x in row):
                 raise ValueError("travel_time_matrix: entries must be finite and >= 0")
         return self
+
+    @model_validator(mode="after")
+    def _sane(self, info: ValidationInfo) -> HeuristicDone:
+        # Well-formed but absurd input (a window in year 9999, a pickup on another continent,
+        # a day with nothing to dispatch) would be "optimized" into nonsense: refuse it with a
+        # named reason (the error type), which the dead letter carries.
+        limits = _limits(info)
+        if not self.bookings:
+            raise PydanticCustomError("empty_day", "the day has no bookings: nothing to dispatch")
+        slack = timedelta(days=limits.window_days)
+        try:
+            first = datetime.combine(self.service_date, time.min, tzinfo=UTC) - slack
+        except OverflowError:  # a service date in year 1
+            first = datetime.min.replace(tzinfo=UTC)
+        try:
+            last = datetime.combine(self.service_date, time.max, tzinfo=UTC) + slack
+        except OverflowError:  # ... or in year 9999
+            last = datetime.max.replace(tzinfo=UTC)
+        for i, b in enumerate(self.bookings):
+            for name in ("pickup_earliest", "pickup_latest"):
+                at: datetime = getattr(b, name)
+                if not first <= at <= last:
+                    raise PydanticCustomError(
+                        "window_out_of_range",
+                        "bookings[{i}].{name}: {at} is not within {days} days of the service "
+                        "date {day}",
+                        {
+                            "i": i,
+                            "name": name,
+                            "at": at.isoformat(),
+                            "days": limits.window_days,
+                            "day": self.service_date.isoformat(),
+                        },
+                    )
+        for i, d in enumerate(self.drivers):
+            for name in ("shift_start", "shift_end"):
+                at = getattr(d, name)
+                if not first <= at <= last:
+                    raise PydanticCustomError(
+                        "shift_out_of_range",
+                        "drivers[{i}].{name}: {at} is not within {days} days of the service "
+                        "date {day}",
+                        {
+                            "i": i,
+                            "name": name,
+                            "at": at.isoformat(),
+                            "days": limits.window_days,
+                            "day": self.service_date.isoformat(),
+                        },
+                    )
+        _check_spread(self, limits.max_radius_km)
+        return self
+
+
+def _check_spread(day: HeuristicDone, radius_km: float) -> None:
+    places = [("drivers", i, "start", d.start) for i, d in enumerate(day.drivers)]
+    for i, b in enumerate(day.bookings):
+        places += [("bookings", i, "pickup", b.pickup), ("bookings", i, "dropoff", b.dropoff)]
+    lats = sorted(p[3].lat for p in places)
+    lons = sorted(p[3].lon for p in places)
+    centre = Location(lat=lats[len(lats) // 2], lon=lons[len(lons) // 2])
+    for what, i, name, loc in places:
+        km = _haversine_km(centre, loc)
+        if km > radius_km:
+            raise PydanticCustomError(
+                "coordinates_too_spread",
+                "{what}[{i}].{name}: ({lat}, {lon}) is {km} km from the day's median place "
+                "({clat}, {clon}); limit {limit} km",
+                {
+                    "what": what,
+                    "i": i,
+                    "name": name,
+                    "lat": loc.lat,
+                    "lon": loc.lon,
+                    "km": round(km),
+                    "clat": centre.lat,
+                    "clon": centre.lon,
+                    "limit": radius_km,
+                },
+            )
+
+
+def _haversine_km(a: Location, b: Location) -> float:
+    p1, p2 = math.radians(a.lat), math.radians(b.lat)
+    dp, dl = p2 - p1, math.radians(b.lon - a.lon)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(h)))
 
 
 def _limits(info: ValidationInfo) -> Limits:

@@ -28,7 +28,13 @@ from optimizer.objective import Objective
 from optimizer.problem import Rules
 from optimizer.swap_pass import PassConfig
 from optimizer.travel import TravelModel
-from schemas import DEFAULT_MAX_BOOKINGS, DEFAULT_MAX_DRIVERS, Limits
+from schemas import (
+    DEFAULT_MAX_BOOKINGS,
+    DEFAULT_MAX_DRIVERS,
+    DEFAULT_MAX_RADIUS_KM,
+    DEFAULT_WINDOW_DAYS,
+    Limits,
+)
 from streams.local_kafka.state import DEFAULT_CONTROLLER_PORT, DEFAULT_PORT, default_data_dir
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -136,6 +142,12 @@ class Settings(BaseSettings):
     max_bookings: int = Field(default=DEFAULT_MAX_BOOKINGS, ge=1)
     """Events with more bookings go to the dead-letter topic."""
     max_drivers: int = Field(default=DEFAULT_MAX_DRIVERS, ge=1)
+    sane_window_days: float = Field(default=DEFAULT_WINDOW_DAYS, gt=0.0)
+    """Pickup windows and shifts further than this from the service date: dead letter
+    (`window_out_of_range` / `shift_out_of_range`)."""
+    sane_radius_km: float = Field(default=DEFAULT_MAX_RADIUS_KM, gt=0.0)
+    """A place further than this from the day's median place: dead letter
+    (`coordinates_too_spread`)."""
 
     # ---- learning loop and paths
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -237,7 +249,12 @@ class Settings(BaseSettings):
         return self.model_copy(update=update)
 
     def limits(self) -> Limits:
-        return Limits(max_bookings=self.max_bookings, max_drivers=self.max_drivers)
+        return Limits(
+            max_bookings=self.max_bookings,
+            max_drivers=self.max_drivers,
+            window_days=self.sane_window_days,
+            max_radius_km=self.sane_radius_km,
+        )
 
     def dispatch_config(self) -> DispatchConfig:
         return DispatchConfig(

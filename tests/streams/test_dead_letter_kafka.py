@@ -233,3 +233,55 @@ async def test_a_dead_letter_that_cannot_be_written_holds_its_partition(
     assert dl.value_size == 8 and dl.value_sha256 == hashlib.sha256(b"not json").hexdigest()
     assert b"not json".startswith(base64.b64decode(dl.value_b64))
     assert {json.loads(r.value)["dispatch_id"] for r in out} == {"d-0", "d-1", "d-2"}
+
+
+async def test_absurd_days_go_to_the_dead_letter_with_their_reason(
+    kafka_bootstrap: str, tmp_path: Path, seed_day: HeuristicDone
+) -> None:
+    """Windows in years 0001 and 9999, a place on another continent and an empty day are
+    dead-lettered by name; the sane day beside them is optimized."""
+    from schemas import Location
+
+    settings = unique_settings(kafka_bootstrap, tmp_path)
+    b = seed_day.bookings[0]
+
+    def variant(i: int, **changes: Any) -> HeuristicDone:
+        return seed_day.model_copy(
+            update={"event_id": f"evt-{i}", "dispatch_id": f"d-{i}", **changes}
+        )
+
+    def window_year(year: int) -> tuple[Any, ...]:
+        moved = b.model_copy(
+            update={
+                "pickup_earliest": b.pickup_earliest.replace(year=year),
+                "pickup_latest": b.pickup_latest.replace(year=year),
+            }
+        )
+        return (moved, *seed_day.bookings[1:])
+
+    far = b.model_copy(update={"dropoff": Location(lat=-33.9, lon=151.2)})
+    days = {
+        "window_out_of_range/1": variant(1, bookings=window_year(1)),
+        "window_out_of_range/9999": variant(2, bookings=window_year(9999)),
+        "coordinates_too_spread": variant(3, bookings=(far, *seed_day.bookings[1:])),
+        "empty_day": variant(4, bookings=(), assignments=()),
+        "ok": variant(5),
+    }
+    provider = StaticPolicyProvider(GreedyPolicy())
+    async with running_worker(settings, dataset=False, provider=provider):
+        producer = await _producer(settings)
+        try:
+            for d in days.values():
+                raw = d.model_dump_json().encode()
+                await (await producer.send(settings.topic_input, raw, key=d.dispatch_id.encode()))
+        finally:
+            await producer.stop()
+        dead = await read_topic(
+            settings, settings.topic_dead_letter, done=lambda rs: len(rs) >= 4, timeout=60
+        )
+        out = await read_topic(
+            settings, settings.topic_optimized, done=lambda rs: len(rs) >= 1, timeout=60
+        )
+    reasons = sorted(DeadLetter.model_validate_json(r.value).reason for r in dead)
+    assert reasons == sorted(k.split("/")[0] for k in days if k != "ok")
+    assert [Optimized.model_validate_json(r.value).dispatch_id for r in out] == ["d-5"]
