@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 import structlog
+from faust.types import TP
 
 from optimizer.serving import PolicyProvider, default_provider
 from streams.agents import DispatchHandler, Handled, Source, TopicNames
@@ -102,8 +103,11 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
             handler,
             batch_max=settings.pipeline_batch_max,
             threads=max(2, settings.topic_partitions),
-            pause=lambda tp: app.consumer.pause_partitions([tp]),
-            resume=lambda tp: app.consumer.resume_partitions([tp]),
+            # Faust's own flow control, not pause_partitions: a paused partition's records
+            # still being handed out from the current fetch would be dropped (and not seen
+            # again until a restart); a "buffered" one keeps them coming.
+            pause=app.consumer.on_buffer_full,
+            resume=app.consumer.on_buffer_drop,
         )
         app.dispatch_pipeline = pipeline  # type: ignore[attr-defined]
         try:
@@ -115,7 +119,7 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
                         msg.key,
                         Source(msg.topic, msg.partition, msg.offset),
                         partial(manual.ack, event),
-                        msg.tp,
+                        TP(msg.topic, msg.partition),  # Faust's own: its sets assert the type
                     )
                 )
         finally:

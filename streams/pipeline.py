@@ -16,8 +16,10 @@ that makes it commit past an in-flight message (faust-streaming #606).
 
 Flow control: a lane holding `high_water` unacked messages pauses the fetching of its partition
 until it is down to `low_water`, so a slow partition neither grows without bound nor stops the
-others. A lane whose sends fail keeps retrying (see `DispatchHandler.publish`) and holds its
-offsets: nothing after an unpublished input is ever committed.
+others. (The app pauses through Faust's own buffer-full flow control: `pause_partitions` drops
+the rest of a fetched batch of that partition, which is then not seen again until a restart.)
+A lane whose sends fail keeps retrying (see `DispatchHandler.publish`) and holds its offsets:
+nothing after an unpublished input is ever committed.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class Pipeline:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prepare")
         self.lanes: dict[tuple[str, int], _Lane] = {}
         self.failure: BaseException | None = None
+        self.pauses = 0
+        """How many times a lane paused its partition (flow control)."""
 
     async def submit(self, item: Item) -> None:
         """Queue one message on its partition's lane (returns at once)."""
@@ -138,12 +142,16 @@ class _Lane:
         self.pending += 1
         self.arrived.set()
         p = self.pipeline
-        if self.pending >= p.high_water and self.paused_ref is None and p._pause is not None:
+        if self.pending >= p.high_water and p._pause is not None:
+            # Again on every message over the mark: the consumer's own flow control may have
+            # resumed the partition meanwhile.
             p._pause(item.partition_ref)
-            self.paused_ref = item.partition_ref
-            log.info(
-                "partition_paused", topic=self.key[0], partition=self.key[1], held=self.pending
-            )
+            if self.paused_ref is None:
+                p.pauses += 1
+                self.paused_ref = item.partition_ref
+                log.info(
+                    "partition_paused", topic=self.key[0], partition=self.key[1], held=self.pending
+                )
 
     async def _guard(self, loop: Awaitable[None]) -> None:
         try:
