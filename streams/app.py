@@ -23,7 +23,6 @@ from faust.types import TP
 
 from optimizer.serving import PolicyProvider, default_provider
 from streams.agents import DispatchHandler, Handled, Source, TopicNames
-from streams.health import health_payload
 from streams.pipeline import Item, Pipeline
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, declare_topics, faust_broker_options
@@ -135,11 +134,6 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
             return
         if changed:
             log.info("policy_reloaded", model_version=provider.policy().version)
-
-    @app.page("/dispatch/health/")
-    async def health(web: Any, request: Any) -> Any:
-        """Liveness and what this worker has done: container health checks read it."""
-        return web.json(health_payload(app))
 
     return app
 

@@ -129,29 +129,25 @@ class RunningWorker:
     """Announces each `Optimized` the audit store has stored (the dashboard's live feed)."""
 
     def health(self) -> dict[str, Any]:
-        """What `/dispatch/health/` answers: liveness and what each part has done."""
+        """What `/dispatch/health/` answers: liveness and what each part has done.
+
+        No absolute path and no host name (`streams.health.scrub`): whoever reaches the port
+        reads it.
+        """
+        from streams.health import health_payload, scrub
+
         failure = self.failed()
-        out: dict[str, Any] = {
-            "status": "ok" if failure is None else "failing",
-            "app_id": self.settings.app_id,
-        }
+        out: dict[str, Any] = {"app_id": self.settings.app_id}
         if self.app is not None:
-            handler = self.app.dispatch_handler  # type: ignore[attr-defined]
-            try:
-                out["model_version"] = handler.provider.policy().version
-            except Exception as exc:
-                out["model_version"] = f"unavailable: {type(exc).__name__}"
-            # Where the served policy came from (champion, shipped default, or greedy because
-            # no model loads) and the last load error, when the provider can tell.
-            status = getattr(handler.provider, "status", None)
-            out["model"] = status() if callable(status) else None
-            out["handled"] = dict(handler.counts)
+            out.update(health_payload(self.app))  # model, handled, send retries, in flight
+        out["status"] = "ok" if failure is None and out.get("status", "ok") == "ok" else "failing"
         if self.writer is not None:
             out["dataset"] = {"written": self.writer.written, "batches": self.writer.batches}
         if self.store is not None:
             c = self.store.counters
             out["store"] = {"records": c.records, "optimized": c.stored_optimized}
-        return out
+        payload: dict[str, Any] = scrub(out)
+        return payload
 
     async def wait(self) -> None:
         """Return when a part stops on its own (the app crashed or the writer failed)."""

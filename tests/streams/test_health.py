@@ -55,3 +55,19 @@ def test_health_payload_has_no_absolute_path_nor_hostname(
     assert payload["model"]["paths"] == ["…/passwd", "relative/kept.txt"]
     assert payload["model"]["note"] == "ratio 3/5 and km/h are not paths"
     assert payload["model_version"] == "greedy-v2" and payload["status"] == "ok"
+
+
+def test_the_worker_health_route_payload_is_scrubbed_too(
+    make_settings: Callable[..., Settings], tmp_path: Any
+) -> None:
+    """What the web server's /dispatch/health/ returns (RunningWorker.health) leaks nothing."""
+    from streams.worker import RunningWorker
+
+    settings = make_settings(app_id=f"app-on-{socket.gethostname()}")
+    app = create_app(settings, LeakyProvider())  # type: ignore[arg-type]
+    payload = RunningWorker(settings, app, None).health()
+    text = json.dumps(payload)
+    for leak in ("/root/", "/work/", "/etc/", socket.gethostname()):
+        assert leak not in text, leak
+    assert payload["status"] == "ok" and payload["app_id"] == "app-on-<host>"
+    assert payload["handled"] == {} and payload["model_version"] == "greedy-v2"
