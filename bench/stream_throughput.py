@@ -1,7 +1,7 @@
 """Stream throughput and end-to-end latency of optimizer workers on a real broker.
 
 Every figure comes from workers run as separate processes (`python -m streams.cli run
---optimizer-only`, greedy policy unless `--default-model`, logs at WARNING) on fresh topics
+--optimizer-only`, the shipped default model serving, logs at WARNING) on fresh topics
 with `--partitions` partitions, fed and read by this process with aiokafka:
 
 1. **burst**, per pipeline and worker count: publish N days as fast as the producer goes and
@@ -89,9 +89,7 @@ def _settings(bootstrap: str, tag: str, partitions: int) -> Settings:
     )
 
 
-def _worker_env(
-    settings: Settings, state_dir: Path, pipelined: bool, default_model: bool
-) -> dict[str, str]:
+def _worker_env(settings: Settings, state_dir: Path, pipelined: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_RL_")}
     env.update(
         {
@@ -111,8 +109,8 @@ def _worker_env(
             "PYTHONPATH": str(ROOT),
         }
     )
-    if not default_model:  # an empty registry and no shipped model: the greedy policy
-        env["DISPATCH_RL_MODEL_DIR"] = str(state_dir / "no-models")
+    # An empty registry of its own: the shipped default model serves, as in a fresh install.
+    env["DISPATCH_RL_MODEL_DIR"] = str(state_dir / "models")
     return env
 
 
@@ -212,9 +210,7 @@ def _figures(what: str, sent: dict[bytes, float], visible: dict[bytes, float]) -
 
 
 @contextlib.contextmanager
-def _workers(
-    settings: Settings, n: int, state_dir: Path, pipelined: bool, default_model: bool
-) -> Iterator[None]:
+def _workers(settings: Settings, n: int, state_dir: Path, pipelined: bool) -> Iterator[None]:
     procs = []
     try:
         for i in range(n):
@@ -223,7 +219,7 @@ def _workers(
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "streams.cli", "run", "--optimizer-only"],
-                    env=_worker_env(settings, state, pipelined, default_model),
+                    env=_worker_env(settings, state, pipelined),
                     cwd=ROOT,
                     stdout=subprocess.DEVNULL,
                     stderr=(state_dir / f"{settings.app_id}-{i}.log").open("wb"),
@@ -267,7 +263,7 @@ async def _run(
     await ensure_topics(settings)
     pool = generate_days(50, [size], seed=size[0])
     batch = _encode([pool[i % len(pool)] for i in range(days)], f"b-{tag}")
-    with _workers(settings, workers, args.state_dir, pipelined, args.default_model):
+    with _workers(settings, workers, args.state_dir, pipelined):
         async with Harness(settings) as h:
             await _warm(h, pool, tag, workers)
             sent = await h.send(batch, rate)
@@ -287,7 +283,7 @@ async def _large_day(
     big = _encode([generate_day(*large, seed=5)], f"big-{tag}")
     small_pool = generate_days(20, [(10, 3)], seed=3)
     small = _encode([small_pool[i % 20] for i in range(args.large_small_days)], f"s-{tag}")
-    with _workers(settings, 1, args.state_dir, pipelined, args.default_model):
+    with _workers(settings, 1, args.state_dir, pipelined):
         async with Harness(settings) as h:
             await _warm(h, small_pool, tag, 1)
             await h.send(big, None, partition=0)
@@ -298,9 +294,9 @@ async def _large_day(
                 sent.update(await h.send([item], None, partition=1 + i % (n_parts - 1)))
                 await asyncio.sleep(1 / 20)
             await h.wait_for(set(sent) | {big[0][0]}, timeout=900)
-            big_ms = (h.visible[big[0][0]] - min(sent.values())) / 1000
+            big_s = h.visible[big[0][0]] - min(sent.values())
             print(
-                f"  {what}: large day visible {big_ms:.1f} s after the first small", file=sys.stderr
+                f"  {what}: large day visible {big_s:.1f} s after the first small", file=sys.stderr
             )
             return _figures(what, sent, h.visible)
 
@@ -321,7 +317,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--large", type=_size, default=None, help="e.g. 2000x200")
     parser.add_argument("--large-small-days", type=int, default=200)
-    parser.add_argument("--default-model", action="store_true", help="serve the shipped DQN")
     parser.add_argument("--skip", default="", help="comma list: serial,two,steady")
     parser.add_argument("--state-dir", type=Path, default=Path("/tmp/dispatch-rl-bench"))
     args = parser.parse_args(argv)

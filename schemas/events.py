@@ -26,6 +26,7 @@ SCHEMA_VERSION: Literal[1] = 1
 DEFAULT_MAX_BOOKINGS = 2000
 DEFAULT_MAX_DRIVERS = 300
 DEFAULT_WINDOW_DAYS = 2.0
+DEFAULT_HORIZON_DAYS = 366.0
 DEFAULT_MAX_RADIUS_KM = 500.0
 
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -62,6 +63,12 @@ class Limits(BaseModel):
     window_days: float = DEFAULT_WINDOW_DAYS
     """Pickup windows and shifts must lie within the service date +- this many days (the
     slack covers time zones and night shifts); further out is `window_out_of_range`."""
+    horizon_days: float = DEFAULT_HORIZON_DAYS
+    """The service date must lie within this many days of `produced_at`, and in the years
+    `min_year`..`max_year`; else `service_date_out_of_range` (a whole day dated year 1 or 9999
+    is as absurd as one window there)."""
+    min_year: int = 2000
+    max_year: int = 2199
     max_radius_km: float = DEFAULT_MAX_RADIUS_KM
     """Every place of a day must lie within this distance of the day's median place; further
     out is `coordinates_too_spread` (a day's rides are one region's, not a continent's)."""
@@ -229,6 +236,23 @@ class HeuristicDone(_Frozen):
         limits = _limits(info)
         if not self.bookings:
             raise PydanticCustomError("empty_day", "the day has no bookings: nothing to dispatch")
+        day = self.service_date
+        ahead = (day - self.produced_at.date()).days
+        if not (
+            limits.min_year <= day.year <= limits.max_year and abs(ahead) <= limits.horizon_days
+        ):
+            raise PydanticCustomError(
+                "service_date_out_of_range",
+                "service_date {day} is not in the years {lo}-{hi} within {h} days of "
+                "produced_at {at}",
+                {
+                    "day": day.isoformat(),
+                    "lo": limits.min_year,
+                    "hi": limits.max_year,
+                    "h": limits.horizon_days,
+                    "at": self.produced_at.isoformat(),
+                },
+            )
         slack = timedelta(days=limits.window_days)
         try:
             first = datetime.combine(self.service_date, time.min, tzinfo=UTC) - slack

@@ -9,7 +9,7 @@ from tests.faults.scenarios import FuzzFigures, fuzz_scenario
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.timeout(1500)]
 
 # Kinds whose handling is issue 9 items 1 (a dead letter that fits under the topic limit) and
-# 7 (input sanity: absurd dates) of f-pipeline; asserted separately below.
+# 7 (input sanity: absurd dates); asserted separately below.
 EDGE_KINDS = {"size_limit_minus_1k", "size_at_limit", "absurd_date"}
 
 
@@ -58,12 +58,6 @@ def test_worker_stays_up_without_traceback(fuzz_run: FuzzFigures) -> None:
     assert fuzz_run.worker_alive and fuzz_run.tracebacks == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 items 1 and 7 (f-pipeline): a near-limit input's dead letter does not fit "
-    "under the topic limit (the agent crashes and the input is lost), and absurd dates are "
-    "optimized. Remove this marker when they land (strict: an XPASS fails the suite).",
-)
 def test_size_edges_and_absurd_dates_dead_lettered(fuzz_run: FuzzFigures) -> None:
     """Inputs 1 KiB under and at the topic limit, and days in years 1 and 9999: each has
     its DeadLetter."""

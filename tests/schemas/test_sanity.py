@@ -103,3 +103,39 @@ def test_coordinates_out_of_range_are_refused() -> None:
 def test_an_empty_day_is_empty_day() -> None:
     """No bookings: nothing to dispatch, refused by name."""
     assert _reason(seed_day().model_copy(update={"bookings": (), "assignments": ()})) == "empty_day"
+
+
+@pytest.mark.parametrize("year", [1, 9999])
+def test_a_whole_day_in_an_absurd_year_is_service_date_out_of_range(year: int) -> None:
+    """Service date, windows and shifts all moved to year 0001 or 9999 (consistent with each
+    other, absurd for a dispatch produced today): refused."""
+    d = seed_day()
+    bookings = tuple(
+        b.model_copy(
+            update={
+                "pickup_earliest": _year(b.pickup_earliest, year),
+                "pickup_latest": _year(b.pickup_latest, year),
+            }
+        )
+        for b in d.bookings
+    )
+    drivers = tuple(
+        v.model_copy(
+            update={
+                "shift_start": _year(v.shift_start, year),
+                "shift_end": _year(v.shift_end, year),
+            }
+        )
+        for v in d.drivers
+    )
+    moved = d.model_copy(
+        update={
+            "service_date": d.service_date.replace(year=year),
+            "bookings": bookings,
+            "drivers": drivers,
+        }
+    )
+    assert _reason(moved) == "service_date_out_of_range"
+    # a day published two years ahead is as suspicious
+    later = d.model_copy(update={"produced_at": d.produced_at.replace(year=d.produced_at.year - 2)})
+    assert _reason(later) == "service_date_out_of_range"
