@@ -43,9 +43,10 @@ T = TypeVar("T")
 def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Headless Debian Chromium under Selenium, with the driver path given explicitly."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(
-            "needs Debian's chromium and chromium-driver (scripts/setup.sh WITH_TEST_TOOLS=1)"
-        )
+        message = "needs Debian's chromium and chromium-driver (scripts/setup.sh WITH_TEST_TOOLS=1)"
+        if os.environ.get("CI") == "true":  # CI installs them: a missing browser is a failure
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
