@@ -13,6 +13,12 @@ machine shared with other work inflates less).
     python bench/optimize_latency.py                       # 20 days per size, all sizes
     python bench/optimize_latency.py --sizes 10x3,300x40 --no-exact --policies greedy,dqn
     python bench/optimize_latency.py --late-tolerance 0 --locked 0.1 --urgent 0.3
+    python bench/optimize_latency.py --sizes 10x3,300x40 --no-exact --baseline-tree /tmp/base
+
+`--baseline-tree DIR` first runs this script (same days, sizes and policies, no exact) on the
+optimizer found in DIR (e.g. `git archive main | tar -x -C DIR`), then prints after each row
+how many times faster this checkout is (mean CPU, p50 and p99 wall); `--save` / `--baseline`
+do the same through a file.
 
 Targets (issue 7): p99 <= 20 ms at 10x3 and <= 300 ms at 300x40 (2 CPU cores); the budget is
 never the stop reason; deadhead excess <= +10 % at every size up to 100x13.
@@ -22,7 +28,12 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import replace
 
@@ -89,7 +100,19 @@ def main() -> None:
     ap.add_argument("--locked", type=float, default=0.03, help="share of locked bookings")
     ap.add_argument("--urgent", type=float, default=0.10, help="share of priority bookings")
     ap.add_argument("--lookahead-depth", type=int, default=None)
+    ap.add_argument("--save", help="write each row's latency figures to this JSON file")
+    ap.add_argument("--baseline", help="a --save file: print the speed-up against it per row")
+    ap.add_argument(
+        "--baseline-tree", help="run the same days on the optimizer in this directory first"
+    )
     args = ap.parse_args()
+    if args.baseline_tree:
+        args.baseline = _run_baseline(args)
+    baseline: dict[str, dict[str, float]] = {}
+    if args.baseline:
+        with open(args.baseline) as f:
+            baseline = json.load(f)
+    saved: dict[str, dict[str, float]] = {}
 
     config = PassConfig()
     if args.lookahead_depth is not None:
@@ -103,7 +126,8 @@ def main() -> None:
         f"{'size':>7} {'policy':>10} {'days':>4} {'gap in':>6} {'gap':>5} {'exact':>5} "
         f"{'at opt':>7} {'dh excess':>9} {'(n)':>4} {'<= bnd':>7} {'dh in':>6} {'late min':>8} "
         f"{'checks':>6} "
-        f"{'p50 ms':>7} {'p99 ms':>7}{'':5} {'cpu p50':>7} {'cpu p99':>7}  stop reasons"
+        f"{'p50 ms':>7} {'p99 ms':>7}{'':5} {'cpu p50':>7} {'cpu p99':>7} {'cpu avg':>7}"
+        "  stop reasons"
     )
     for spec in args.sizes.split(","):
         n, k = (int(x) for x in spec.split("x"))
@@ -175,8 +199,43 @@ def main() -> None:
                 f"{statistics.mean(r.after.lateness_minutes for r in rs):>8.1f} "
                 f"{statistics.mean(r.validator_checks for r in rs):>6.0f} "
                 f"{_pct(ms, 50):>7.1f} {p99:>7.1f}{flag:<5} "
-                f"{_pct(cpu_ms, 50):>7.1f} {_pct(cpu_ms, 99):>7.1f}  {dict(sorted(stops.items()))}"
+                f"{_pct(cpu_ms, 50):>7.1f} {_pct(cpu_ms, 99):>7.1f} "
+                f"{statistics.mean(cpu_ms):>7.2f}  {dict(sorted(stops.items()))}"
             )
+            row = {
+                "p50": _pct(ms, 50),
+                "p99": p99,
+                "cpu_mean": statistics.mean(cpu_ms),
+                "cpu_p99": _pct(cpu_ms, 99),
+            }
+            saved[f"{spec}/{name}"] = row
+            base = baseline.get(f"{spec}/{name}")
+            if base:
+                print(
+                    f"{'':>7} {'':>10} vs baseline: mean cpu {base['cpu_mean']:.2f} -> "
+                    f"{row['cpu_mean']:.2f} ms ({base['cpu_mean'] / row['cpu_mean']:.2f}x), "
+                    f"p50 wall {base['p50']:.1f} -> {row['p50']:.1f} ms "
+                    f"({base['p50'] / row['p50']:.2f}x), p99 wall {base['p99']:.1f} -> "
+                    f"{row['p99']:.1f} ms ({base['p99'] / row['p99']:.2f}x)"
+                )
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(saved, f, indent=1)
+
+
+def _run_baseline(args: argparse.Namespace) -> str:
+    """Run this script on the optimizer in `--baseline-tree`; the path of its --save file."""
+    out = os.path.join(tempfile.mkdtemp(prefix="latency-base-"), "baseline.json")
+    cmd = [sys.executable, os.path.abspath(__file__), "--no-exact", "--save", out]
+    for flag in ("sizes", "days", "policies", "late_tolerance", "locked", "urgent"):
+        cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    if args.lookahead_depth is not None:
+        cmd += ["--lookahead-depth", str(args.lookahead_depth)]
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(args.baseline_tree))
+    print(f"baseline: {args.baseline_tree} (its rows first)", flush=True)
+    subprocess.run(cmd, env=env, check=True)
+    print("this checkout:", flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -125,9 +125,8 @@ def neutral_chains(search: Search, limit: int) -> list[tuple[float, Move]]:
 
 def cost_phase(search: Search) -> int:
     """Run the cost phase on `search`'s plan; the number of moves it accepted."""
-    from optimizer.swap_pass import pass_candidates
-
     cfg = search.config
+    lexicographic = cfg.objective.mode == "lexicographic"
     limit = cfg.cost_checks(int((search.state.assignment >= 0).sum()))
     first = len(search.checked)
     accepted = 0
@@ -142,13 +141,11 @@ def cost_phase(search: Search) -> int:
     ):
         rounds += 1
         state = search.state
-        gap, sq = state.value[0], state.value[1]
         # Swaps between rides further apart in the day than the fairness phase looks: a time
         # slot holds about one ride per driver, so the window grows with the fleet.
-        window = min(4 * state.problem.n_drivers, 60)
-        cands = pass_candidates(state, cfg, chains=False, swap_window=max(6, window))
-        same = (cands.gap_after == gap) & (np.abs(cands.sq_after - sq) < 1e-9)
-        cands = cands.take(np.nonzero(same)[0])
+        window = max(6, min(4 * state.problem.n_drivers, 60))
+        # What `pass_candidates` offers, filtered to the count-neutral ones while generating.
+        cands = state.candidates(balancing_only=lexicographic, swap_window=window, keep="same")
         ranked: list[tuple[float, Move]] = []
         if len(cands):
             saving = estimated_km_saving(search, cands)

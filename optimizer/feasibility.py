@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from optimizer.problem import FloatArray, IntArray, Problem
-from optimizer.ride_model import duration, late_minutes, route_times
+from optimizer.ride_model import late_minutes, pairwise_sum, ride_by_ride, tables
 
 Reason = Literal["time_window", "shift", "capability", "locked", "priority", "driver_limit"]
 Violation = tuple[Reason, int]
@@ -101,35 +101,48 @@ def service_sorted(problem: Problem, bookings: Iterable[int]) -> tuple[int, ...]
 def schedule_route(problem: Problem, driver: int, bookings: Sequence[int]) -> RouteSchedule:
     """Plan `bookings` (already in service order) for `driver` and check every constraint.
 
-    The times come from the ride model (`ride_model.route_times`); this adds the checks and
-    the aggregates.
+    The times come from the ride model (`ride_model.ride_by_ride`); this adds the checks and
+    the aggregates. The per-booking checks are `check_capability`, `check_time_window` and
+    `check_priority` applied to every ride, read from the problem's `ride_model.tables` (the
+    same comparisons on Python floats; `window_limits` says how).
     """
-    times = route_times(problem, driver, bookings)
-    pickups = times.pickup.tolist()
+    t = tables(problem)
+    pickups, dropoffs, leg_minutes, leg_km = ride_by_ride(problem, driver, bookings)
     violations: set[Violation] = set()
-    for b, pickup in zip(bookings, pickups, strict=True):
-        for reason in (
-            check_capability(problem, b, driver),
-            check_time_window(problem, b, pickup),
-            check_priority(problem, b, pickup),
-        ):
-            if reason is not None:
-                violations.add((reason, b))
-    if bookings and (reason := check_shift(problem, driver, times.end)) is not None:
-        violations.add((reason, driver))
+    capable, limit, latest, dur = t.capable, t.window_limit, t.latest, t.duration
+    late = [0.0] * len(bookings)
+    for i, b in enumerate(bookings):
+        pickup = pickups[i]
+        if not capable[b][driver]:
+            violations.add(("capability", b))
+        if pickup > limit[b]:
+            violations.add(("priority" if t.high_priority[b] else "time_window", b))
+        late[i] = max(pickup - latest[b], 0.0)  # `ride_model.late_minutes`
+    if bookings and dropoffs[-1] > t.shift_end[driver] + _EPS:  # `check_shift`
+        violations.add(("shift", driver))
     if (reason := check_driver_limit(problem, driver, len(bookings))) is not None:
         violations.add((reason, driver))
-    rides = np.fromiter(bookings, dtype=np.int64, count=len(bookings))
     return RouteSchedule(
         driver=driver,
         bookings=tuple(bookings),
         pickup_at=tuple(pickups),
-        dropoff_at=tuple(times.dropoff.tolist()),
-        workload_minutes=float(times.leg_minutes.sum() + duration(problem, rides).sum()),
-        deadhead_km=float(times.leg_km.sum()),
-        lateness_minutes=float(late_minutes(problem, times.pickup, rides).sum()),
+        dropoff_at=tuple(dropoffs),
+        workload_minutes=pairwise_sum(leg_minutes) + pairwise_sum([dur[b] for b in bookings]),
+        deadhead_km=pairwise_sum(leg_km),
+        lateness_minutes=pairwise_sum(late),
         violations=frozenset(violations),
     )
+
+
+def window_limits(problem: Problem) -> list[float]:
+    """Per booking, the pickup time after which `check_time_window` (normal bookings) or
+    `check_priority` (high priority) reject it: the same sums, so the same comparisons."""
+    tol = problem.rules.late_tolerance_minutes
+    high = problem.priority >= problem.rules.high_priority
+    return [
+        lt + _EPS if hp else lt + tol + _EPS
+        for lt, hp in zip(problem.latest.tolist(), high.tolist(), strict=True)
+    ]
 
 
 def lateness_caps(problem: Problem, schedules: Sequence[RouteSchedule]) -> FloatArray:

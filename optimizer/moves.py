@@ -17,16 +17,18 @@ deviation after the move, which the pass uses to drop moves that cannot improve.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from optimizer.objective import count_terms_after
+from optimizer.objective import count_gap, count_sq_dev, count_terms_after
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
 from optimizer.ride_model import dropoff_at, leg, pickup_at
 from optimizer.routes import RouteArrays
 
 MOVE, SWAP, CHAIN = 0, 1, 2
+CountFilter = Literal["any", "improving", "not_worse", "same"]
+"""Which candidates `generate` keeps by their ride-count terms after the move (`count_mask`)."""
 KIND_NAMES: dict[int, Literal["move", "swap", "chain"]] = {
     MOVE: "move",
     SWAP: "swap",
@@ -85,6 +87,25 @@ class Candidates:
         )
 
 
+def count_mask(
+    keep: CountFilter, gap_after: IntArray, sq_after: FloatArray, gap: float, sq: float
+) -> BoolArray:
+    """Candidates whose count terms after the move pass `keep`, against the plan's `gap`, `sq`.
+
+    `improving`: a lower gap, or the same gap and a lower squared deviation (what the fairness
+    phase takes); `not_worse`: the same or lower (what the lexicographic objective could
+    accept); `same`: both terms unchanged (the cost phase's). `any`: all.
+    """
+    if keep == "same":
+        same: BoolArray = (gap_after == gap) & (np.abs(sq_after - sq) < 1e-9)
+        return same
+    if keep == "any":
+        return np.ones(len(gap_after), dtype=bool)
+    sq_ok = (sq_after < sq - 1e-9) if keep == "improving" else (sq_after <= sq + 1e-9)
+    out: BoolArray = (gap_after < gap) | ((gap_after == gap) & sq_ok)
+    return out
+
+
 def solo_feasible(problem: Problem, deadline: FloatArray | None = None) -> BoolArray:
     """(N, K): driver k could serve booking b as its only ride, within window and shift.
 
@@ -116,6 +137,8 @@ def generate(
     swap_window: int = 6,
     chains: bool = False,
     chain_ends: int = 2,
+    keep: CountFilter = "any",
+    memo: dict[Any, Any] | None = None,
 ) -> Candidates:
     """Every structurally legal candidate of the current plan.
 
@@ -125,46 +148,60 @@ def generate(
     bookings close in service order on different drivers (`swap_window` neighbours each).
     Chains (only when `chains`): from one of the `chain_ends` fullest drivers, through any
     driver, to one of the `chain_ends` emptiest.
+
+    `keep` drops, before the costlier route arithmetic, the candidates whose ride-count terms
+    after the move the caller would drop anyway (see `count_mask`); the rest come out in the
+    same order, with the same values, as without it. `memo`: the caller's cache for one
+    search (see `_pair_terms`, `_swap_pairs`; the movable bookings must not change).
     """
     assigned = assignment >= 0
     movable = assigned & ~problem.locked
-    parts: list[tuple[int, IntArray, IntArray, IntArray, IntArray, IntArray]] = []
+    gap, sq = count_gap(counts), count_sq_dev(counts)
+    # (kind, b1, src, dst, b2, dst2, gap after, squared deviation after)
+    parts: list[tuple[int, IntArray, IntArray, IntArray, IntArray, IntArray, IntArray, FloatArray]]
+    parts = []
 
     if not chains:
         ok = solo & movable[:, None]
         ok[np.arange(len(assignment)), np.clip(assignment, 0, None)] &= ~assigned
         b, k = np.nonzero(ok)
-        if balancing_only:  # a move to a driver with as many rides or more cannot balance
-            keep = counts[assignment[b]] > counts[k]
-            b, k = b[keep], k[keep]
+        src = assignment[b]
+        g_tab, s_tab, wanted = _pair_terms(counts, keep, balancing_only, memo)
+        if wanted is not None:
+            sel = wanted[src, k]
+            b, k, src = b[sel], k[sel], src[sel]
+        g_after, s_after = g_tab[src, k], s_tab[src, k]
         if index is not None and len(b):
             fits = index.fits(b, k)
-            b, k = b[fits], k[fits]
+            b, k, src = b[fits], k[fits], src[fits]
+            g_after, s_after = g_after[fits], s_after[fits]
         neg = np.full(len(b), -1, dtype=np.int64)
-        parts.append((MOVE, b, assignment[b], k, neg, neg))
+        parts.append((MOVE, b, src, k, neg, neg, g_after, s_after))
 
-        ranked = problem.service_rank
-        ranked = ranked[movable[ranked]]
-        for off in range(1, swap_window + 1):
-            x, y = ranked[:-off], ranked[off:]
+        # A swap keeps every count: only a filter that keeps count-neutral moves wants one.
+        if keep != "improving":
+            x, y = _swap_pairs(problem, movable, swap_window, memo)
             ax, ay = assignment[x], assignment[y]
-            keep = (ax != ay) & solo[x, ay] & solo[y, ax]
-            x, y, ax, ay = x[keep], y[keep], ax[keep], ay[keep]
-            parts.append((SWAP, x, ax, ay, y, ax))
+            sel = (ax != ay) & solo[x, ay] & solo[y, ax]
+            x, y, ax, ay = x[sel], y[sel], ax[sel], ay[sel]
+            n_sw = len(x)
+            parts.append(
+                (SWAP, x, ax, ay, y, ax, np.full(n_sw, gap, dtype=np.int64), np.full(n_sw, sq))
+            )
     else:
         by_count = np.argsort(counts, kind="stable")
         ends_from = by_count[::-1][:chain_ends]
         ends_to = by_count[:chain_ends]
-        for src in ends_from:
+        for src_d in ends_from:
             for dst2 in ends_to:
-                if src == dst2 or counts[src] - counts[dst2] < 2:
+                if src_d == dst2 or counts[src_d] - counts[dst2] < 2:
                     continue
-                for b1 in routes[src]:
+                for b1 in routes[src_d]:
                     if not movable[b1]:
                         continue
                     vias = np.nonzero(solo[b1])[0]
                     for via in vias:
-                        if via in (src, dst2):
+                        if via in (src_d, dst2):
                             continue
                         b2s = np.array(
                             [x for x in routes[via] if movable[x] and solo[x, dst2]],
@@ -173,17 +210,85 @@ def generate(
                         if len(b2s) == 0:
                             continue
                         one = np.ones(len(b2s), dtype=np.int64)
-                        parts.append((CHAIN, one * b1, one * src, one * via, b2s, one * dst2))
+                        c_src, c_dst = one * src_d, one * dst2
+                        g_after, s_after = count_terms_after(counts, c_src, c_dst)
+                        if keep != "any":
+                            wanted = count_mask(keep, g_after, s_after, gap, sq)
+                            if not wanted.any():
+                                continue
+                            b2s, one = b2s[wanted], one[wanted]
+                            g_after, s_after = g_after[wanted], s_after[wanted]
+                        parts.append(
+                            (CHAIN, one * b1, one * src_d, one * via, b2s, one * dst2,
+                             g_after, s_after)
+                        )  # fmt: skip
 
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return Candidates(empty, empty, empty, empty, empty, empty, empty, np.zeros(0))
+    if len(parts) == 1:
+        kind_id, b1, src, dst, b2, dst2, gap_after, sq_after = parts[0]
+        kind = np.full(len(b1), kind_id, dtype=np.int64)
+        return Candidates(kind, b1, src, dst, b2, dst2, gap_after, sq_after)
     kind = np.concatenate([np.full(len(p[1]), p[0], dtype=np.int64) for p in parts])
-    b1, src, dst, b2, dst2 = (
-        np.concatenate([np.asarray(p[i], dtype=np.int64) for p in parts]) for i in range(1, 6)
+    b1, src, dst, b2, dst2, gap_after = (
+        np.concatenate([np.asarray(p[i], dtype=np.int64) for p in parts]) for i in range(1, 7)
     )
-    if len(kind) == 0:
-        return Candidates(kind, b1, src, dst, b2, dst2, kind.copy(), np.zeros(0))
-    dest = np.select([kind == MOVE, kind == CHAIN], [dst, dst2], default=-1)
-    gap_after, sq_after = count_terms_after(counts, src, dest)
+    sq_after = np.concatenate([np.asarray(p[7], dtype=float) for p in parts])
     return Candidates(kind, b1, src, dst, b2, dst2, gap_after, sq_after)
+
+
+def _pair_terms(
+    counts: IntArray, keep: CountFilter, balancing_only: bool, memo: dict[Any, Any] | None
+) -> tuple[IntArray, FloatArray, BoolArray | None]:
+    """(K, K) gap and squared deviation after moving one ride from driver i to driver j
+    (`count_terms_after`, elementwise), and which pairs `keep` and `balancing_only` let through
+    (None: all). Kept in `memo` (the cost phase's counts never change, a lookahead's repeat)."""
+    key = ("pairs", counts.tobytes(), keep, balancing_only)
+    if memo is not None and key in memo:
+        hit: tuple[IntArray, FloatArray, BoolArray | None] = memo[key]
+        return hit
+    k = len(counts)
+    src = np.repeat(np.arange(k, dtype=np.int64), k)
+    dst = np.tile(np.arange(k, dtype=np.int64), k)
+    g_after, s_after = count_terms_after(counts, src, dst)
+    wanted: BoolArray | None = None
+    if keep != "any":
+        wanted = count_mask(keep, g_after, s_after, count_gap(counts), count_sq_dev(counts))
+    if balancing_only:  # a move to a driver with as many rides or more cannot balance
+        bal = counts[src] > counts[dst]
+        wanted = bal if wanted is None else wanted & bal
+    out = (
+        g_after.reshape(k, k),
+        s_after.reshape(k, k),
+        None if wanted is None else wanted.reshape(k, k),
+    )
+    if memo is not None:
+        if len(memo) > 256:  # counts seen long ago rarely come back
+            for stale in [m for m in memo if m[0] == "pairs"]:
+                del memo[stale]
+        memo[key] = out
+    return out
+
+
+def _swap_pairs(
+    problem: Problem, movable: BoolArray, window: int, memo: dict[Any, Any] | None
+) -> tuple[IntArray, IntArray]:
+    """Pairs of movable bookings at most `window` apart in service order: nearest first, then
+    by service order. `memo` keeps them (movable bookings stay movable during a search)."""
+    key = ("swaps", window)
+    if memo is not None and key in memo:
+        hit: tuple[IntArray, IntArray] = memo[key]
+        return hit
+    ranked = problem.service_rank
+    ranked = ranked[movable[ranked]]
+    xs = [ranked[:-off] for off in range(1, window + 1)]
+    ys = [ranked[off:] for off in range(1, window + 1)]
+    empty = np.zeros(0, dtype=np.int64)
+    out = (
+        np.concatenate(xs).astype(np.int64) if xs else empty,
+        np.concatenate(ys).astype(np.int64) if ys else empty,
+    )
+    if memo is not None:
+        memo[key] = out
+    return out

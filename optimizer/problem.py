@@ -7,9 +7,10 @@ a plain `numpy` vector of driver indices (-1 = unassigned) owned by whoever sear
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,17 @@ class Problem:
     service_rank: IntArray  # (N,) booking indices in service order (the inverse of `order`)
     rules: Rules = field(default_factory=Rules)
     origin: datetime | None = None  # wall-clock time of minute 0, for planned times
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Values derived from the fields, built once (`memo`); `replace` starts a fresh one."""
+
+    def memo(self, key: str, build: Callable[[Problem], T]) -> T:
+        """The value `build(self)` under `key`, built on first use (the problem never changes,
+        so neither does anything derived from it; the hot loops read their tables here)."""
+        try:
+            value: T = self._memo[key]
+        except KeyError:
+            value = self._memo[key] = build(self)
+        return value
 
     @property
     def n_drivers(self) -> int:
@@ -66,12 +79,13 @@ class Problem:
 
     @property
     def high_priority(self) -> BoolArray:
-        return self.priority >= self.rules.high_priority
+        """Bookings that may not be late at all (read-only, built once)."""
+        return self.memo("high_priority", _high_priority)
 
     @property
     def tolerance(self) -> FloatArray:
-        """Allowed lateness per booking, in minutes."""
-        return np.where(self.high_priority, 0.0, self.rules.late_tolerance_minutes)
+        """Allowed lateness per booking, in minutes (read-only, built once)."""
+        return self.memo("tolerance", _tolerance)
 
     def at(self, minutes: float) -> datetime:
         """Wall-clock time of a minute offset (needs `origin`, set by `from_event`)."""
@@ -94,3 +108,15 @@ class Problem:
         from optimizer.adapter import problem_from_event  # the adapter imports this module
 
         return problem_from_event(event, travel_model=travel_model, rules=rules)
+
+
+def _high_priority(problem: Problem) -> BoolArray:
+    out: BoolArray = problem.priority >= problem.rules.high_priority
+    out.setflags(write=False)
+    return out
+
+
+def _tolerance(problem: Problem) -> FloatArray:
+    out: FloatArray = np.where(problem.high_priority, 0.0, problem.rules.late_tolerance_minutes)
+    out.setflags(write=False)
+    return out

@@ -12,7 +12,7 @@ import numpy as np
 
 from optimizer.feasibility import RouteSchedule, deadlines
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
-from optimizer.ride_model import dropoff_at, leg, pickup_at
+from optimizer.ride_model import dropoff_at, leg_km, leg_minutes, pickup_at
 
 
 class RouteArrays:
@@ -76,7 +76,7 @@ class RouteArrays:
         own = self.deadline[bk] - pick
         same_next = drv[1:] == drv[:-1]
         wait = np.zeros(n)
-        between, _ = leg(p, drv[1:], bk[:-1], bk[1:])
+        between = leg_minutes(p, drv[1:], bk[:-1], bk[1:])
         wait[1:] = np.where(same_next, np.maximum(pick[1:] - (drop[:-1] + between), 0.0), 0.0)
         last = np.append(~same_next, True)
         own = np.where(last, np.minimum(own, p.shift_end[drv] - drop), own)
@@ -119,9 +119,9 @@ class RouteArrays:
         pb = np.where((pos >= 1) & (self.driver[prev] == drv), self.booking[prev], -1)
         q_ok = self.driver[pos + 1] == drv
         qb = self.booking[pos + 1]
-        into = leg(p, drv, pb, b)[1]
-        out = np.where(q_ok, leg(p, drv, b, qb)[1], 0.0)
-        bridge = np.where(q_ok, leg(p, drv, pb, qb)[1], 0.0)
+        into = leg_km(p, drv, pb, b)
+        out = np.where(q_ok, leg_km(p, drv, b, qb), 0.0)
+        bridge = np.where(q_ok, leg_km(p, drv, pb, qb), 0.0)
         saved: FloatArray = into + out - bridge
         return saved
 
@@ -131,9 +131,9 @@ class RouteArrays:
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
         pb = np.where(pred_ok, self.booking[pred], -1)
         sb = self.booking[succ]
-        into = leg(p, d, pb, b)[1]
-        out = np.where(succ_ok, leg(p, d, b, sb)[1], 0.0)
-        bridge = np.where(succ_ok, leg(p, d, pb, sb)[1], 0.0)
+        into = leg_km(p, d, pb, b)
+        out = np.where(succ_ok, leg_km(p, d, b, sb), 0.0)
+        bridge = np.where(succ_ok, leg_km(p, d, pb, sb), 0.0)
         added: FloatArray = into + out - bridge
         return added
 
@@ -151,11 +151,11 @@ class RouteArrays:
         pb = np.where(pred_ok, self.booking[pred], -1)
         sb = self.booking[succ]
         free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
-        empty, _ = leg(p, d, pb, b)
+        empty = leg_minutes(p, d, pb, b)
         pickup = pickup_at(p, free_at + empty, b)
         own = self.deadline[b] - pickup
         drop = dropoff_at(p, pickup, b)
-        next_pickup = pickup_at(p, drop + leg(p, d, b, sb)[0], sb)
+        next_pickup = pickup_at(p, drop + leg_minutes(p, d, b, sb), sb)
         push = np.maximum(next_pickup - self.pickup[succ], 0.0)
         downstream = np.where(succ_ok, self.slack[succ] - push, p.shift_end[d] - drop)
         return own, downstream, empty, np.where(succ_ok, push, np.nan)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from bisect import insort
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from optimizer.feasibility import (
     routes_of,
     schedule_route,
 )
-from optimizer.moves import Candidates, Move, generate, solo_feasible
+from optimizer.moves import Candidates, CountFilter, Move, generate, solo_feasible
 from optimizer.objective import Evaluation, Value, evaluate, value_of
 from optimizer.problem import FloatArray, IntArray, Problem
 from optimizer.routes import RouteArrays
@@ -78,6 +79,7 @@ class SearchState:
         self.solo = solo_feasible(problem, self.deadline)
         self.value: Value = value_of(self.counts, self.workload, self.deadhead, self.lateness)
         self._routes_index: RouteArrays | None = None
+        self._memo: dict[Any, Any] = {}  # `moves.generate`'s; shared by forks (same bookings)
 
     def fork(self) -> SearchState:
         """An independent copy (schedules are immutable and shared)."""
@@ -94,6 +96,7 @@ class SearchState:
         other.solo = self.solo
         other.value = self.value
         other._routes_index = self._routes_index
+        other._memo = self._memo
         return other
 
     @property
@@ -111,8 +114,14 @@ class SearchState:
         return plan_key(out)
 
     def candidates(
-        self, *, chains: bool = False, balancing_only: bool = False, swap_window: int = 6
+        self,
+        *,
+        chains: bool = False,
+        balancing_only: bool = False,
+        swap_window: int = 6,
+        keep: CountFilter = "any",
     ) -> Candidates:
+        """The plan's candidates (`moves.generate`); `keep` filters them by their count terms."""
         return generate(
             self.problem,
             self.assignment,
@@ -123,6 +132,8 @@ class SearchState:
             balancing_only=balancing_only,
             chains=chains,
             swap_window=swap_window,
+            keep=keep,
+            memo=self._memo,
         )
 
     def route_arrays(self) -> RouteArrays:

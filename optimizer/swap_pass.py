@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from optimizer.feasibility import Reason
-from optimizer.moves import CHAIN, Candidates, Move
+from optimizer.moves import CHAIN, Candidates, CountFilter, Move
 from optimizer.objective import Evaluation, Objective, Value, gap_floor
 from optimizer.problem import FloatArray, IntArray, Problem
 from optimizer.search_state import SearchState, Trial
@@ -361,7 +361,13 @@ def pass_candidates(
     later terms are left to the cost phase. The chain phase offers chains only.
     """
     lexicographic = config.objective.mode == "lexicographic"
-    cands = state.candidates(chains=chains, balancing_only=lexicographic, swap_window=swap_window)
+    # The same filter as below, applied inside generation where it saves route arithmetic.
+    wanted: CountFilter = (
+        ("improving" if improving_only else "not_worse") if lexicographic else "any"
+    )
+    cands = state.candidates(
+        chains=chains, balancing_only=lexicographic, swap_window=swap_window, keep=wanted
+    )
     if lexicographic and len(cands):
         gap, sq = state.value[0], state.value[1]
         sq_ok = (cands.sq_after < sq - 1e-9) if improving_only else (cands.sq_after <= sq + 1e-9)

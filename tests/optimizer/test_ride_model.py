@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimizer.feasibility import routes_of, schedule_route
+from optimizer.feasibility import (
+    check_capability,
+    check_driver_limit,
+    check_priority,
+    check_shift,
+    check_time_window,
+    routes_of,
+    schedule_route,
+)
 from optimizer.generate import generate_day
 from optimizer.moves import solo_feasible
 from optimizer.problem import Problem
-from optimizer.ride_model import dropoff_at, late_minutes, leg, pickup_at, route_times
+from optimizer.ride_model import (
+    dropoff_at,
+    late_minutes,
+    leg,
+    pairwise_sum,
+    pickup_at,
+    route_times,
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -47,3 +63,44 @@ def test_solo_mask_is_the_first_ride_of_the_ride_model() -> None:
             sched = schedule_route(problem, k, [b])
             ok = not {r for r, _ in sched.violations} & {"time_window", "priority", "shift"}
             assert bool(solo[b, k]) == (ok and bool(problem.capable[b, k]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False), min_size=0, max_size=400
+    )
+)
+def test_pairwise_sum_is_numpys_sum_to_the_last_bit(values: list[float]) -> None:
+    """`pairwise_sum` (the ride-by-ride loops' sums) equals numpy's sum exactly, so a schedule's
+    aggregates do not depend on which path computed them."""
+    assert pairwise_sum(values) == float(np.sum(np.asarray(values, dtype=float)))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(size=st.sampled_from([(10, 3), (25, 4), (60, 8)]), seed=st.integers(0, 10_000))
+def test_schedule_route_violations_are_the_named_checks(size: tuple[int, int], seed: int) -> None:
+    """`schedule_route` flags exactly what the one-per-constraint functions reject, on routes
+    that break windows, shifts and capabilities (every ride given to one driver)."""
+    problem, assignment = Problem.from_event(generate_day(size[0], size[1], seed))
+    everything = [int(b) for b in problem.service_rank]
+    for k, route in [*enumerate(routes_of(problem, assignment)), (0, tuple(everything))]:
+        sched = schedule_route(problem, k, route)
+        times = route_times(problem, k, route)
+        expected: set[tuple[str, int]] = set()
+        for b, pickup in zip(route, times.pickup.tolist(), strict=True):
+            for reason in (
+                check_capability(problem, b, k),
+                check_time_window(problem, b, pickup),
+                check_priority(problem, b, pickup),
+            ):
+                if reason is not None:
+                    expected.add((reason, b))
+        if route and (reason := check_shift(problem, k, times.end)) is not None:
+            expected.add((reason, k))
+        if (reason := check_driver_limit(problem, k, len(route))) is not None:
+            expected.add((reason, k))
+        assert set(sched.violations) == expected
+        assert sched.deadhead_km == float(times.leg_km.sum())
+        rides = np.asarray(route, dtype=np.int64)
+        assert sched.lateness_minutes == float(late_minutes(problem, times.pickup, rides).sum())
