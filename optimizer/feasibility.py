@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from optimizer.problem import FloatArray, IntArray, Problem
-from optimizer.ride_model import late_minutes, pairwise_sum, ride_by_ride, tables
+from optimizer.ride_model import pairwise_sum, ride_by_ride, tables
 
 Reason = Literal["time_window", "shift", "capability", "locked", "priority", "driver_limit"]
 Violation = tuple[Reason, int]
@@ -152,13 +152,14 @@ def lateness_caps(problem: Problem, schedules: Sequence[RouteSchedule]) -> Float
     plan) when that is more: a ride the upstream plan already made late may stay as late, never
     later. Unassigned bookings keep the tolerance.
     """
-    cap = problem.tolerance.copy()
+    cap = problem.tolerance.tolist()
+    latest = tables(problem).latest
     for s in schedules:
-        if s.bookings:
-            rides = np.asarray(s.bookings, dtype=np.int64)
-            late = late_minutes(problem, np.asarray(s.pickup_at), rides)
-            cap[rides] = np.maximum(cap[rides], late)
-    return cap
+        for b, pickup in zip(s.bookings, s.pickup_at, strict=True):
+            late = max(pickup - latest[b], 0.0)  # `ride_model.late_minutes`
+            if late > cap[b]:
+                cap[b] = late
+    return np.asarray(cap, dtype=float)
 
 
 def deadlines(problem: Problem, schedules: Sequence[RouteSchedule]) -> FloatArray:
@@ -170,10 +171,11 @@ def deadlines(problem: Problem, schedules: Sequence[RouteSchedule]) -> FloatArra
 def routes_of(problem: Problem, assignment: IntArray) -> list[tuple[int, ...]]:
     """Each driver's bookings in service order."""
     routes: list[list[int]] = [[] for _ in range(problem.n_drivers)]
-    for b in problem.service_rank:
-        k = int(assignment[b])
+    drivers = assignment.tolist()
+    for b in problem.service_rank.tolist():
+        k = drivers[b]
         if k >= 0:
-            routes[k].append(int(b))
+            routes[k].append(b)
     return [tuple(r) for r in routes]
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from optimizer.objective import count_gap, count_sq_dev, count_terms_after
+from optimizer.objective import count_gap, count_sq_dev, count_terms_after, value_of
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
 from optimizer.ride_model import dropoff_at, leg, pickup_at
 from optimizer.routes import RouteArrays
@@ -156,14 +156,19 @@ def generate(
     """
     assigned = assignment >= 0
     movable = assigned & ~problem.locked
-    gap, sq = count_gap(counts), count_sq_dev(counts)
+    gap, sq = _gap_and_sq(counts)
     # (kind, b1, src, dst, b2, dst2, gap after, squared deviation after)
     parts: list[tuple[int, IntArray, IntArray, IntArray, IntArray, IntArray, IntArray, FloatArray]]
     parts = []
 
     if not chains:
-        ok = solo & movable[:, None]
-        ok[np.arange(len(assignment)), np.clip(assignment, 0, None)] &= ~assigned
+        base = memo.get("base") if memo is not None else None
+        if base is None:  # movable bookings stay movable during a search
+            base = solo & movable[:, None]
+            if memo is not None:
+                memo["base"] = base
+        ok = base.copy()
+        ok[np.arange(len(assignment)), np.maximum(assignment, 0)] &= ~assigned
         b, k = np.nonzero(ok)
         src = assignment[b]
         g_tab, s_tab, wanted = _pair_terms(counts, keep, balancing_only, memo)
@@ -236,6 +241,12 @@ def generate(
     )
     sq_after = np.concatenate([np.asarray(p[7], dtype=float) for p in parts])
     return Candidates(kind, b1, src, dst, b2, dst2, gap_after, sq_after)
+
+
+def _gap_and_sq(counts: IntArray) -> tuple[float, float]:
+    """`count_gap(counts)`, `count_sq_dev(counts)` (the same numbers: see `value_of`)."""
+    value = value_of(counts, [], [], [])
+    return value[0], value[1]
 
 
 def _pair_terms(

@@ -34,6 +34,7 @@ import numpy as np
 
 from optimizer.feasibility import RouteSchedule
 from optimizer.problem import FloatArray, IntArray
+from optimizer.ride_model import pairwise_sum
 
 COMPONENTS = (
     "gap",
@@ -141,16 +142,31 @@ def gap_floor(n_rides: int, n_drivers: int) -> int:
 
 
 def value_of(
-    counts: IntArray, workload: FloatArray, deadhead: FloatArray, lateness: FloatArray
+    counts: IntArray | Sequence[int],
+    workload: FloatArray | Sequence[float],
+    deadhead: FloatArray | Sequence[float],
+    lateness: FloatArray | Sequence[float],
 ) -> Value:
-    """The objective value from per-driver aggregates."""
-    spread = float(workload.max() - workload.min()) if len(workload) else 0.0
+    """The objective value from per-driver aggregates (arrays or lists).
+
+    Computed on Python numbers with numpy's own summation (`ride_model.pairwise_sum`), so it
+    equals `count_gap`, `count_sq_dev` and the arrays' sums to the last bit, at a fraction of
+    the cost for the few drivers of a day (the validator computes one per checked move).
+    """
+    c = counts.tolist() if isinstance(counts, np.ndarray) else list(counts)
+    w = workload.tolist() if isinstance(workload, np.ndarray) else workload
+    dh = deadhead.tolist() if isinstance(deadhead, np.ndarray) else deadhead
+    late = lateness.tolist() if isinstance(lateness, np.ndarray) else lateness
+    if not c:
+        return (0.0, 0.0, 0.0, pairwise_sum(dh), pairwise_sum(late))
+    mean = pairwise_sum([float(x) for x in c]) / len(c)  # `counts.mean()`
+    sq = pairwise_sum([(x - mean) * (x - mean) for x in c])
     return (
-        float(count_gap(counts)),
-        count_sq_dev(counts),
-        spread,
-        float(deadhead.sum()),
-        float(lateness.sum()),
+        float(max(c) - min(c)),
+        sq,
+        float(max(w) - min(w)) if len(w) else 0.0,
+        pairwise_sum(dh),
+        pairwise_sum(late),
     )
 
 

@@ -91,8 +91,14 @@ def pickup_at(problem: Problem, arrive: Any, booking: Index) -> Any:
 
 def duration(problem: Problem, booking: Index | None = None) -> Any:
     """Minutes from pickup to drop-off: boarding plus the loaded ride."""
-    total: FloatArray = problem.service + problem.travel.ride
+    total: FloatArray = problem.memo("duration", _duration)
     return total if booking is None else total[booking]
+
+
+def _duration(problem: Problem) -> FloatArray:
+    out: FloatArray = problem.service + problem.travel.ride
+    out.setflags(write=False)
+    return out
 
 
 def dropoff_at(problem: Problem, pickup: Any, booking: Index) -> Any:
@@ -181,6 +187,8 @@ class RideTables:
     high_priority: list[bool]
     capable: list[list[bool]]
     max_rides: list[int]
+    order: list[int]
+    """Each booking's rank in the service order."""
     start_to_pickup: FloatArray
     start_to_pickup_km: FloatArray
     dropoff_to_pickup: FloatArray
@@ -206,6 +214,7 @@ def _build_tables(problem: Problem) -> RideTables:
         high_priority=problem.high_priority.tolist(),
         capable=problem.capable.tolist(),
         max_rides=problem.max_rides.tolist(),
+        order=problem.order.tolist(),
         start_to_pickup=tt.start_to_pickup,
         start_to_pickup_km=tt.start_to_pickup_km,
         dropoff_to_pickup=tt.dropoff_to_pickup,

@@ -33,32 +33,42 @@ class RouteArrays:
         see `feasibility.deadlines`; the pass hands in the one from its input plan)."""
         p = problem
         self.problem = p
-        lengths = np.fromiter((len(s.bookings) for s in scheds), dtype=np.int64, count=len(scheds))
-        total = int(lengths.sum())
+        k = len(scheds)
+        drivers: list[int] = []
+        bookings: list[int] = []
+        pickups: list[float] = []
+        dropoffs: list[float] = []
+        for d, s in enumerate(scheds):
+            if s.bookings:
+                drivers += [d] * len(s.bookings)
+                bookings += s.bookings
+                pickups += s.pickup_at
+                dropoffs += s.dropoff_at
+        total = len(bookings)
         # A sentinel at the end (driver = K, never matched) keeps every index valid.
-        self.driver = np.append(
-            np.repeat(np.arange(len(scheds), dtype=np.int64), lengths), len(scheds)
-        )
-        self.booking = np.zeros(total + 1, dtype=np.int64)
-        self.pickup = np.zeros(total + 1)
-        self.dropoff = np.zeros(total + 1)
-        at = 0
-        for s, m in zip(scheds, lengths, strict=True):
-            if m:
-                self.booking[at : at + m] = s.bookings
-                self.pickup[at : at + m] = s.pickup_at
-                self.dropoff[at : at + m] = s.dropoff_at
-                at += int(m)
+        self.driver = np.array([*drivers, k], dtype=np.int64)
+        self.booking = np.array([*bookings, 0], dtype=np.int64)
+        self.pickup = np.array([*pickups, 0.0])
+        self.dropoff = np.array([*dropoffs, 0.0])
         self.size = total
         # Flat index of each assigned booking (the sentinel's for unassigned ones).
         self.position = np.full(p.n_bookings, total, dtype=np.int64)
         self.position[self.booking[:total]] = np.arange(total)
         # A booking already late upstream may stay as late, never later (its deadline).
         self.deadline = deadlines(p, scheds) if deadline is None else deadline
-        self.late_ok = self.deadline > p.latest + p.tolerance + 1e-6
         n1 = p.n_bookings + 1
         self.key = self.driver * n1 + np.append(p.order[self.booking[:total]], 0)
         self.slack = self._forward_slack()
+        self._removal: FloatArray | None = None
+        self._grid_cache: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
+        self._km_grid_cache: FloatArray | None = None
+
+    @property
+    def late_ok(self) -> BoolArray:
+        """Bookings whose deadline is past window close + tolerance (late upstream)."""
+        p = self.problem
+        out: BoolArray = self.deadline > p.latest + p.tolerance + 1e-6
+        return out
 
     def _forward_slack(self) -> FloatArray:
         """How many minutes each ride's pickup may slip before a later window or the shift breaks.
@@ -103,15 +113,24 @@ class RouteArrays:
         succ_ok = self.driver[succ] == d
         if skip is not None:  # `skip` leaves d's route: step over it on either side
             drop_skip = pred_ok & (self.booking[pred] == skip)
-            pred = np.where(drop_skip, np.clip(pred - 1, 0, last), pred)
+            pred = np.where(drop_skip, np.maximum(pred - 1, 0), pred)  # pred - 1 <= last
             pred_ok &= ~drop_skip | ((idx - 2 >= 0) & (self.driver[pred] == d))
             drop_skip = succ_ok & (self.booking[succ] == skip)
-            succ = np.where(drop_skip, np.clip(succ + 1, 0, last), succ)
+            succ = np.where(drop_skip, np.minimum(succ + 1, last), succ)  # succ + 1 >= 0
             succ_ok &= self.driver[succ] == d
         return pred, pred_ok, succ, succ_ok
 
     def km_removal(self, b: IntArray) -> FloatArray:
         """Empty km saved by taking booking `b` out of its route (legs in minus the bridge)."""
+        if self._removal is None:  # every assigned booking's at once: callers ask repeatedly
+            table = np.zeros(self.problem.n_bookings)
+            assigned = self.booking[: self.size]
+            table[assigned] = self._km_removal(assigned)
+            self._removal = table
+        out: FloatArray = self._removal[b]
+        return out
+
+    def _km_removal(self, b: IntArray) -> FloatArray:
         p = self.problem
         pos = self.position[b]
         drv = self.driver[pos]
@@ -127,6 +146,17 @@ class RouteArrays:
 
     def km_insertion(self, b: IntArray, d: IntArray, skip: IntArray | None = None) -> FloatArray:
         """Empty km added by inserting booking `b` into driver `d`'s route (without `skip`)."""
+        grid = self._km_grid()
+        if grid is None:
+            return self._km_insertion(b, d, skip)
+        out: FloatArray = grid[b, d]
+        if skip is not None:
+            rows = np.nonzero(skip >= 0)[0]
+            if len(rows):
+                out[rows] = self._km_insertion(b[rows], d[rows], skip[rows])
+        return out
+
+    def _km_insertion(self, b: IntArray, d: IntArray, skip: IntArray | None = None) -> FloatArray:
         p = self.problem
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
         pb = np.where(pred_ok, self.booking[pred], -1)
@@ -146,6 +176,64 @@ class RouteArrays:
         (the next ride's forward slack minus the push, or the shift end when b would be last),
         the empty leg driven to reach b, and the push on the next ride (nan when b would be last).
         """
+        grid = self._grid()
+        if grid is None:
+            return self._insertion(b, d, skip)
+        own, downstream, empty, push = (g[b, d] for g in grid)
+        if skip is not None:
+            rows = np.nonzero(skip >= 0)[0]
+            if len(rows):
+                for out, values in zip(
+                    (own, downstream, empty, push),
+                    self._insertion(b[rows], d[rows], skip[rows]),
+                    strict=True,
+                ):
+                    out[rows] = values
+        return own, downstream, empty, push
+
+    # Days with at most this many (booking, driver) pairs tabulate every single insertion once
+    # per plan: a handful of vectorised calls instead of dozens of tiny ones (same values: the
+    # arithmetic is elementwise).
+    GRID_PAIRS = 4096
+
+    def _grid(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None:
+        """(N, K) tables of `insertion` (own, downstream, empty, push) of every booking into
+        every route, without skips; None on larger days."""
+        if self._grid_cache is None:
+            b, d = self._grid_pairs()
+            if b is None or d is None:
+                return None
+            n, k = self.problem.n_bookings, self.problem.n_drivers
+            own, downstream, empty, push = self._insertion(b, d)
+            self._grid_cache = (
+                own.reshape(n, k),
+                downstream.reshape(n, k),
+                empty.reshape(n, k),
+                push.reshape(n, k),
+            )
+        return self._grid_cache
+
+    def _km_grid(self) -> FloatArray | None:
+        """(N, K) table of `km_insertion` without skips; None on larger days."""
+        if self._km_grid_cache is None:
+            b, d = self._grid_pairs()
+            if b is None or d is None:
+                return None
+            n, k = self.problem.n_bookings, self.problem.n_drivers
+            self._km_grid_cache = self._km_insertion(b, d).reshape(n, k)
+        return self._km_grid_cache
+
+    def _grid_pairs(self) -> tuple[IntArray | None, IntArray | None]:
+        n, k = self.problem.n_bookings, self.problem.n_drivers
+        if n * k > self.GRID_PAIRS or n * k == 0:
+            return None, None
+        b = np.repeat(np.arange(n, dtype=np.int64), k)
+        d = np.tile(np.arange(k, dtype=np.int64), n)
+        return b, d
+
+    def _insertion(
+        self, b: IntArray, d: IntArray, skip: IntArray | None = None
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         p = self.problem
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
         pb = np.where(pred_ok, self.booking[pred], -1)

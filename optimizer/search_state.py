@@ -32,6 +32,7 @@ from optimizer.feasibility import (
 from optimizer.moves import Candidates, CountFilter, Move, generate, solo_feasible
 from optimizer.objective import Evaluation, Value, evaluate, value_of
 from optimizer.problem import FloatArray, IntArray, Problem
+from optimizer.ride_model import tables
 from optimizer.routes import RouteArrays
 
 # Which violation names a rejection when a move adds several (most specific first).
@@ -72,6 +73,7 @@ class SearchState:
         self.routes = [list(r) for r in routes_of(problem, assignment)]
         self.schedules = [schedule_route(problem, k, r) for k, r in enumerate(self.routes)]
         self.deadline = deadlines(problem, self.schedules) if deadline is None else deadline
+        self._deadline_list: list[float] = self.deadline.tolist()
         self.counts = np.array([s.rides for s in self.schedules], dtype=np.int64)
         self.workload = np.array([s.workload_minutes for s in self.schedules], dtype=float)
         self.deadhead = np.array([s.deadhead_km for s in self.schedules], dtype=float)
@@ -89,6 +91,7 @@ class SearchState:
         other.routes = [list(r) for r in self.routes]
         other.schedules = list(self.schedules)
         other.deadline = self.deadline
+        other._deadline_list = self._deadline_list
         other.counts = self.counts.copy()
         other.workload = self.workload.copy()
         other.deadhead = self.deadhead.copy()
@@ -155,7 +158,7 @@ class SearchState:
             if reason is not None:
                 return Trial(move, reason, f"booking {p.booking_ids[s.booking]}", None, {})
         routes = {d: list(self.routes[d]) for s in move.steps for d in (s.from_driver, s.to_driver)}
-        key = p.order.__getitem__
+        key = tables(p).order.__getitem__
         for s in move.steps:
             routes[s.from_driver].remove(s.booking)
             insort(routes[s.to_driver], s.booking, key=key)
@@ -178,8 +181,8 @@ class SearchState:
         late = self._later_than_allowed(new)
         if late is not None:
             return Trial(move, late[0], late[1], None, new)
-        counts, workload = self.counts.copy(), self.workload.copy()
-        deadhead, lateness = self.deadhead.copy(), self.lateness.copy()
+        counts, workload = self.counts.tolist(), self.workload.tolist()
+        deadhead, lateness = self.deadhead.tolist(), self.lateness.tolist()
         for d, sched in new.items():
             counts[d], workload[d] = sched.rides, sched.workload_minutes
             deadhead[d], lateness[d] = sched.deadhead_km, sched.lateness_minutes
@@ -188,20 +191,16 @@ class SearchState:
     def _later_than_allowed(self, new: dict[int, RouteSchedule]) -> tuple[Reason, str] | None:
         """The lateness rule, per booking and in minutes (see the module docstring)."""
         p = self.problem
+        deadline = self._deadline_list
         for sched in new.values():
-            if not sched.bookings:
-                continue
-            rides = np.fromiter(sched.bookings, dtype=np.int64, count=len(sched.bookings))
-            pickup = np.fromiter(sched.pickup_at, dtype=float, count=len(rides))
-            over = np.nonzero(pickup > self.deadline[rides] + _EPS)[0]
-            if len(over):
-                b, at = int(rides[over[0]]), float(pickup[over[0]])
-                allowed = self.deadline[b] - p.latest[b]
-                reason: Reason = "priority" if p.high_priority[b] else "time_window"
-                return reason, (
-                    f"{p.booking_ids[b]} would be {at - p.latest[b]:.1f} min late "
-                    f"(allowed {allowed:.1f})"
-                )
+            for b, at in zip(sched.bookings, sched.pickup_at, strict=True):
+                if at > deadline[b] + _EPS:
+                    allowed = self.deadline[b] - p.latest[b]
+                    reason: Reason = "priority" if p.high_priority[b] else "time_window"
+                    return reason, (
+                        f"{p.booking_ids[b]} would be {at - p.latest[b]:.1f} min late "
+                        f"(allowed {allowed:.1f})"
+                    )
         return None
 
     def apply(self, trial: Trial) -> None:
