@@ -134,6 +134,9 @@ def cost_phase(search: Search) -> int:
     cache: dict[tuple[int, int], Any] = {}
     rounds = 0
     wide = False  # the costlier neighbourhoods, once plain moves and swaps are exhausted
+    # The plain moves and swaps ranked by estimated saving; kept while the plan is unchanged
+    # (a round that accepts nothing is followed by a wide one on the same plan).
+    narrow: list[tuple[float, Move]] | None = None
     while (
         len(search.checked) - first < limit
         and rounds < cfg.cost_rounds(len(search.state.assignment))
@@ -141,17 +144,19 @@ def cost_phase(search: Search) -> int:
     ):
         rounds += 1
         state = search.state
-        # Swaps between rides further apart in the day than the fairness phase looks: a time
-        # slot holds about one ride per driver, so the window grows with the fleet.
-        window = max(6, min(4 * state.problem.n_drivers, 60))
-        # What `pass_candidates` offers, filtered to the count-neutral ones while generating.
-        cands = state.candidates(balancing_only=lexicographic, swap_window=window, keep="same")
-        ranked: list[tuple[float, Move]] = []
-        if len(cands):
-            saving = estimated_km_saving(search, cands)
-            good = np.nonzero(saving > cfg.min_improvement / 2)[0]
-            order = good[np.argsort(-saving[good], kind="stable")][: cfg.max_checks]
-            ranked = [(float(saving[i]), cands.move(int(i))) for i in order]
+        if narrow is None:
+            # Swaps between rides further apart in the day than the fairness phase looks: a
+            # time slot holds about one ride per driver, so the window grows with the fleet.
+            window = max(6, min(4 * state.problem.n_drivers, 60))
+            # What `pass_candidates` offers, filtered to the count-neutral ones while generating.
+            cands = state.candidates(balancing_only=lexicographic, swap_window=window, keep="same")
+            narrow = []
+            if len(cands):
+                saving = estimated_km_saving(search, cands)
+                good = np.nonzero(saving > cfg.min_improvement / 2)[0]
+                order = good[np.argsort(-saving[good], kind="stable")][: cfg.max_checks]
+                narrow = [(float(saving[i]), cands.move(int(i))) for i in order]
+        ranked = list(narrow)
         if wide:
             ranked += neutral_chains(search, cfg.max_checks)
             if cfg.exchanges:
@@ -166,6 +171,8 @@ def cost_phase(search: Search) -> int:
             ranked.sort(key=lambda item: -item[0])
         got = _round(search, ranked, limit - (len(search.checked) - first))
         accepted += got
+        if got:
+            narrow = None  # the plan changed: rank again
         if not got:
             if wide:
                 break

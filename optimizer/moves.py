@@ -260,6 +260,11 @@ def _pair_terms(
         hit: tuple[IntArray, FloatArray, BoolArray | None] = memo[key]
         return hit
     k = len(counts)
+    if k <= 8:  # a few dozen pairs: Python numbers beat numpy's per-call overhead
+        out = _pair_terms_small(counts.tolist(), keep, balancing_only)
+        if memo is not None:
+            memo[key] = out
+        return out
     src = np.repeat(np.arange(k, dtype=np.int64), k)
     dst = np.tile(np.arange(k, dtype=np.int64), k)
     g_after, s_after = count_terms_after(counts, src, dst)
@@ -280,6 +285,50 @@ def _pair_terms(
                 del memo[stale]
         memo[key] = out
     return out
+
+
+def _pair_terms_small(
+    c: list[int], keep: CountFilter, balancing_only: bool
+) -> tuple[IntArray, FloatArray, BoolArray | None]:
+    """`_pair_terms` on Python numbers: `count_terms_after`'s arithmetic, pair by pair (the
+    max and min over the other drivers: the first of the top / bottom three not involved)."""
+    k = len(c)
+    gap, sq = _gap_and_sq(np.asarray(c, dtype=np.int64))
+    top = sorted(range(k), key=lambda d: -c[d])[:3]  # = argsort(-counts, kind="stable")[:3]
+    bottom = sorted(range(k), key=lambda d: c[d])[:3]
+    gaps: list[int] = []
+    sqs: list[float] = []
+    wanted: list[bool] = []
+    for i in range(k):
+        for j in range(k):
+            new_src, new_dst = c[i] - 1, c[j] + 1
+            hi, lo = max(new_src, new_dst), min(new_src, new_dst)
+            for d in top:
+                if d != i and d != j:
+                    hi = max(hi, c[d])
+                    break
+            for d in bottom:
+                if d != i and d != j:
+                    lo = min(lo, c[d])
+                    break
+            g, q = hi - lo, sq + 2.0 * (c[j] - c[i]) + 2.0
+            gaps.append(g)
+            sqs.append(q)
+            if keep == "same":
+                ok = g == gap and abs(q - sq) < 1e-9
+            elif keep == "improving":
+                ok = g < gap or (g == gap and q < sq - 1e-9)
+            elif keep == "not_worse":
+                ok = g < gap or (g == gap and q <= sq + 1e-9)
+            else:
+                ok = True
+            wanted.append(ok and (not balancing_only or c[i] > c[j]))
+    shape = (k, k)
+    return (
+        np.asarray(gaps, dtype=np.int64).reshape(shape),
+        np.asarray(sqs, dtype=float).reshape(shape),
+        None if keep == "any" and not balancing_only else np.asarray(wanted).reshape(shape),
+    )
 
 
 def _swap_pairs(

@@ -34,6 +34,7 @@ __all__ = [
     "leg",
     "leg_km",
     "leg_minutes",
+    "leg_tables",
     "pairwise_sum",
     "pickup_at",
     "ride_by_ride",
@@ -49,26 +50,26 @@ def leg(problem: Problem, driver: Index, prev: Index, booking: Index) -> tuple[A
     """The empty leg to `booking`'s pickup, in minutes and km: from the drop-off of `prev`, or
     from `driver`'s start where `prev < 0`."""
     row = _from_row(problem, driver, prev)
-    minutes, km = _leg_tables(problem)
+    minutes, km = leg_tables(problem)
     return minutes[row, booking], km[row, booking]
 
 
 def leg_minutes(problem: Problem, driver: Index, prev: Index, booking: Index) -> Any:
     """`leg(...)[0]` alone."""
-    return _leg_tables(problem)[0][_from_row(problem, driver, prev), booking]
+    return leg_tables(problem)[0][_from_row(problem, driver, prev), booking]
 
 
 def leg_km(problem: Problem, driver: Index, prev: Index, booking: Index) -> Any:
     """`leg(...)[1]` alone."""
-    return _leg_tables(problem)[1][_from_row(problem, driver, prev), booking]
+    return leg_tables(problem)[1][_from_row(problem, driver, prev), booking]
 
 
 def _from_row(problem: Problem, driver: Index, prev: Index) -> Any:
-    """The row of `_leg_tables` a leg starts from: `prev`'s drop-off, or the driver's start."""
+    """The row of `leg_tables` a leg starts from: `prev`'s drop-off, or the driver's start."""
     return np.where(np.asarray(prev) < 0, problem.n_bookings + np.asarray(driver), prev)
 
 
-def _leg_tables(problem: Problem) -> tuple[FloatArray, FloatArray]:
+def leg_tables(problem: Problem) -> tuple[FloatArray, FloatArray]:
     """(N + K, N) minutes and km from every drop-off (rows 0..N-1), then every driver's start
     (rows N..N+K-1), to every pickup: a leg is one lookup (copies of the travel matrices, kept
     on the problem)."""

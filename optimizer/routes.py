@@ -7,12 +7,55 @@ features; every time and leg comes from the ride model (`optimizer.ride_model`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from optimizer.feasibility import RouteSchedule, deadlines
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
-from optimizer.ride_model import dropoff_at, leg_km, leg_minutes, pickup_at
+from optimizer.ride_model import dropoff_at, duration, leg_tables, pickup_at
+
+
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    """(N, K) tables of `RouteArrays.insertion` and `km_insertion` without skips."""
+
+    own: FloatArray
+    downstream: FloatArray
+    empty: FloatArray
+    push: FloatArray
+    km: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class _GridPairs:
+    """Every (booking, driver) pair, booking-major, with what the grid needs of each (per
+    problem: `Problem.memo`)."""
+
+    booking: IntArray
+    driver: IntArray
+    query: IntArray  # `RouteArrays.key` of the booking on the driver's route
+    start_row: IntArray  # the driver's start in `ride_model.leg_tables`
+    shift_start: FloatArray
+    shift_end: FloatArray
+    earliest: FloatArray
+    duration: FloatArray
+
+
+def _grid_pairs(p: Problem) -> _GridPairs:
+    n, k = p.n_bookings, p.n_drivers
+    b = np.repeat(np.arange(n, dtype=np.int64), k)
+    d = np.tile(np.arange(k, dtype=np.int64), n)
+    return _GridPairs(
+        booking=b,
+        driver=d,
+        query=d * (n + 1) + p.order[b],
+        start_row=n + d,
+        shift_start=p.shift_start[d],
+        shift_end=p.shift_end[d],
+        earliest=p.earliest[b],
+        duration=duration(p, b),
+    )
 
 
 class RouteArrays:
@@ -60,8 +103,7 @@ class RouteArrays:
         self.key = self.driver * n1 + np.append(p.order[self.booking[:total]], 0)
         self.slack = self._forward_slack()
         self._removal: FloatArray | None = None
-        self._grid_cache: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
-        self._km_grid_cache: FloatArray | None = None
+        self._grid_cache: _Grid | None = None
 
     @property
     def late_ok(self) -> BoolArray:
@@ -86,7 +128,7 @@ class RouteArrays:
         own = self.deadline[bk] - pick
         same_next = drv[1:] == drv[:-1]
         wait = np.zeros(n)
-        between = leg_minutes(p, drv[1:], bk[:-1], bk[1:])
+        between = leg_tables(p)[0][bk[:-1], bk[1:]]  # from each drop-off to the next pickup
         wait[1:] = np.where(same_next, np.maximum(pick[1:] - (drop[:-1] + between), 0.0), 0.0)
         last = np.append(~same_next, True)
         own = np.where(last, np.minimum(own, p.shift_end[drv] - drop), own)
@@ -132,24 +174,28 @@ class RouteArrays:
 
     def _km_removal(self, b: IntArray) -> FloatArray:
         p = self.problem
+        km = leg_tables(p)[1]
         pos = self.position[b]
         drv = self.driver[pos]
         prev = np.maximum(pos - 1, 0)
-        pb = np.where((pos >= 1) & (self.driver[prev] == drv), self.booking[prev], -1)
+        # The leg into b: from the previous ride's drop-off, else from the start (`leg_tables`).
+        row = np.where(
+            (pos >= 1) & (self.driver[prev] == drv), self.booking[prev], p.n_bookings + drv
+        )
         q_ok = self.driver[pos + 1] == drv
         qb = self.booking[pos + 1]
-        into = leg_km(p, drv, pb, b)
-        out = np.where(q_ok, leg_km(p, drv, b, qb), 0.0)
-        bridge = np.where(q_ok, leg_km(p, drv, pb, qb), 0.0)
+        into = km[row, b]
+        out = np.where(q_ok, km[b, qb], 0.0)
+        bridge = np.where(q_ok, km[row, qb], 0.0)
         saved: FloatArray = into + out - bridge
         return saved
 
     def km_insertion(self, b: IntArray, d: IntArray, skip: IntArray | None = None) -> FloatArray:
         """Empty km added by inserting booking `b` into driver `d`'s route (without `skip`)."""
-        grid = self._km_grid()
+        grid = self._grid()
         if grid is None:
             return self._km_insertion(b, d, skip)
-        out: FloatArray = grid[b, d]
+        out: FloatArray = grid.km[b, d]
         if skip is not None:
             rows = np.nonzero(skip >= 0)[0]
             if len(rows):
@@ -158,12 +204,13 @@ class RouteArrays:
 
     def _km_insertion(self, b: IntArray, d: IntArray, skip: IntArray | None = None) -> FloatArray:
         p = self.problem
+        km = leg_tables(p)[1]
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
-        pb = np.where(pred_ok, self.booking[pred], -1)
+        row = np.where(pred_ok, self.booking[pred], p.n_bookings + d)  # see `_km_removal`
         sb = self.booking[succ]
-        into = leg_km(p, d, pb, b)
-        out = np.where(succ_ok, leg_km(p, d, b, sb), 0.0)
-        bridge = np.where(succ_ok, leg_km(p, d, pb, sb), 0.0)
+        into = km[row, b]
+        out = np.where(succ_ok, km[b, sb], 0.0)
+        bridge = np.where(succ_ok, km[row, sb], 0.0)
         added: FloatArray = into + out - bridge
         return added
 
@@ -179,7 +226,8 @@ class RouteArrays:
         grid = self._grid()
         if grid is None:
             return self._insertion(b, d, skip)
-        own, downstream, empty, push = (g[b, d] for g in grid)
+        own, downstream = grid.own[b, d], grid.downstream[b, d]
+        empty, push = grid.empty[b, d], grid.push[b, d]
         if skip is not None:
             rows = np.nonzero(skip >= 0)[0]
             if len(rows):
@@ -193,57 +241,63 @@ class RouteArrays:
 
     # Days with at most this many (booking, driver) pairs tabulate every single insertion once
     # per plan: a handful of vectorised calls instead of dozens of tiny ones (same values: the
-    # arithmetic is elementwise).
+    # arithmetic is `_insertion`'s and `_km_insertion`'s, elementwise).
     GRID_PAIRS = 4096
 
-    def _grid(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None:
-        """(N, K) tables of `insertion` (own, downstream, empty, push) of every booking into
-        every route, without skips; None on larger days."""
+    def _grid(self) -> _Grid | None:
+        """Every booking inserted into every route without skips; None on larger days."""
         if self._grid_cache is None:
-            b, d = self._grid_pairs()
-            if b is None or d is None:
+            p = self.problem
+            n, k = p.n_bookings, p.n_drivers
+            if n * k > self.GRID_PAIRS or n * k == 0:
                 return None
-            n, k = self.problem.n_bookings, self.problem.n_drivers
-            own, downstream, empty, push = self._insertion(b, d)
-            self._grid_cache = (
-                own.reshape(n, k),
-                downstream.reshape(n, k),
-                empty.reshape(n, k),
-                push.reshape(n, k),
+            c = p.memo("insertion_grid_pairs", _grid_pairs)
+            b, d = c.booking, c.driver
+            # `neighbours(b, d)`: the query never passes the sentinel, so succ = idx.
+            idx = np.searchsorted(self.key, c.query)
+            pred = np.maximum(idx - 1, 0)
+            pred_ok = (idx >= 1) & (self.driver[pred] == d)
+            succ = np.minimum(idx, len(self.driver) - 1)
+            succ_ok = self.driver[succ] == d
+            minutes, km = leg_tables(p)
+            # The leg into b starts at pred's drop-off, else at the driver's start (row N + d).
+            row = np.where(pred_ok, self.booking[pred], c.start_row)
+            sb = self.booking[succ]
+            free_at = np.where(pred_ok, self.dropoff[pred], c.shift_start)
+            empty = minutes[row, b]
+            pickup = np.maximum(free_at + empty, c.earliest)
+            own = self.deadline[b] - pickup
+            drop = pickup + c.duration
+            next_pickup = np.maximum(drop + minutes[b, sb], p.earliest[sb])
+            push = np.maximum(next_pickup - self.pickup[succ], 0.0)
+            downstream = np.where(succ_ok, self.slack[succ] - push, c.shift_end - drop)
+            into = km[row, b]
+            out = np.where(succ_ok, km[b, sb], 0.0)
+            bridge = np.where(succ_ok, km[row, sb], 0.0)
+            shape = (n, k)
+            self._grid_cache = _Grid(
+                own=own.reshape(shape),
+                downstream=downstream.reshape(shape),
+                empty=empty.reshape(shape),
+                push=np.where(succ_ok, push, np.nan).reshape(shape),
+                km=(into + out - bridge).reshape(shape),
             )
         return self._grid_cache
-
-    def _km_grid(self) -> FloatArray | None:
-        """(N, K) table of `km_insertion` without skips; None on larger days."""
-        if self._km_grid_cache is None:
-            b, d = self._grid_pairs()
-            if b is None or d is None:
-                return None
-            n, k = self.problem.n_bookings, self.problem.n_drivers
-            self._km_grid_cache = self._km_insertion(b, d).reshape(n, k)
-        return self._km_grid_cache
-
-    def _grid_pairs(self) -> tuple[IntArray | None, IntArray | None]:
-        n, k = self.problem.n_bookings, self.problem.n_drivers
-        if n * k > self.GRID_PAIRS or n * k == 0:
-            return None, None
-        b = np.repeat(np.arange(n, dtype=np.int64), k)
-        d = np.tile(np.arange(k, dtype=np.int64), n)
-        return b, d
 
     def _insertion(
         self, b: IntArray, d: IntArray, skip: IntArray | None = None
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         p = self.problem
+        minutes = leg_tables(p)[0]
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
-        pb = np.where(pred_ok, self.booking[pred], -1)
+        row = np.where(pred_ok, self.booking[pred], p.n_bookings + d)  # see `_km_removal`
         sb = self.booking[succ]
         free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
-        empty = leg_minutes(p, d, pb, b)
+        empty = minutes[row, b]
         pickup = pickup_at(p, free_at + empty, b)
         own = self.deadline[b] - pickup
         drop = dropoff_at(p, pickup, b)
-        next_pickup = pickup_at(p, drop + leg_minutes(p, d, b, sb), sb)
+        next_pickup = pickup_at(p, drop + minutes[b, sb], sb)
         push = np.maximum(next_pickup - self.pickup[succ], 0.0)
         downstream = np.where(succ_ok, self.slack[succ] - push, p.shift_end[d] - drop)
         return own, downstream, empty, np.where(succ_ok, push, np.nan)

@@ -82,6 +82,7 @@ class SearchState:
         self.value: Value = value_of(self.counts, self.workload, self.deadhead, self.lateness)
         self._routes_index: RouteArrays | None = None
         self._memo: dict[Any, Any] = {}  # `moves.generate`'s; shared by forks (same bookings)
+        self._trials: dict[Move, Trial] = {}  # `trial`'s, for this plan only
 
     def fork(self) -> SearchState:
         """An independent copy (schedules are immutable and shared)."""
@@ -100,6 +101,7 @@ class SearchState:
         other.value = self.value
         other._routes_index = self._routes_index
         other._memo = self._memo
+        other._trials = {}
         return other
 
     @property
@@ -149,7 +151,15 @@ class SearchState:
         return evaluate(self.schedules, unassigned=int((self.assignment < 0).sum()))
 
     def trial(self, move: Move) -> Trial:
-        """Validate `move` against the hard constraints and compute its objective value."""
+        """Validate `move` against the hard constraints and compute its objective value.
+
+        Remembered until the plan changes (phases re-check the same moves on the same plan)."""
+        hit = self._trials.get(move)
+        if hit is None:
+            hit = self._trials[move] = self._trial(move)
+        return hit
+
+    def _trial(self, move: Move) -> Trial:
         p = self.problem
         for s in move.steps:
             reason = check_locked(p, s.booking, s.from_driver, s.to_driver) or check_capability(
@@ -216,3 +226,4 @@ class SearchState:
             self.lateness[d] = sched.lateness_minutes
         self.value = trial.value
         self._routes_index = None
+        self._trials = {}
