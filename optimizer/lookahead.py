@@ -61,6 +61,16 @@ def lookahead(search: Search) -> int:
                     if trial.violation is not None:
                         search.record(full, score, trial, v0)
                         continue
+                    assert trial.value is not None
+                    if trial.value[:2] < v0[:2]:
+                        # It lowers the ride-count terms after all (a segment exchange of the
+                        # plateau list can): an improving step, judged as one.
+                        if search.record(full, score, trial, v0) is not None:
+                            child = state.fork()
+                            child.apply(trial)
+                            _adopt(search, child)
+                            return 1
+                        continue
                     # Count-neutral: not an improvement of the fairness phase, whatever it
                     # does to the later terms (those are the cost phase's).
                     search.record(full, score, trial, v0, reason="no_improvement", detail=detail)

@@ -6,14 +6,18 @@ the first that breaks no hard constraint and gains at least `min_improvement`. W
 `batch_moves`, further candidates of the same ranking whose drivers no accepted move touched
 are checked and accepted too before ranking again (what they change is independent, so their
 validation is as exact; only the ranking is one step old). When no plain move or swap passes,
-two-step ejection chains are tried, then a lookahead (`optimizer.lookahead`): count-neutral
-"plateau" steps ranked by the same policy, up to `lookahead_depth` deep, each followed by an
-improving step; a success is accepted as one compound move listing all its steps. The pass
-never returns to a plan it has visited (a set of plan digests, checked before accepting).
+two-step ejection chains are tried (ranked by the policy), then ejection chains of any ends and
+up to `ejection_depth` rides (`optimizer.ejection`), segment exchanges (`optimizer.exchange`),
+a lookahead (`optimizer.lookahead`): count-neutral "plateau" steps ranked by the same policy,
+up to `lookahead_depth` deep, each followed by an improving step, and last an exact re-plan
+of a few drivers together (`optimizer.repair`). A multi-step success is accepted as one
+compound move listing all its steps. The pass never returns to a plan it has visited (a set of
+plan digests, checked before accepting).
 
-It stops when the ride-count gap reaches its floor (`target_reached`), when neither plain
-steps, chains nor the lookahead find an improving move (`no_improving_move`), at the move
-budget (`budget`) or at the time limit (`time_limit`). Then the cost phase
+It stops when the ride-count gap reaches its floor (`target_reached`), when nothing improves
+(`no_improving_move`; `repair.can_take_more` proves it early when no driver that is two rides
+below the fullest could take one more in any plan), at the move budget (`budget`) or at the
+time limit (`time_limit`). Then the cost phase
 (`optimizer.cost_phase`) may lower empty driving and lateness at the reached ride counts.
 
 Invariant: each accepted move adds no hard-constraint violation, makes no booking later than
@@ -74,12 +78,22 @@ class PassConfig:
     """When no move, swap or chain improves, try segment exchanges (`optimizer.exchange`)."""
     exchange_rides: int = 5
     """Most rides one segment exchange moves."""
+    ejection_depth: int = 4
+    """Most rides one ejection chain (`optimizer.ejection`, any ends) moves (0: none)."""
     lookahead_depth: int = 2
     """Most count-neutral steps the lookahead takes before an improving one (0: none)."""
     lookahead_width: int = 3
     """Plateau plans the lookahead keeps per plan it expands."""
     lookahead_checks: int = 300
     """Most validator checks one lookahead may spend (it stops there: effort is bounded)."""
+    repair_tries: tuple[int, ...] = (30, 10, 4)
+    """When nothing else improves, re-plan driver subsets exactly (`optimizer.repair`): at
+    most `repair_tries[i]` solves on subsets of 3 + i drivers, larger only when smaller found
+    nothing (empty: never)."""
+    repair_conflicts: int = 20000
+    """CP-SAT conflict limit per subset re-plan (a deterministic bound on its effort)."""
+    repair_first: bool = False
+    """Try the subset repair before the lookahead (else after it)."""
     cost_phase: bool = True
     """After fairness, cut empty driving and lateness at the same ride counts
     (`optimizer.cost_phase`)."""
@@ -279,8 +293,38 @@ class Search:
                 return 1
         return 0
 
+    def ejection_round(self) -> int:
+        """Check ejection chains in order of their count terms; accept the first that passes."""
+        from optimizer.ejection import ejection_chains
+
+        gap, sq = self.state.value[0], self.state.value[1]
+        cfg = self.config
+        found = ejection_chains(self.state, max_depth=cfg.ejection_depth, limit=cfg.max_checks)
+        for ch in found:
+            score = (gap - ch.gap_after) * 1e4 + (sq - ch.sq_after) * 10.0
+            trial = self.check(self.state, ch.move, float(score))
+            if trial is not None:
+                self.accept(trial)
+                return 1
+        return 0
+
+    def repair_round(self) -> int:
+        """Check the subset repair's re-plan, if it finds one (`optimizer.repair`)."""
+        from optimizer.repair import repair_moves
+
+        cfg = self.config
+        for move in repair_moves(
+            self.state, tries=cfg.repair_tries, conflicts=cfg.repair_conflicts
+        ):
+            trial = self.check(self.state, move, 0.0)
+            if trial is not None:
+                self.accept(trial)
+                return 1
+        return 0
+
     def fairness(self) -> StopReason:
         from optimizer.lookahead import lookahead  # a sibling phase; imports this module
+        from optimizer.repair import can_take_more
 
         while True:
             if self.at_target():
@@ -295,10 +339,19 @@ class Search:
             if not accepted and cfg.chains:
                 chains = pass_candidates(self.state, cfg, chains=True, improving_only=True)
                 accepted = self.ranked_round(chains)
+            if not accepted and not can_take_more(self.state).any():
+                return "no_improving_move"  # proven: no plan has better ride-count terms
+            if not accepted and cfg.ejection_depth > 0:
+                accepted = self.ejection_round()
             if not accepted and self.config.exchanges:
                 accepted = self.exchange_round()
+            repair = bool(cfg.repair_tries)
+            if not accepted and repair and cfg.repair_first:
+                accepted = self.repair_round()
             if not accepted and self.config.lookahead_depth > 0:
                 accepted = lookahead(self)
+            if not accepted and repair and not cfg.repair_first:
+                accepted = self.repair_round()
             if not accepted:
                 return "no_improving_move"
 

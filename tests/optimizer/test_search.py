@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -95,8 +97,9 @@ def test_a_visited_plan_is_rejected_before_validation() -> None:
 def test_segment_exchange_reaches_an_optimum_single_moves_cannot() -> None:
     """10x3 seed 1000: three bookings must change drivers together to reach the proven gap 3."""
     problem, upstream = Problem.from_event(generate_day(10, 3, 1000))
-    plain = run_pass(problem, upstream, GreedyPolicy(), PassConfig(exchanges=False))
-    full = run_pass(problem, upstream, GreedyPolicy())
+    alone = PassConfig(ejection_depth=0, repair_tries=())  # the exchange on its own
+    plain = run_pass(problem, upstream, GreedyPolicy(), replace(alone, exchanges=False))
+    full = run_pass(problem, upstream, GreedyPolicy(), alone)
     assert plain.after.gap == 4 and plain.stop_reason == "no_improving_move"
     assert full.after.gap == 3  # the proven optimum (tests/optimizer/test_exact.py style)
     big = [c for c in full.accepted if len(c.move.steps) >= 3]
@@ -108,8 +111,9 @@ def test_segment_exchange_reaches_an_optimum_single_moves_cannot() -> None:
 def test_lookahead_takes_a_plateau_step_to_reach_the_optimum() -> None:
     """10x3 seed 16: a count-neutral step, then an improving one, reaches gap 0 (the floor)."""
     problem, upstream = Problem.from_event(generate_day(10, 3, 16))
-    flat = run_pass(problem, upstream, GreedyPolicy(), PassConfig(lookahead_depth=0))
-    deep = run_pass(problem, upstream, GreedyPolicy(), PassConfig(cost_phase=False))
+    alone = PassConfig(cost_phase=False, ejection_depth=0, repair_tries=())  # the lookahead's own
+    flat = run_pass(problem, upstream, GreedyPolicy(), replace(alone, lookahead_depth=0))
+    deep = run_pass(problem, upstream, GreedyPolicy(), alone)
     assert flat.after.gap == 2
     assert deep.after.gap == 0 and deep.stop_reason == "target_reached"
     plateau = [c for c in deep.checked if "plateau" in c.detail]

@@ -1,0 +1,180 @@
+"""Ejection chains of any ends and depth: one ride leaves a full driver, one arrives at an
+empty one, and every driver in between trades one ride for another.
+
+A chain r1 -> r2 -> ... -> rL -> k moves r1 from its driver d0 into the route of r2's driver,
+where it takes r2's place; r2 takes r3's place, and so on; the last ride rL goes into driver
+k's route without pushing anyone out. Only d0 (one ride fewer) and k (one more) change their
+ride counts, so the chain lowers the squared deviation whenever count(d0) - count(k) >= 2, and
+never raises the gap. The moves phase's two-step chains only run from the two fullest drivers
+to the two emptiest; on patient-transport days the way out of a local optimum often runs
+between middle drivers, or through three or four of them.
+
+Each driver appears at most once in a chain, so whether it is feasible splits into one check
+per driver: "r fits into s's route, or takes s's place in it" (`RouteArrays.fits`, or
+`RouteArrays.insertion` with `skip`, from the route's forward slacks) and "rL fits into k's
+route"; taking a ride out of a route never breaks it (drivers may wait). Those checks are a
+mask computed for all pairs at once; the validator (`SearchState.trial`) still decides on the
+whole chain. The chains are found by a breadth-first search over rides from each full driver
+(shortest chains first, each ride reached once per search), so the work is about the number
+of (ride, driver) pairs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from optimizer.moves import Move, Step
+from optimizer.objective import count_terms_after
+from optimizer.problem import IntArray
+from optimizer.search_state import SearchState
+
+__all__ = ["Chain", "ejection_chains"]
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """One ejection chain with the ride-count terms it would give."""
+
+    move: Move
+    gap_after: int
+    sq_after: float
+
+
+def ejection_chains(
+    state: SearchState,
+    *,
+    max_depth: int = 4,
+    limit: int = 40,
+    neighbours: int = 2,
+    sources: int = 0,
+) -> list[Chain]:
+    """Up to `limit` chains that lower the ride-count terms, best terms first, then shortest.
+
+    `max_depth`: most rides one chain moves. `neighbours`: how many rides on each side of a
+    ride's place in another route it may take the place of. `sources`: search from at most
+    this many of the fullest drivers (0: every driver with at least two rides more than the
+    emptiest)."""
+    p = state.problem
+    counts = state.counts
+    k_count = p.n_drivers
+    if k_count < 2 or int(counts.max() - counts.min()) < 2:
+        return []
+    free, takes = _arcs(state, neighbours)
+    owner = state.assignment
+    cap = p.max_rides
+    has_room = (cap < 0) | (counts + 1 <= cap)
+    order = np.argsort(-counts, kind="stable")
+    starts = [int(d) for d in order if counts[d] - counts.min() >= 2]
+    if sources > 0:
+        starts = starts[:sources]
+    found: dict[tuple[Step, ...], Chain] = {}
+    for d0 in starts:
+        sink_ok = (counts <= counts[d0] - 2) & has_room
+        if not sink_ok.any():
+            continue
+        # Breadth-first over rides: parent[r] is the ride r takes the place of... reversed:
+        # parent[s] = r means r takes s's place, so s is the next ride to place.
+        parent: dict[int, int] = {}
+        depth: dict[int, int] = {}
+        used: dict[int, frozenset[int]] = {}
+        queue: deque[int] = deque()
+        for r in state.routes[d0]:
+            if p.locked[r]:
+                continue
+            parent[r], depth[r], used[r] = -1, 1, frozenset((d0,))
+            queue.append(r)
+        while queue and len(found) < limit:
+            r = queue.popleft()
+            here = used[r]
+            for k in free.get(r, ()):
+                if sink_ok[k] and k not in here:
+                    steps = _steps(r, k, parent, owner)
+                    if steps not in found:
+                        found[steps] = _chain(counts, steps)
+                    break  # one sink per ride is enough: the others give the same counts
+            if depth[r] >= max_depth:
+                continue
+            # r fits into k as it is: any ride of k may go on (taking one out never hurts);
+            # else r may take the place of a ride next to where it would sit.
+            nxt = [s for k in free.get(r, ()) if k not in here for s in state.routes[k]]
+            for s in nxt + takes.get(r, []):
+                d = int(owner[s])
+                if s in parent or d in here or p.locked[s]:
+                    continue
+                parent[s], depth[s], used[s] = r, depth[r] + 1, here | {d}
+                queue.append(s)
+        if len(found) >= limit:
+            break
+    chains = list(found.values())
+    chains.sort(key=lambda c: (c.gap_after, round(c.sq_after, 9), len(c.move.steps)))
+    return chains[:limit]
+
+
+def _steps(last: int, sink: int, parent: dict[int, int], owner: IntArray) -> tuple[Step, ...]:
+    """The chain ending with `last` going to `sink`, first step first."""
+    rides = [last]
+    while parent[rides[-1]] >= 0:
+        rides.append(parent[rides[-1]])
+    rides.reverse()
+    out = []
+    for i, r in enumerate(rides):
+        to = int(owner[rides[i + 1]]) if i + 1 < len(rides) else sink
+        out.append(Step(int(r), int(owner[r]), to))
+    return tuple(out)
+
+
+def _chain(counts: IntArray, steps: tuple[Step, ...]) -> Chain:
+    src = np.array([steps[0].from_driver])
+    dest = np.array([steps[-1].to_driver])
+    gap, sq = count_terms_after(counts, src, dest)
+    kind: Literal["move", "chain"] = "move" if len(steps) == 1 else "chain"
+    return Chain(Move(kind, steps), int(gap[0]), float(sq[0]))
+
+
+def _arcs(state: SearchState, neighbours: int) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+    """`free[r]`: drivers whose route r fits into as it is; `takes[r]`: rides whose place in
+    their own route r may take (a mask from forward slacks; the validator decides)."""
+    p = state.problem
+    ra = state.route_arrays()
+    owner = state.assignment
+    movable = (owner >= 0) & ~p.locked
+    ok = state.solo & movable[:, None]
+    ok[np.nonzero(owner >= 0)[0], owner[owner >= 0]] = False
+    rb, rk = np.nonzero(ok)
+    free: dict[int, list[int]] = {}
+    takes: dict[int, list[int]] = {}
+    if not len(rb):
+        return free, takes
+    fits = ra.fits(rb, rk)
+    for b, k in zip(rb[fits].tolist(), rk[fits].tolist(), strict=True):
+        free.setdefault(b, []).append(k)
+    # Rides near r's place in k's route: the `neighbours` before and after it.
+    pred, pred_ok, succ, succ_ok = ra.neighbours(rb, rk)
+    cand_b, cand_s = [], []
+    for off in range(neighbours):
+        for base, base_ok, sign in ((pred, pred_ok, -1), (succ, succ_ok, 1)):
+            at = base + sign * off
+            inside = base_ok & (at >= 0) & (at < ra.size)
+            at = np.clip(at, 0, max(ra.size - 1, 0))
+            inside &= ra.driver[at] == rk
+            s = ra.booking[at]
+            inside &= movable[s]
+            cand_b.append(rb[inside])
+            cand_s.append(s[inside])
+    b_all = np.concatenate(cand_b)
+    s_all = np.concatenate(cand_s)
+    if not len(b_all):
+        return free, takes
+    k_all = owner[s_all]
+    own, downstream, _, push = ra.insertion(b_all, k_all, s_all)
+    good = (own >= -_EPS) & (np.isnan(push) | (push <= _EPS) | (downstream >= -_EPS))
+    pairs = sorted(set(zip(b_all[good].tolist(), s_all[good].tolist(), strict=True)))
+    for b, s in pairs:
+        takes.setdefault(b, []).append(s)
+    return free, takes
