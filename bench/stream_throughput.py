@@ -34,7 +34,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +57,18 @@ class Figures:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    cpu_ms: float = float("nan")
+    """Worker CPU time (user + system, all workers) per dispatch during the run."""
+
+
+def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU seconds the worker processes used so far (Linux /proc)."""
+    total = 0
+    for p in procs:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -89,7 +101,9 @@ def _settings(bootstrap: str, tag: str, partitions: int) -> Settings:
     )
 
 
-def _worker_env(settings: Settings, state_dir: Path, pipelined: bool) -> dict[str, str]:
+def _worker_env(
+    settings: Settings, state_dir: Path, pipelined: bool, store: bool, extra: dict[str, str]
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_RL_")}
     env.update(
         {
@@ -106,9 +120,11 @@ def _worker_env(settings: Settings, state_dir: Path, pipelined: bool) -> dict[st
             "DISPATCH_RL_STATE_DIR": str(state_dir),
             "DISPATCH_RL_DATASET_DIR": str(state_dir / "dataset"),
             "DISPATCH_RL_PIPELINED": "true" if pipelined else "false",
+            "DISPATCH_RL_STORE_ENABLED": "true" if store else "false",
             "PYTHONPATH": str(ROOT),
         }
     )
+    env.update(extra)
     # An empty registry of its own: the shipped default model serves, as in a fresh install.
     env["DISPATCH_RL_MODEL_DIR"] = str(state_dir / "models")
     return env
@@ -210,7 +226,11 @@ def _figures(what: str, sent: dict[bytes, float], visible: dict[bytes, float]) -
 
 
 @contextlib.contextmanager
-def _workers(settings: Settings, n: int, state_dir: Path, pipelined: bool) -> Iterator[None]:
+def _workers(
+    settings: Settings, n: int, args: argparse.Namespace, pipelined: bool, store: bool = False
+) -> Iterator[None]:
+    state_dir = args.state_dir
+    extra = dict(kv.split("=", 1) for kv in args.worker_env)
     procs = []
     try:
         for i in range(n):
@@ -219,13 +239,13 @@ def _workers(settings: Settings, n: int, state_dir: Path, pipelined: bool) -> It
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "streams.cli", "run", "--optimizer-only"],
-                    env=_worker_env(settings, state, pipelined),
+                    env=_worker_env(settings, state, pipelined, store, extra),
                     cwd=ROOT,
                     stdout=subprocess.DEVNULL,
                     stderr=(state_dir / f"{settings.app_id}-{i}.log").open("wb"),
                 )
             )
-        yield
+        yield procs
     finally:
         for p in procs:
             p.terminate()
@@ -256,6 +276,7 @@ async def _run(
     rate: float | None,
     workers: int,
     pipelined: bool,
+    store: bool,
     args: argparse.Namespace,
 ) -> Figures:
     tag = f"{what.split()[0]}-{uuid.uuid4().hex[:8]}"
@@ -263,13 +284,15 @@ async def _run(
     await ensure_topics(settings)
     pool = generate_days(50, [size], seed=size[0])
     batch = _encode([pool[i % len(pool)] for i in range(days)], f"b-{tag}")
-    with _workers(settings, workers, args.state_dir, pipelined):
+    with _workers(settings, workers, args, pipelined, store) as procs:
         async with Harness(settings) as h:
             await _warm(h, pool, tag, workers)
+            cpu = _cpu_seconds(procs)
             sent = await h.send(batch, rate)
             await h.wait_for(set(sent), timeout=900)
+            cpu = _cpu_seconds(procs) - cpu
             print(f"  {what}: served by {h.model_version}", file=sys.stderr)
-            return _figures(what, sent, h.visible)
+            return replace(_figures(what, sent, h.visible), cpu_ms=cpu * 1000 / len(sent))
 
 
 async def _large_day(
@@ -283,7 +306,7 @@ async def _large_day(
     big = _encode([generate_day(*large, seed=5)], f"big-{tag}")
     small_pool = generate_days(20, [(10, 3)], seed=3)
     small = _encode([small_pool[i % 20] for i in range(args.large_small_days)], f"s-{tag}")
-    with _workers(settings, 1, args.state_dir, pipelined):
+    with _workers(settings, 1, args, pipelined):
         async with Harness(settings) as h:
             await _warm(h, small_pool, tag, 1)
             await h.send(big, None, partition=0)
@@ -317,7 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--large", type=_size, default=None, help="e.g. 2000x200")
     parser.add_argument("--large-small-days", type=int, default=200)
-    parser.add_argument("--skip", default="", help="comma list: serial,two,steady")
+    parser.add_argument("--skip", default="", help="comma list: serial,two,steady,store")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment of the workers (e.g. DISPATCH_RL_MAX_SWAPS=1 for profiling)",
+    )
     parser.add_argument("--state-dir", type=Path, default=Path("/tmp/dispatch-rl-bench"))
     args = parser.parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
@@ -327,19 +357,34 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Figures] = []
     load_before = os.getloadavg()
     with _broker(args.bootstrap) as (bootstrap, broker):
-        plan: list[tuple[str, int, float | None, int, bool]] = []
+        plan: list[tuple[str, int, float | None, int, bool, bool]] = []
         if "serial" not in skip:
-            plan.append((f"serial burst, 1 worker, {size}", args.serial_days, None, 1, False))
-        plan.append((f"pipelined burst, 1 worker, {size}", args.days, None, 1, True))
+            plan.append(
+                (f"serial burst, 1 worker, {size}", args.serial_days, None, 1, False, False)
+            )
+        plan.append((f"pipelined burst, 1 worker, {size}", args.days, None, 1, True, False))
         if "two" not in skip:
-            plan.append((f"pipelined burst, 2 workers, {size}", args.days, None, 2, True))
+            plan.append((f"pipelined burst, 2 workers, {size}", args.days, None, 2, True, False))
+        if "store" not in skip:
+            plan.append(
+                (f"pipelined burst, 1 worker + store, {size}", args.days, None, 1, True, True)
+            )
         if "steady" not in skip:
             plan.append(
-                (f"steady {args.rate:g}/s, 1 worker, {size}", args.steady_days, args.rate, 1, True)
+                (
+                    f"steady {args.rate:g}/s, 1 worker, {size}",
+                    args.steady_days,
+                    args.rate,
+                    1,
+                    True,
+                    False,
+                )
             )
-        for what, n, rate, workers, pipelined in plan:
+        for what, n, rate, workers, pipelined, store in plan:
             results.append(
-                asyncio.run(_run(bootstrap, what, args.size, n, rate, workers, pipelined, args))
+                asyncio.run(
+                    _run(bootstrap, what, args.size, n, rate, workers, pipelined, store, args)
+                )
             )
         if args.large:
             for pipelined in (False, True):
@@ -351,12 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'run':>42} {'days':>6} {'seconds':>8} {'disp/s':>8} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu ms/disp':>11}"
     )
     for f in results:
         print(
             f"{f.what:>42} {f.days:>6} {f.seconds:>8.2f} {f.per_second:>8.1f} "
-            f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f}"
+            f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f} {f.cpu_ms:>11.2f}"
         )
     by = {f.what.split(",")[0] + "," + f.what.split(",")[1]: f for f in results if "," in f.what}
     one = by.get("pipelined burst, 1 worker")

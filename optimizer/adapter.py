@@ -23,7 +23,6 @@ from optimizer.feasibility import RouteSchedule
 from optimizer.moves import Move, Step
 from optimizer.objective import Evaluation, count_gap, count_sq_dev
 from optimizer.problem import IntArray, Problem, Rules
-from optimizer.ride_model import late_minutes
 from optimizer.swap_pass import CheckedMove
 from optimizer.travel import TravelModel, TravelTimeModel, travel_times
 from schemas import (
@@ -247,6 +246,9 @@ def counts_metrics(event: HeuristicDone) -> Metrics:
 
 def schedules(problem: Problem, routes: Sequence[RouteSchedule]) -> tuple[DriverSchedule, ...]:
     """Each driver's planned rides with wall-clock pickup and drop-off times."""
+    # `ride_model.late_minutes` on Python floats: numpy per scalar costs more than the rest of
+    # this function (it runs once per ride of every published dispatch).
+    latest = problem.latest.tolist()
     return tuple(
         DriverSchedule(
             driver_id=problem.driver_ids[r.driver],
@@ -255,7 +257,7 @@ def schedules(problem: Problem, routes: Sequence[RouteSchedule]) -> tuple[Driver
                     booking_id=problem.booking_ids[b],
                     pickup_at=problem.at(p),
                     dropoff_at=problem.at(d),
-                    late_minutes=round(float(late_minutes(problem, p, b)), 3),
+                    late_minutes=round(max(p - latest[b], 0.0), 3),
                 )
                 for b, p, d in zip(r.bookings, r.pickup_at, r.dropoff_at, strict=False)
             ),

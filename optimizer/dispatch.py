@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import structlog
 
 from optimizer.adapter import assignments, counts_metrics, metrics, schedules, swap_audit
-from optimizer.feasibility import schedule_all
+from optimizer.feasibility import RouteSchedule, schedule_all
 from optimizer.objective import Evaluation, evaluate
 from optimizer.problem import IntArray, Problem, Rules
 from optimizer.swap_pass import (
@@ -78,64 +78,35 @@ def optimize_event(
         problem, upstream = Problem.from_event(
             event, travel_model=config.travel, rules=config.rules
         )
-        before = evaluate(schedule_all(problem, upstream), int((upstream < 0).sum()))
     except Exception as exc:  # the pass never loses a dispatch
         bound.exception("problem_build_failed")
-        return fallback_outcome(
-            event,
-            f"error: {type(exc).__name__}: {exc}",
-            policy.version,
-            started=started,
-            now=now,
-        )
-    if not config.enabled:
-        return _unchanged(
-            event,
-            problem,
-            upstream,
-            before,
-            "disabled",
-            "optimizer disabled by configuration",
-            policy,
-            started,
-            now,
-        )
-    if event.mode not in config.modes:
-        return _unchanged(
-            event,
-            problem,
-            upstream,
-            before,
-            "skipped_mode",
-            f"mode {event.mode!r} is not optimized",
-            policy,
-            started,
-            now,
-        )
+        return _fallback(event, exc, policy, started, now)
+    passthrough = (
+        ("disabled", "optimizer disabled by configuration")
+        if not config.enabled
+        else ("skipped_mode", f"mode {event.mode!r} is not optimized")
+        if event.mode not in config.modes
+        else None
+    )
+    if passthrough is not None:
+        return _unchanged_or_fallback(event, problem, upstream, *passthrough, policy, started, now)
     try:
+        # The pass evaluates the upstream plan itself (`result.before`): not done twice here.
         bound.info(
             "pass_started",
             bookings=problem.n_bookings,
             drivers=problem.n_drivers,
-            initial_gap=before.gap,
-            rides=before.counts.tolist(),
             model_version=policy.version,
         )
         result = run_pass(problem, upstream, policy, config.pass_config)
         _log_moves(bound, problem, result)
     except Exception as exc:
         bound.exception("pass_failed_fallback")
-        return _unchanged(
-            event,
-            problem,
-            upstream,
-            before,
-            "fallback",
-            f"error: {type(exc).__name__}: {exc}",
-            policy,
-            started,
-            now,
+        reason = f"error: {type(exc).__name__}: {exc}"
+        return _unchanged_or_fallback(
+            event, problem, upstream, "fallback", reason, policy, started, now
         )
+    before = result.before
     status = "optimized" if result.accepted else "unchanged"
     reason = f"{result.stop_reason}; gap {result.before.gap} -> {result.after.gap}"
     bound.info(
@@ -170,6 +141,41 @@ def optimize_event(
     return Outcome(optimized, audits, result)
 
 
+def _fallback(
+    event: HeuristicDone,
+    exc: BaseException,
+    policy: MovePolicy,
+    started: float,
+    now: Callable[[], datetime],
+) -> Outcome:
+    return fallback_outcome(
+        event, f"error: {type(exc).__name__}: {exc}", policy.version, started=started, now=now
+    )
+
+
+def _unchanged_or_fallback(
+    event: HeuristicDone,
+    problem: Problem,
+    upstream: IntArray,
+    status: str,
+    reason: str,
+    policy: MovePolicy,
+    started: float,
+    now: Callable[[], datetime],
+) -> Outcome:
+    """The upstream plan unchanged with `status`, or `fallback_outcome` if not even it can be
+    scheduled and evaluated."""
+    try:
+        routes = schedule_all(problem, upstream)
+        before = evaluate(routes, int((upstream < 0).sum()))
+    except Exception as exc:
+        log.exception("problem_build_failed", dispatch_id=event.dispatch_id)
+        return _fallback(event, exc, policy, started, now)
+    return _unchanged(
+        event, problem, upstream, before, status, reason, policy, started, now, routes
+    )
+
+
 # ------------------------------------------------------------------ encoding
 # (the event<->domain mapping itself lives in `optimizer.adapter`)
 
@@ -189,7 +195,11 @@ def _optimized(
     at: datetime,
     *,
     stop_reason: StopReason | None = None,
+    routes: list[RouteSchedule] | None = None,
 ) -> Optimized:
+    """`routes`: the schedules of `assignment` when the caller has them already."""
+    if routes is None:
+        routes = schedule_all(problem, assignment)
     return Optimized(
         event_id=optimized_event_id(event.event_id),
         dispatch_id=event.dispatch_id,
@@ -201,7 +211,7 @@ def _optimized(
         stop_reason=stop_reason,
         model_version=model_version,
         assignments=assignments(problem, assignment),
-        schedules=schedules(problem, schedule_all(problem, assignment)),
+        schedules=schedules(problem, routes),
         metrics=MetricsPair(before=metrics(problem, before), after=metrics(problem, after)),
         moves_proposed=proposed,
         moves_accepted=accepted,
@@ -220,6 +230,7 @@ def _unchanged(
     policy: MovePolicy,
     started: float,
     now: Callable[[], datetime],
+    routes: list[RouteSchedule],
 ) -> Outcome:
     log.info("passthrough", dispatch_id=event.dispatch_id, status=status, reason=reason)
     return Outcome(
@@ -236,6 +247,7 @@ def _unchanged(
             0,
             started,
             now(),
+            routes=routes,
         ),
         (),
     )

