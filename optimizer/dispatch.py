@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import structlog
 
 from optimizer.adapter import assignments, counts_metrics, metrics, schedules, swap_audit
 from optimizer.feasibility import RouteSchedule, schedule_all
-from optimizer.objective import Evaluation, evaluate
+from optimizer.objective import Evaluation, count_gap, evaluate
 from optimizer.problem import IntArray, Problem, Rules
 from optimizer.swap_pass import (
     CheckedMove,
@@ -92,10 +93,13 @@ def optimize_event(
         return _unchanged_or_fallback(event, problem, upstream, *passthrough, policy, started, now)
     try:
         # The pass evaluates the upstream plan itself (`result.before`): not done twice here.
+        rides = np.bincount(upstream[upstream >= 0], minlength=problem.n_drivers)
         bound.info(
             "pass_started",
             bookings=problem.n_bookings,
             drivers=problem.n_drivers,
+            initial_gap=count_gap(rides),
+            rides=rides.tolist(),
             model_version=policy.version,
         )
         result = run_pass(problem, upstream, policy, config.pass_config)

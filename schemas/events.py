@@ -298,6 +298,9 @@ class HeuristicDone(_Frozen):
         return self
 
 
+_EARTH_KM = 6371.0088
+
+
 def _check_spread(day: HeuristicDone, radius_km: float) -> None:
     places = [("drivers", i, "start", d.start) for i, d in enumerate(day.drivers)]
     for i, b in enumerate(day.bookings):
@@ -305,6 +308,14 @@ def _check_spread(day: HeuristicDone, radius_km: float) -> None:
     lats = sorted(p[3].lat for p in places)
     lons = sorted(p[3].lon for p in places)
     centre = Location(lat=lats[len(lats) // 2], lon=lons[len(lons) // 2])
+    # Fast path: the great-circle distance is at most the way along the meridian then along
+    # the parallel, R * (|dlat| + cos(lat) * |dlon|) <= R * (|dlat| + |dlon|) (radians; a plain
+    # longitude difference is never less than the real one). When even that bound holds for the
+    # day's extreme coordinates, no place is too far and the haversines are not needed.
+    dlat = max(centre.lat - lats[0], lats[-1] - centre.lat)
+    dlon = max(centre.lon - lons[0], lons[-1] - centre.lon)
+    if _EARTH_KM * math.radians(dlat + dlon) <= radius_km:
+        return
     for what, i, name, loc in places:
         km = _haversine_km(centre, loc)
         if km > radius_km:
@@ -330,7 +341,7 @@ def _haversine_km(a: Location, b: Location) -> float:
     p1, p2 = math.radians(a.lat), math.radians(b.lat)
     dp, dl = p2 - p1, math.radians(b.lon - a.lon)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(h)))
+    return 2 * _EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
 def _limits(info: ValidationInfo) -> Limits:
