@@ -141,6 +141,7 @@ def optimize_event(
         started,
         at,
         stop_reason=result.stop_reason,
+        routes=list(result.schedules) or None,
     )
     return Outcome(optimized, audits, result)
 

@@ -34,7 +34,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from optimizer.feasibility import Reason
+from optimizer.feasibility import Reason, RouteSchedule
 from optimizer.moves import CHAIN, Candidates, CountFilter, Move
 from optimizer.objective import Evaluation, Objective, Value, gap_floor
 from optimizer.problem import FloatArray, IntArray, Problem
@@ -160,6 +160,8 @@ class PassResult:
     elapsed_s: float
     cost_steps: int = 0
     """Moves accepted by the cost phase (`steps` counts the fairness phase's)."""
+    schedules: tuple[RouteSchedule, ...] = ()
+    """Every driver's schedule under `assignment` (so callers need not schedule it again)."""
 
     @property
     def accepted(self) -> tuple[CheckedMove, ...]:
@@ -393,6 +395,7 @@ def run_pass(
         policy_version=policy.version,
         elapsed_s=time.perf_counter() - search.started,
         cost_steps=cost_steps,
+        schedules=tuple(search.state.schedules),
     )
 
 

@@ -82,3 +82,23 @@ def test_unchanged_when_nothing_improves() -> None:
     balanced = day.model_copy(update={"assignments": first.optimized.assignments})
     again = optimize_event(balanced, GreedyPolicy())
     assert again.optimized.status == "unchanged"
+
+
+def test_published_schedules_and_before_metrics_match_a_fresh_evaluation() -> None:
+    """optimize_event reuses the pass's own schedules and upstream evaluation instead of
+    recomputing them: they must equal schedule_all/evaluate of the published plans."""
+    from optimizer.adapter import metrics, schedules
+    from optimizer.feasibility import schedule_all
+    from optimizer.objective import evaluate
+    from optimizer.problem import Problem
+
+    for seed in range(12):
+        day = generate_day(12 + 3 * seed, 3 + seed % 4, seed=seed)
+        out = optimize_event(day, GreedyPolicy())
+        assert out.result is not None
+        problem, upstream = Problem.from_event(day)
+        final = schedule_all(problem, out.result.assignment)
+        assert list(out.result.schedules) == final
+        assert out.optimized.schedules == schedules(problem, final)
+        before = evaluate(schedule_all(problem, upstream), int((upstream < 0).sum()))
+        assert out.optimized.metrics.before == metrics(problem, before)
