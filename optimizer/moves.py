@@ -154,21 +154,22 @@ def generate(
     same order, with the same values, as without it. `memo`: the caller's cache for one
     search (see `_pair_terms`, `_swap_pairs`; the movable bookings must not change).
     """
-    assigned = assignment >= 0
-    movable = assigned & ~problem.locked
+    fixed = memo.get("fixed") if memo is not None else None
+    if fixed is None:  # no move assigns, unassigns or unlocks a booking: fixed in a search
+        assigned = assignment >= 0
+        movable = assigned & ~problem.locked
+        fixed = (assigned, movable, np.nonzero(assigned)[0], solo & movable[:, None])
+        if memo is not None:
+            memo["fixed"] = fixed
+    assigned, movable, rows, base = fixed
     gap, sq = _gap_and_sq(counts)
     # (kind, b1, src, dst, b2, dst2, gap after, squared deviation after)
     parts: list[tuple[int, IntArray, IntArray, IntArray, IntArray, IntArray, IntArray, FloatArray]]
     parts = []
 
     if not chains:
-        base = memo.get("base") if memo is not None else None
-        if base is None:  # movable bookings stay movable during a search
-            base = solo & movable[:, None]
-            if memo is not None:
-                memo["base"] = base
         ok = base.copy()
-        ok[np.arange(len(assignment)), np.maximum(assignment, 0)] &= ~assigned
+        ok[rows, assignment[rows]] = False  # not to its own driver
         b, k = np.nonzero(ok)
         src = assignment[b]
         g_tab, s_tab, wanted = _pair_terms(counts, keep, balancing_only, memo)

@@ -13,18 +13,25 @@ import numpy as np
 
 from optimizer.feasibility import RouteSchedule, deadlines
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
-from optimizer.ride_model import dropoff_at, duration, leg_tables, pickup_at
+from optimizer.ride_model import dropoff_at, duration, leg_tables, pickup_at, tables
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Grid:
-    """(N, K) tables of `RouteArrays.insertion` and `km_insertion` without skips."""
+    """(N, K) tables of `RouteArrays.insertion` and `km_insertion` without skips (and of
+    `fits`, filled on first use)."""
 
     own: FloatArray
     downstream: FloatArray
     empty: FloatArray
     push: FloatArray
     km: FloatArray
+    fits: BoolArray | None = None
+
+
+def _fits(own: FloatArray, downstream: FloatArray, push: FloatArray) -> BoolArray:
+    fits: BoolArray = (own >= -1e-6) & ((push <= 1e-6) | (downstream >= -1e-6))
+    return fits
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +126,16 @@ class RouteArrays:
         the last ride's own slack also bounded by the shift end. Segmented reverse minimum by
         offsetting each route by a large multiple of its driver index.
         """
+        n = self.size
+        if n == 0:
+            return np.zeros(1)
+        if n <= 48:  # a few rides: the same arithmetic on Python floats is cheaper
+            return self._forward_slack_small()
+        return self._forward_slack_vector()
+
+    def _forward_slack_vector(self) -> FloatArray:
         p, n = self.problem, self.size
         out = np.zeros(n + 1)
-        if n == 0:
-            return out
         drv, bk = self.driver[:n], self.booking[:n]
         pick, drop = self.pickup[:n], self.dropoff[:n]
         own = self.deadline[bk] - pick
@@ -139,6 +152,36 @@ class RouteArrays:
         rev_min = np.minimum.accumulate(shifted[::-1])[::-1] - drv * big
         out[:n] = rev_min - waited
         return out
+
+    def _forward_slack_small(self) -> FloatArray:
+        """`_forward_slack`, ride by ride (the same operations in the same order)."""
+        p, n = self.problem, self.size
+        drivers, bookings = self.driver.tolist(), self.booking.tolist()
+        pickups, dropoffs = self.pickup.tolist(), self.dropoff.tolist()
+        deadline, shift_end = self.deadline.tolist(), tables(p).shift_end
+        minutes = leg_tables(p)[0]
+        waited = [0.0] * n
+        x = [0.0] * n
+        total = 0.0
+        for i in range(n):
+            d, b = drivers[i], bookings[i]
+            own = deadline[b] - pickups[i]
+            if i and drivers[i - 1] == d:
+                arrive = dropoffs[i - 1] + minutes.item(bookings[i - 1], b)
+                total += max(pickups[i] - arrive, 0.0)
+            else:
+                total += 0.0
+            if drivers[i + 1] != d:  # the last ride of its route (the sentinel ends the last)
+                own = min(own, shift_end[d] - dropoffs[i])
+            waited[i] = total
+            x[i] = own + total
+        big = 4.0 * (max(abs(v) for v in x) + 1.0)
+        out = [0.0] * (n + 1)
+        low = float("inf")
+        for i in range(n - 1, -1, -1):
+            low = min(low, x[i] + drivers[i] * big)
+            out[i] = (low - drivers[i] * big) - waited[i]
+        return np.asarray(out, dtype=float)
 
     def neighbours(
         self, b: IntArray, d: IntArray, skip: IntArray | None = None
@@ -309,6 +352,11 @@ class RouteArrays:
         had no violation; a route that already breaks something is only offered moves that push
         nothing. A mask, never a verdict.
         """
+        grid = self._grid()
+        if grid is not None:
+            if grid.fits is None:
+                grid.fits = _fits(grid.own, grid.downstream, grid.push)
+            out: BoolArray = grid.fits[b, d]
+            return out
         own, downstream, _, push = self.insertion(b, d)
-        fits: BoolArray = (own >= -1e-6) & ((push <= 1e-6) | (downstream >= -1e-6))
-        return fits
+        return _fits(own, downstream, push)

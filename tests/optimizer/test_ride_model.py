@@ -17,6 +17,7 @@ from optimizer.feasibility import (
 )
 from optimizer.generate import generate_day
 from optimizer.moves import solo_feasible
+from optimizer.policy import GreedyPolicy
 from optimizer.problem import Problem
 from optimizer.ride_model import (
     dropoff_at,
@@ -26,6 +27,8 @@ from optimizer.ride_model import (
     pickup_at,
     route_times,
 )
+from optimizer.search_state import SearchState
+from optimizer.swap_pass import run_pass
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -104,3 +107,17 @@ def test_schedule_route_violations_are_the_named_checks(size: tuple[int, int], s
         assert sched.deadhead_km == float(times.leg_km.sum())
         rides = np.asarray(route, dtype=np.int64)
         assert sched.lateness_minutes == float(late_minutes(problem, times.pickup, rides).sum())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(size=st.sampled_from([(10, 3), (25, 4), (40, 6)]), seed=st.integers(0, 10_000))
+def test_forward_slack_is_the_same_on_both_paths(size: tuple[int, int], seed: int) -> None:
+    """Small plans compute the forward slack ride by ride; it equals the vectorised one to the
+    last bit, on the upstream plan and on the pass's result."""
+    problem, upstream = Problem.from_event(generate_day(size[0], size[1], seed))
+    final = run_pass(problem, upstream, GreedyPolicy()).assignment
+    for assignment in (upstream, final):
+        routes = SearchState(problem, assignment).route_arrays()
+        vector = routes._forward_slack_vector()
+        small = routes._forward_slack_small()
+        assert np.array_equal(small, vector)
