@@ -123,9 +123,10 @@ def count_terms_after(
     bottom = np.argsort(counts, kind="stable")[:3]
 
     def rest(order: IntArray, fill: int) -> IntArray:
-        out = np.full(n, fill, dtype=np.int64)
-        for d in order[::-1]:
-            out = np.where((src != d) & (dest != d), counts[d], out)
+        """The count of the first driver of `order` that change i leaves alone, else `fill`."""
+        free = (src[:, None] != order[None, :]) & (dest[:, None] != order[None, :])
+        first = free.argmax(axis=1)
+        out: IntArray = np.where(free.any(axis=1), counts[order][first], fill).astype(np.int64)
         return out
 
     big = int(counts.max()) + 10 + int(np.abs(step).max(initial=0)) if k else 10
