@@ -32,11 +32,23 @@ def estimated_km_saving(search: Search, cands: Candidates) -> FloatArray:
     routes = search.state.route_arrays()
     saving = routes.km_removal(cands.b1)
     is_swap = cands.kind == SWAP
-    skip = np.where(is_swap, cands.b2, -1)
-    saving -= routes.km_insertion(cands.b1, cands.dst, skip)
-    if is_swap.any():
-        b2, src, b1 = cands.b2[is_swap], cands.src[is_swap], cands.b1[is_swap]
-        saving[is_swap] += routes.km_removal(b2) - routes.km_insertion(b2, src, b1)
+    swaps = np.nonzero(is_swap)[0]
+    if not len(swaps):
+        saving -= routes.km_insertion(cands.b1, cands.dst)
+        return saving
+    moves = np.nonzero(~is_swap)[0]
+    # Each swap inserts b1 where b2 leaves and b2 where b1 leaves: one call for both halves.
+    b1, b2 = cands.b1[swaps], cands.b2[swaps]
+    both = routes.km_insertion(
+        np.concatenate([b1, b2]),
+        np.concatenate([cands.dst[swaps], cands.src[swaps]]),
+        np.concatenate([b2, b1]),
+    )
+    added = np.empty(len(saving))
+    added[moves] = routes.km_insertion(cands.b1[moves], cands.dst[moves])
+    added[swaps] = both[: len(swaps)]
+    saving -= added
+    saving[swaps] += routes.km_removal(b2) - both[len(swaps) :]
     return saving
 
 
@@ -108,9 +120,9 @@ def neutral_chains(search: Search, limit: int) -> list[tuple[float, Move]]:
     first, dst, then, src, end = first[ok], dst[ok], then[ok], src[ok], end[ok]
     if len(first) == 0:
         return []
-    own, downstream, _, push = routes.insertion(first, dst, then)
+    own, downstream, _, push, added = routes.insertion_km(first, dst, then)
     fit1 = (own >= -1e-6) & ((np.nan_to_num(push, nan=0.0) <= 1e-6) | (downstream >= -1e-6))
-    saving = removal[first] + removal[then] - routes.km_insertion(first, dst, then)
+    saving = removal[first] + removal[then] - added
     saving -= best_km[then, counts[src] - 1]
     keep = np.nonzero(fit1 & (saving > 1e-6))[0]
     keep = keep[np.argsort(-saving[keep], kind="stable")][:limit]

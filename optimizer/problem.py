@@ -8,7 +8,7 @@ a plain `numpy` vector of driver indices (-1 = unassigned) owned by whoever sear
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -59,6 +59,14 @@ class Problem:
     origin: datetime | None = None  # wall-clock time of minute 0, for planned times
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     """Values derived from the fields, built once (`memo`); `replace` starts a fresh one."""
+
+    def __getstate__(self) -> list[Any]:
+        """Pickled without `_memo` (derived tables, some as large as the travel matrices)."""
+        return [{} if f.name == "_memo" else getattr(self, f.name) for f in fields(self)]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        for f, value in zip(fields(self), state, strict=True):
+            object.__setattr__(self, f.name, value)
 
     def memo(self, key: str, build: Callable[[Problem], T]) -> T:
         """The value `build(self)` under `key`, built on first use (the problem never changes,

@@ -345,6 +345,30 @@ class RouteArrays:
         downstream = np.where(succ_ok, self.slack[succ] - push, p.shift_end[d] - drop)
         return own, downstream, empty, np.where(succ_ok, push, np.nan)
 
+    def insertion_km(
+        self, b: IntArray, d: IntArray, skip: IntArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """`insertion(b, d, skip)` and `km_insertion(b, d, skip)` at once, for a `skip` on
+        every row (they share the neighbour search; the same values)."""
+        p = self.problem
+        minutes, km = leg_tables(p)
+        pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
+        row = np.where(pred_ok, self.booking[pred], p.n_bookings + d)  # see `_km_removal`
+        sb = self.booking[succ]
+        free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
+        empty = minutes[row, b]
+        pickup = pickup_at(p, free_at + empty, b)
+        own = self.deadline[b] - pickup
+        drop = dropoff_at(p, pickup, b)
+        next_pickup = pickup_at(p, drop + minutes[b, sb], sb)
+        push = np.maximum(next_pickup - self.pickup[succ], 0.0)
+        downstream = np.where(succ_ok, self.slack[succ] - push, p.shift_end[d] - drop)
+        into = km[row, b]
+        out = np.where(succ_ok, km[b, sb], 0.0)
+        bridge = np.where(succ_ok, km[row, sb], 0.0)
+        added: FloatArray = into + out - bridge
+        return own, downstream, empty, np.where(succ_ok, push, np.nan), added
+
     def fits(self, b: IntArray, d: IntArray) -> BoolArray:
         """Booking b inserted alone into driver d's route keeps every window and the shift.
 

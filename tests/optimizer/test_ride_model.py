@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +21,7 @@ from optimizer.feasibility import (
 from optimizer.generate import generate_day
 from optimizer.moves import solo_feasible
 from optimizer.policy import GreedyPolicy
-from optimizer.problem import Problem
+from optimizer.problem import Problem, Rules
 from optimizer.ride_model import (
     dropoff_at,
     late_minutes,
@@ -121,3 +124,17 @@ def test_forward_slack_is_the_same_on_both_paths(size: tuple[int, int], seed: in
         vector = routes._forward_slack_vector()
         small = routes._forward_slack_small()
         assert np.array_equal(small, vector)
+
+
+def test_problem_memo_is_derived_data_only() -> None:
+    """The per-problem tables are rebuilt, not carried, by pickle and `dataclasses.replace`,
+    and a pickled problem gives the same pass."""
+    problem, upstream = Problem.from_event(generate_day(12, 3, 5))
+    before = run_pass(problem, upstream, GreedyPolicy())
+    assert problem._memo  # the pass filled it
+    clone = pickle.loads(pickle.dumps(problem))
+    assert not clone._memo
+    assert np.array_equal(run_pass(clone, upstream, GreedyPolicy()).assignment, before.assignment)
+    stricter = dataclasses.replace(problem, rules=Rules(late_tolerance_minutes=0.0))
+    assert not stricter._memo
+    assert float(stricter.tolerance.max()) == 0.0 < float(problem.tolerance.max())
