@@ -55,6 +55,19 @@ def haversine_km(a: FloatArray, b: FloatArray) -> FloatArray:
     return result
 
 
+def haversine_pairs_km(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Great-circle km from each row of `a` (M, 2) to the same row of `b`, as (M,): the
+    diagonal of `haversine_km(a, b)`, with the same operations."""
+    lat1, lon1 = np.radians(a[:, 0]), np.radians(a[:, 1])
+    lat2, lon2 = np.radians(b[:, 0]), np.radians(b[:, 1])
+    h = (
+        np.sin((lat2 - lat1) / 2) ** 2
+        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    )
+    result: FloatArray = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return result
+
+
 @dataclass(frozen=True, slots=True)
 class TravelTimes:
     """Everything the ride model needs, precomputed once per problem.
@@ -83,12 +96,24 @@ def travel_times(
     p = np.asarray(pickups, dtype=float).reshape(-1, 2)
     d = np.asarray(dropoffs, dtype=float).reshape(-1, 2)
     k, n = len(s), len(p)
-    start_km, drop_km = model.km(s, p), model.km(d, p)
-    ride_km = np.diag(model.km(p, d)).copy() if n else np.zeros(0)
-    if matrix_seconds is None:
-        start_min, drop_min = model.minutes(s, p), model.minutes(d, p)
-        ride_min = np.diag(model.minutes(p, d)).copy() if n else np.zeros(0)
+    if type(model) is TravelModel:
+        # The same numbers with fewer calls (a day's arrays are small; per-call cost dominates):
+        # one haversine from starts and drop-offs together, the rides pair by pair instead of
+        # the diagonal of a full matrix, and minutes from those km as `TravelModel.minutes` does.
+        both = model.km(np.concatenate([s, d]), p)
+        start_km, drop_km = both[:k], both[k:]
+        ride_km = haversine_pairs_km(p, d) * model.detour_factor
+        if matrix_seconds is None:
+            start_min = start_km / model.speed_kmh * 60.0
+            drop_min = drop_km / model.speed_kmh * 60.0
+            ride_min = ride_km / model.speed_kmh * 60.0
     else:
+        start_km, drop_km = model.km(s, p), model.km(d, p)
+        ride_km = np.diag(model.km(p, d)).copy() if n else np.zeros(0)
+        if matrix_seconds is None:
+            start_min, drop_min = model.minutes(s, p), model.minutes(d, p)
+            ride_min = np.diag(model.minutes(p, d)).copy() if n else np.zeros(0)
+    if matrix_seconds is not None:
         minutes = matrix_seconds / 60.0
         pick_nodes = k + 2 * np.arange(n)
         drop_nodes = pick_nodes + 1
