@@ -15,6 +15,8 @@ feasibility or compares plans on its own.
   decrease of the squared deviation of ride counts (so every balancing move pays), minus
   `step_cost`, plus `target_bonus` when the gap reaches its floor; `-reject_penalty` for a
   proposal the validator rejects (a broken constraint or no improvement), and for a masked one.
+* The candidates are those the pass's fairness phase ranks (`pass_candidates(...,
+  improving_only=True)`: each lowers a ride-count term), unless `improving_only=False`.
 * Like the pass: plain moves and swaps first; after `max_checks` rejections in one plan (or
   when none is left) the ejection chains; the episode *terminates* when the gap reaches its
   floor or no candidate is left, and is *truncated* at the move budget
@@ -54,7 +56,9 @@ class RewardConfig:
 
     sq_weight: float = 0.3
     step_cost: float = 0.05
-    reject_penalty: float = 0.1
+    reject_penalty: float = 0.3
+    """A check the validator rejects costs a third of a gap unit: it is what the served
+    ranking can save (the candidates offered all improve the ride counts)."""
     target_bonus: float = 1.0
 
 
@@ -71,7 +75,10 @@ class DispatchEnv(gym.Env[Observation, np.int64]):
         max_actions: int = 64,
         rewards: RewardConfig | None = None,
         max_proposals: int | None = None,
+        improving_only: bool = True,
     ) -> None:
+        """`improving_only`: offer what the pass's fairness phase ranks (candidates that lower
+        a ride-count term), not also the count-neutral ones."""
         if not days:
             raise ValueError("need at least one day")
         self.days = list(days)
@@ -79,6 +86,7 @@ class DispatchEnv(gym.Env[Observation, np.int64]):
         self.max_actions = int(max_actions)
         self.rewards = rewards or RewardConfig()
         self.max_proposals = max_proposals
+        self.improving_only = improving_only
         self.observation_space = spaces.Dict(  # type: ignore[assignment]
             {
                 "candidates": spaces.Box(
@@ -179,7 +187,9 @@ class DispatchEnv(gym.Env[Observation, np.int64]):
         """Fresh candidates for the current plan and phase (plain first, then chains)."""
         self.chains = chains
         self.checks = 0
-        cands = pass_candidates(self.state, self.config, chains=chains)
+        cands = pass_candidates(
+            self.state, self.config, chains=chains, improving_only=self.improving_only
+        )
         if not chains and not len(cands) and self.config.chains:
             self._load(chains=True)
             return

@@ -49,7 +49,10 @@ class TrainConfig:
     seed: int = 1
     hidden: tuple[int, ...] = (64, 64)
     learning_rate: float = 1e-3
-    gamma: float = 0.95
+    gamma: float = 0.5
+    """Short horizon: in the pass's action set every accepted move improves, so what the
+    ranking can still win is mostly the next few checks (0.95 ended with higher gaps than
+    chance in the tiny-training test; 0.5 and 0.0 with fewer proposals at the same gap)."""
     buffer_size: int = 20_000
     batch_size: int = 64
     learning_starts: int = 500

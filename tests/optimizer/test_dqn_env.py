@@ -35,11 +35,12 @@ def test_reset_is_deterministic_for_a_seed(days: list[Day]) -> None:
 
 
 def test_mask_marks_exactly_the_pass_candidates(days: list[Day]) -> None:
-    """Legal rows are the pass's filtered candidates, features equal, padding zero."""
+    """Legal rows are the pass's filtered candidates (the improving ones its fairness phase
+    ranks), features equal, padding zero."""
     env = DispatchEnv(days, max_actions=256)
     obs, _ = env.reset(seed=0, options={"day": len(days) - 1})
     state = SearchState(days[-1].problem, days[-1].assignment)
-    cands = pass_candidates(state, PassConfig(), chains=False)
+    cands = pass_candidates(state, PassConfig(), chains=False, improving_only=True)
     n = len(cands)
     assert obs["action_mask"].sum() == n
     np.testing.assert_allclose(obs["candidates"][:n], candidate_features(state, cands))

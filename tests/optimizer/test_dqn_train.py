@@ -132,17 +132,15 @@ def _greedy_rollouts(env: DispatchEnv, pick, n_days: int) -> tuple[float, float]
 
 @pytest.mark.slow
 def test_tiny_training_beats_a_random_policy(small_days: list[Day]) -> None:
-    """After a few hundred episodes, the learned policy ends with lower gaps than chance."""
+    """After a few hundred episodes, the learned policy ranks better than chance: on the
+    candidates the pass ranks (each improves the ride counts, so both end near the same
+    gaps) it ends at least as low and needs fewer proposals (validator checks); on the wider
+    set with count-neutral candidates it ends with lower gaps."""
     from dataclasses import replace
 
     result = train(small_days[:30], replace(TINY, episodes=300, exploration_fraction=0.3))
     net = result.network
     held = [d for d in generated_days([(12, 3)], range(500, 530)) if d.improvable]
-    env = DispatchEnv(held, max_proposals=12)
-    rng = np.random.default_rng(0)
-
-    def random_pick(obs):
-        return int(rng.choice(np.flatnonzero(obs["action_mask"])))
 
     def learned_pick(obs):
         legal = np.flatnonzero(obs["action_mask"])
@@ -150,10 +148,20 @@ def test_tiny_training_beats_a_random_policy(small_days: list[Day]) -> None:
             q = net(torch.from_numpy(obs["candidates"][legal]))
         return int(legal[int(q.argmax())])
 
-    random_gap, random_props = _greedy_rollouts(env, random_pick, len(held))
-    learned_gap, learned_props = _greedy_rollouts(env, learned_pick, len(held))
-    print(
-        f"random {random_gap:.2f} ({random_props:.1f} proposals), learned {learned_gap:.2f} "
-        f"({learned_props:.1f})"
-    )
-    assert learned_gap < random_gap
+    for improving_only in (True, False):
+        env = DispatchEnv(held, max_proposals=12, improving_only=improving_only)
+        rng = np.random.default_rng(0)
+
+        def random_pick(obs, rng=rng):
+            return int(rng.choice(np.flatnonzero(obs["action_mask"])))
+
+        random_gap, random_props = _greedy_rollouts(env, random_pick, len(held))
+        learned_gap, learned_props = _greedy_rollouts(env, learned_pick, len(held))
+        print(
+            f"improving_only={improving_only}: random {random_gap:.2f} ({random_props:.1f} "
+            f"proposals), learned {learned_gap:.2f} ({learned_props:.1f})"
+        )
+        if improving_only:
+            assert learned_gap <= random_gap and learned_props < random_props
+        else:
+            assert learned_gap < random_gap
