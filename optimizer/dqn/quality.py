@@ -71,7 +71,7 @@ def check_quality(
     for day in quality_days():
         mine = run_pass(day.problem, day.assignment, policy, cfg)
         ok, added = is_feasible_change(day.problem, day.assignment, mine.assignment)
-        if not ok or mine.after.value > mine.before.value:
+        if not ok or cfg.objective.gain(mine.before.value, mine.after.value) < 0:
             return QualityVerdict(
                 False, f"{day.name}: infeasible or worse output ({added})", 0, 0, 0, 0, 0
             )
