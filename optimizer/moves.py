@@ -139,6 +139,7 @@ def generate(
     chain_ends: int = 2,
     keep: CountFilter = "any",
     memo: dict[Any, Any] | None = None,
+    terms: tuple[float, float] | None = None,
 ) -> Candidates:
     """Every structurally legal candidate of the current plan.
 
@@ -153,6 +154,7 @@ def generate(
     after the move the caller would drop anyway (see `count_mask`); the rest come out in the
     same order, with the same values, as without it. `memo`: the caller's cache for one
     search (see `_pair_terms`, `_swap_pairs`; the movable bookings must not change).
+    `terms`: the plan's gap and squared deviation when the caller has them (else computed).
     """
     fixed = memo.get("fixed") if memo is not None else None
     if fixed is None:  # no move assigns, unassigns or unlocks a booking: fixed in a search
@@ -162,7 +164,7 @@ def generate(
         if memo is not None:
             memo["fixed"] = fixed
     assigned, movable, rows, base = fixed
-    gap, sq = _gap_and_sq(counts)
+    gap, sq = _gap_and_sq(counts) if terms is None else terms
     # (kind, b1, src, dst, b2, dst2, gap after, squared deviation after)
     parts: list[tuple[int, IntArray, IntArray, IntArray, IntArray, IntArray, IntArray, FloatArray]]
     parts = []

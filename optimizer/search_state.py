@@ -139,6 +139,7 @@ class SearchState:
             swap_window=swap_window,
             keep=keep,
             memo=self._memo,
+            terms=(self.value[0], self.value[1]),
         )
 
     def route_arrays(self) -> RouteArrays:
