@@ -69,10 +69,11 @@ class Candidates:
         return len(self.kind)
 
     def move(self, i: int) -> Move:
-        steps = [Step(int(self.b1[i]), int(self.src[i]), int(self.dst[i]))]
-        if self.b2[i] >= 0:
-            steps.append(Step(int(self.b2[i]), int(self.dst[i]), int(self.dst2[i])))
-        return Move(KIND_NAMES[int(self.kind[i])], tuple(steps))
+        dst = self.dst.item(i)
+        one = Step(self.b1.item(i), self.src.item(i), dst)
+        b2 = self.b2.item(i)
+        steps = (one,) if b2 < 0 else (one, Step(b2, dst, self.dst2.item(i)))
+        return Move(KIND_NAMES[self.kind.item(i)], steps)
 
     def take(self, idx: IntArray) -> Candidates:
         return Candidates(
@@ -268,20 +269,41 @@ def _pair_terms(
         if memo is not None:
             memo[key] = out
         return out
-    src = np.repeat(np.arange(k, dtype=np.int64), k)
-    dst = np.tile(np.arange(k, dtype=np.int64), k)
-    g_after, s_after = count_terms_after(counts, src, dst)
-    wanted: BoolArray | None = None
-    if keep != "any":
-        wanted = count_mask(keep, g_after, s_after, count_gap(counts), count_sq_dev(counts))
+    # Pairs that can pass at all, from the count difference d = c_i - c_j: the squared
+    # deviation changes by 2 - 2d, and the gap can only drop when d >= 2. So `improving`
+    # needs d >= 2, `same` d == 1, `not_worse` d >= 1, and balancing d >= 1. The terms are
+    # computed for those pairs only (elementwise: the same numbers), the rest never read.
+    diff = counts[:, None] - counts[None, :]
+    need: BoolArray | None = {
+        "improving": diff >= 2,
+        "same": diff == 1,
+        "not_worse": diff >= 1,
+        "any": None,
+    }[keep]
     if balancing_only:  # a move to a driver with as many rides or more cannot balance
-        bal = counts[src] > counts[dst]
-        wanted = bal if wanted is None else wanted & bal
-    out = (
-        g_after.reshape(k, k),
-        s_after.reshape(k, k),
-        None if wanted is None else wanted.reshape(k, k),
-    )
+        need = diff >= 1 if need is None else need & (diff >= 1)
+    if need is None:
+        src = np.repeat(np.arange(k, dtype=np.int64), k)
+        dst = np.tile(np.arange(k, dtype=np.int64), k)
+        g_after, s_after = count_terms_after(counts, src, dst)
+        out = (
+            g_after.reshape(k, k),
+            s_after.reshape(k, k),
+            None,
+        )
+    else:
+        src, dst = np.nonzero(need)
+        g_after, s_after = count_terms_after(counts, src, dst)
+        g_tab = np.zeros((k, k), dtype=np.int64)
+        s_tab = np.zeros((k, k))
+        wanted = np.zeros((k, k), dtype=bool)
+        g_tab[src, dst], s_tab[src, dst] = g_after, s_after
+        wanted[src, dst] = (
+            count_mask(keep, g_after, s_after, count_gap(counts), count_sq_dev(counts))
+            if keep != "any"
+            else True
+        )
+        out = (g_tab, s_tab, wanted)
     if memo is not None:
         if len(memo) > 256:  # counts seen long ago rarely come back
             for stale in [m for m in memo if m[0] == "pairs"]:
