@@ -127,11 +127,10 @@ def neutral_chains(search: Search, limit: int) -> list[tuple[float, Move]]:
     keep = np.nonzero(fit1 & (saving > 1e-6))[0]
     keep = keep[np.argsort(-saving[keep], kind="stable")][:limit]
     out = []
-    for i in keep.tolist():
-        one = Step(int(first[i]), int(src[i]), int(dst[i]))
-        two = Step(int(then[i]), int(dst[i]), int(end[i]))
-        kind: Literal["swap", "chain"] = "swap" if end[i] == src[i] else "chain"
-        out.append((float(saving[i]), Move(kind, (one, two))))
+    columns = (first[keep], src[keep], dst[keep], then[keep], end[keep], saving[keep])
+    for b1, a, b, b2, c, km in zip(*(col.tolist() for col in columns), strict=True):
+        kind: Literal["swap", "chain"] = "swap" if c == a else "chain"
+        out.append((km, Move(kind, (Step(b1, a, b), Step(b2, b, c)))))
     return out
 
 
