@@ -21,9 +21,9 @@ each bounded by a conflict count (not wall time), so the pass stays deterministi
 from __future__ import annotations
 
 from itertools import combinations
+from typing import Any
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 from optimizer.moves import Move, Step
 from optimizer.problem import BoolArray, FloatArray
@@ -192,12 +192,24 @@ def _nearness(state: SearchState) -> FloatArray:
     return out
 
 
-class _Model(cp_model.CpModel):
-    """A CpModel without the deprecated camelCase aliases, which ortools 9.x builds for every
-    new model (about 1.5 ms each; the repair builds many small models)."""
+def _lean_model() -> Any:
+    """A CpModel without the deprecated camelCase aliases that ortools 9.x builds for every
+    new model (about 1.5 ms each; the repair builds many small models). ortools is imported
+    here, on the first solve, so a worker or `optimize` call that never needs a repair never
+    loads it (about 0.8 s and tens of MB)."""
+    global _LEAN
+    if _LEAN is None:
+        from ortools.sat.python import cp_model
 
-    def _add_pre_pep8_methods(self) -> None:
-        pass
+        class Lean(cp_model.CpModel):
+            def _add_pre_pep8_methods(self) -> None:
+                pass
+
+        _LEAN = Lean
+    return _LEAN()
+
+
+_LEAN: Any = None
 
 
 def _repair(state: SearchState, drivers: tuple[int, ...], conflicts: int) -> Move | None:
@@ -233,7 +245,9 @@ def _repair(state: SearchState, drivers: tuple[int, ...], conflicts: int) -> Mov
         (dur[:, None] + p.travel.dropoff_to_pickup[np.ix_(rides, rides)]) * _SCALE - 1e-6
     ).astype(np.int64)
 
-    m = _Model()
+    from ortools.sat.python import cp_model
+
+    m = _lean_model()
     t = [m.new_int_var(int(lo[i]), int(hi[i]), f"t{i}") for i in range(n)]
     x: dict[tuple[int, int], cp_model.IntVar] = {}
     for i in range(n):

@@ -101,3 +101,21 @@ def test_repair_subsets_hold_distinct_drivers_and_a_receiver() -> None:
         trial = state.trial(move)
         if trial.violation is None:
             assert trial.value is not None and trial.value[:2] < state.value[:2]
+
+
+def test_a_pass_that_needs_no_repair_does_not_load_ortools() -> None:
+    """The worker and `optimize` stay free of CP-SAT until a repair actually solves."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from optimizer.dqn.days import generated_days\n"
+        "from optimizer.policy import GreedyPolicy\n"
+        "from optimizer.swap_pass import run_pass\n"
+        "for d in generated_days([(10, 3), (40, 6)], range(3)):\n"
+        "    run_pass(d.problem, d.assignment, GreedyPolicy())\n"
+        "print(any(m.startswith('ortools') for m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
