@@ -36,15 +36,18 @@ _SCALE = 1000  # model time unit: 1/1000 minute, as in `optimizer.exact`
 
 
 def repair_moves(
-    state: SearchState, *, tries: tuple[int, ...] = (30,), conflicts: int = 20000
+    state: SearchState,
+    *,
+    tries: tuple[tuple[int, int], ...] = ((3, 30), (4, 10), (5, 4)),
+    conflicts: int = 20000,
 ) -> list[Move]:
     """A re-plan of a driver subset that lowers the squared ride-count deviation, or nothing.
 
-    `tries[i]`: most solves on subsets of `3 + i` drivers; larger subsets are tried only when
-    the smaller ones found nothing. Stops at the first re-plan found."""
-    for size, limit in enumerate(tries, start=3):
-        if size > max(state.problem.n_drivers, 3):
-            break
+    `tries`: (subset size, most solves) pairs, tried in order, the next only when the previous
+    found nothing. Stops at the first re-plan found."""
+    k = state.problem.n_drivers
+    for size, limit in tries:
+        size = min(size, k)
         tried = 0
         for drivers in subsets(state, size):
             if tried >= limit:
@@ -55,7 +58,7 @@ def repair_moves(
             move = _repair(state, drivers, conflicts)
             if move is not None:
                 return [move]
-        if state.problem.n_drivers <= size:
+        if size >= k:
             break  # that was the whole day
     return []
 
@@ -161,11 +164,24 @@ def subsets(
     ]
     ends.sort()
     near = _nearness(state)
+    movable = ~state.problem.locked
+    takers = np.array(
+        [
+            state.solo[[b for b in state.routes[d] if movable[b]]].sum(axis=0)
+            if state.routes[d]
+            else np.zeros(k, dtype=np.int64)
+            for d in range(k)
+        ]
+    )  # takers[a, b]: how many of a's movable rides b could serve alone
     ranked: list[tuple[tuple[int, int, float], tuple[int, ...]]] = []
     for neg_src, diff, src, sink in ends[:pairs]:
         closeness = near[src] + near[sink]
         closeness[[src, sink]] = np.inf
-        others = [d for d in np.argsort(closeness, kind="stable").tolist() if d not in (src, sink)]
+        # Members first by how many of the giver's rides they could serve at all (on days
+        # with a few wheelchair vans, a full van's rides can only go to the other vans), then
+        # by nearness.
+        serve = takers[src]
+        others = [d for d in np.lexsort((closeness, -serve)).tolist() if d not in (src, sink)]
         nearest = others[: max(pool, size - 2)]
         for mids in combinations(nearest, size - 2):
             key = (neg_src, diff, float(sum(closeness[m] for m in mids)))

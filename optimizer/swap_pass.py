@@ -86,10 +86,11 @@ class PassConfig:
     """Plateau plans the lookahead keeps per plan it expands."""
     lookahead_checks: int = 300
     """Most validator checks one lookahead may spend (it stops there: effort is bounded)."""
-    repair_tries: tuple[int, ...] = (30, 10, 4)
-    """When nothing else improves, re-plan driver subsets exactly (`optimizer.repair`): at
-    most `repair_tries[i]` solves on subsets of 3 + i drivers, larger only when smaller found
-    nothing (empty: never)."""
+    repair_tries: tuple[tuple[int, int], ...] = ((3, 30), (4, 10), (5, 4), (9, 2))
+    """When nothing else improves, re-plan driver subsets exactly (`optimizer.repair`):
+    (subset size, most solves) pairs, the next only when the previous found nothing (empty:
+    never). The nine-driver re-plans are for days where a full wheelchair van's rides can
+    only leave through the other vans, each of which must pass a ride on."""
     repair_conflicts: int = 20000
     """CP-SAT conflict limit per subset re-plan (a deterministic bound on its effort)."""
     repair_first: bool = False

@@ -96,7 +96,7 @@ def test_repair_subsets_hold_distinct_drivers_and_a_receiver() -> None:
         for s in subsets(state, size):
             assert len(set(s)) == size
             assert any(more[d] for d in s)
-    moves = repair_moves(state, tries=(30, 10, 4))
+    moves = repair_moves(state, tries=((3, 30), (4, 10), (5, 4)))
     for move in moves:  # whatever it proposes, the validator has the last word
         trial = state.trial(move)
         if trial.violation is None:
