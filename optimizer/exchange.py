@@ -22,6 +22,7 @@ import numpy as np
 from optimizer.moves import Move, Step
 from optimizer.objective import count_terms_after
 from optimizer.problem import BoolArray
+from optimizer.ride_model import tables
 from optimizer.search_state import SearchState
 
 __all__ = ["Exchange", "balanced_exchanges", "partner_pairs", "segment_exchanges"]
@@ -52,9 +53,8 @@ def segment_exchanges(
     if k < 2:
         return []
     gap, sq = int(state.value[0]), float(state.value[1])
-    order = p.order
-    movable = ~p.locked
-    solo = state.solo
+    rt = tables(p)
+    order, locked, solo = rt.order, rt.locked, state.solo_rows()
     # (a, b, net rides a -> b, i, j, kept): the movable rides of merged[i..j] change driver,
     # except merged[kept] when kept >= 0 (one ride may stay: the stretch need not be whole).
     raw: list[tuple[int, int, int, int, int, int]] = []
@@ -66,8 +66,8 @@ def segment_exchanges(
             if not neutral and abs(int(counts[a]) - int(counts[b])) < 2:
                 continue  # no exchange between these two can lower the squared deviation
             merged = sorted(
-                [(int(order[x]), x, a) for x in state.routes[a]]
-                + [(int(order[x]), x, b) for x in state.routes[b]]
+                [(order[x], x, a) for x in state.routes[a]]
+                + [(order[x], x, b) for x in state.routes[b]]
             )
             merged_of[a, b] = merged
             m = len(merged)
@@ -76,9 +76,9 @@ def segment_exchanges(
                 inside: list[int] = []  # merged indices of the movable rides so far
                 for j in range(i, min(m, i + max_rides)):
                     _, x, owner = merged[j]
-                    if not movable[x]:
+                    if locked[x]:
                         continue  # a locked ride stays; the exchange goes around it
-                    if not solo[x, b if owner == a else a]:
+                    if not solo[x][b if owner == a else a]:
                         break  # it could never ride with the other driver
                     inside.append(j)
                     if owner == a:
@@ -104,14 +104,15 @@ def segment_exchanges(
     idx = idx[np.lexsort((arr[idx, 5], arr[idx, 4], arr[idx, 3], arr[idx, 1], arr[idx, 0],
                           size[idx], np.round(sqs[idx], 9), gaps[idx]))]  # fmt: skip
     out = []
-    for r in idx[:limit]:
-        a, b, i, j, kept = (int(v) for v in arr[r, [0, 1, 3, 4, 5]])
+    top = idx[:limit]
+    for (a, b, _, i, j, kept), g, q in zip(
+        arr[top].tolist(), gaps[top].tolist(), sqs[top].tolist(), strict=True
+    ):
         steps = tuple(
             Step(x, owner, b if owner == a else a)
             for t, (_, x, owner) in enumerate(merged_of[a, b][i : j + 1], start=i)
-            if movable[x] and t != kept
+            if not locked[x] and t != kept
         )
-        g, q = int(gaps[r]), float(sqs[r])
         ta = sum(1 for st in steps if st.from_driver == a)
         kind: Literal["swap", "compound"] = "swap" if ta == 1 and len(steps) == 2 else "compound"
         out.append(Exchange(Move(kind, steps), int(g), float(q)))
@@ -138,7 +139,8 @@ def balanced_exchanges(
     """
     p = state.problem
     km, start_km = p.travel.dropoff_to_pickup_km, p.travel.start_to_pickup_km
-    order, movable, solo = p.order, ~p.locked, state.solo
+    rt = tables(p)
+    order, locked, solo = rt.order, rt.locked, state.solo_rows()
     routes = state.routes
     found: list[tuple[float, int, int, int, int]] = []
     merged_of: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
@@ -152,7 +154,7 @@ def balanced_exchanges(
             continue
         mine: list[tuple[float, int, int, int, int]] = []
         merged = sorted(
-            [(int(order[x]), x, a) for x in routes[a]] + [(int(order[x]), x, b) for x in routes[b]]
+            [(order[x], x, a) for x in routes[a]] + [(order[x], x, b) for x in routes[b]]
         )
         merged_of[a, b] = merged
         m = len(merged)
@@ -178,7 +180,7 @@ def balanced_exchanges(
         def leg(d: int, x: int, y: int) -> float:
             if y < 0:
                 return 0.0
-            return float(start_km[d, y] if x < 0 else km[x, y])
+            return start_km.item(d, y) if x < 0 else km.item(x, y)
 
         for i in range(m):
             first = {a: -1, b: -1}
@@ -186,7 +188,7 @@ def balanced_exchanges(
             count = {a: 0, b: 0}
             for j in range(i, min(m, i + max_rides)):
                 x, o = rides[j], owners[j]
-                if not movable[x] or not solo[x, b if o == a else a]:
+                if locked[x] or not solo[x][b if o == a else a]:
                     break
                 if first[o] < 0:
                     first[o] = x

@@ -190,6 +190,7 @@ class RideTables:
     max_rides: list[int]
     order: list[int]
     """Each booking's rank in the service order."""
+    locked: list[bool]
     start_to_pickup: FloatArray
     start_to_pickup_km: FloatArray
     dropoff_to_pickup: FloatArray
@@ -216,6 +217,7 @@ def _build_tables(problem: Problem) -> RideTables:
         capable=problem.capable.tolist(),
         max_rides=problem.max_rides.tolist(),
         order=problem.order.tolist(),
+        locked=problem.locked.tolist(),
         start_to_pickup=tt.start_to_pickup,
         start_to_pickup_km=tt.start_to_pickup_km,
         dropoff_to_pickup=tt.dropoff_to_pickup,

@@ -142,6 +142,14 @@ class SearchState:
             terms=(self.value[0], self.value[1]),
         )
 
+    def solo_rows(self) -> list[list[bool]]:
+        """`solo` as nested lists, for ride-by-ride loops (kept for the search: it never
+        changes)."""
+        rows: list[list[bool]] | None = self._memo.get("solo_rows")
+        if rows is None:
+            rows = self._memo["solo_rows"] = self.solo.tolist()
+        return rows
+
     def route_arrays(self) -> RouteArrays:
         """The current plan as flat route arrays (cached until the next applied move)."""
         if self._routes_index is None:
