@@ -117,6 +117,7 @@ async def _broker_restart(base: Path, table: Table) -> None:
         "worker log during the outage",
         f"{f.log_lines_in_outage} lines ({rate:.0f}/s), {f.log_bytes_in_outage / 1e6:.1f} MB",
     )
+    table.add(s, "of which WARNING or worse", f"{f.log_warnings_in_outage} lines")
     table.add(s, "broker back to last Optimized", f"{f.recovery_s:.1f} s")
 
 

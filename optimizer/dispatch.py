@@ -7,6 +7,7 @@ assignment unchanged, so a dispatch is never lost.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -103,7 +104,8 @@ def optimize_event(
             model_version=policy.version,
         )
         result = run_pass(problem, upstream, policy, config.pass_config)
-        _log_moves(bound, problem, result)
+        if _info_enabled(bound):  # its lines are formatted per move: skip when not logged
+            _log_moves(bound, problem, result)
     except Exception as exc:
         bound.exception("pass_failed_fallback")
         reason = f"error: {type(exc).__name__}: {exc}"
@@ -301,6 +303,11 @@ def _audit(
     return swap_audit(
         audit_event_id(event.event_id, c.sequence), event, problem, c, model_version, at
     )
+
+
+def _info_enabled(bound: structlog.typing.FilteringBoundLogger) -> bool:
+    check = getattr(bound, "is_enabled_for", None)  # structlog's filtering loggers have it
+    return True if check is None else bool(check(logging.INFO))
 
 
 def _log_moves(

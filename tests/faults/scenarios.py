@@ -296,9 +296,24 @@ class BrokerRestartFigures:
     worker_alive: bool
     log_lines_in_outage: int
     log_bytes_in_outage: int
+    log_warnings_in_outage: int
+    """Lines at WARNING or above among them (the rest is INFO progress of queued days)."""
     tracebacks: int
     dataset_missing: int
     dataset_repeated: int
+
+
+def _warning_lines(lines: list[str]) -> int:
+    """JSON log lines at WARNING or above (a line that is not JSON counts: it is unexpected)."""
+    n = 0
+    for line in lines:
+        try:
+            level = str(json.loads(line).get("level", "")).lower()
+        except (ValueError, AttributeError):
+            n += bool(line.strip())
+            continue
+        n += level in {"warning", "error", "critical", "exception"}
+    return n
 
 
 async def broker_restart_scenario(
@@ -339,6 +354,7 @@ async def broker_restart_scenario(
         # what the worker logged while the broker was away (stop, outage, restart)
         log_during = len(worker.text().encode()) - log_before
         lines_during = worker.text().count("\n") - lines_before
+        warnings_during = _warning_lines(worker.text().splitlines()[lines_before:])
         back = time.monotonic()
         await produce(settings, keyed(second))
         async with TopicLog(settings, settings.topic_optimized) as out:
@@ -364,6 +380,7 @@ async def broker_restart_scenario(
         worker_alive=alive,
         log_lines_in_outage=lines_during,
         log_bytes_in_outage=log_during,
+        log_warnings_in_outage=warnings_during,
         tracebacks=worker.tracebacks(),
         dataset_missing=sum(
             counts[(kind, d)] == 0 for d in ids for kind in ("heuristic_done", "optimized")

@@ -20,9 +20,11 @@ async def test_broker_stop_start_mid_stream_loses_nothing(tmp_path: Path) -> Non
         f"\n[broker] handled at stop {f.handled_at_stop}/{f.days}, outage {f.outage_s:.1f} s, "
         f"lost {len(f.output.lost)}, duplicates {f.output.duplicates}, recovery "
         f"{f.recovery_s:.1f} s, log during outage {f.log_lines_in_outage} lines / "
-        f"{f.log_bytes_in_outage} bytes"
+        f"{f.log_bytes_in_outage} bytes, {f.log_warnings_in_outage} at WARNING or worse"
     )
     assert f.handled_at_stop < f.days
     assert f.output.lost == [] and f.output.inconsistent == []
     assert f.worker_alive and f.tracebacks == 0
     assert f.dataset_missing == 0 and f.dataset_repeated == 0
+    # Rate-limited: one line per distinct error per 10 s (thousands per second without it).
+    assert f.log_warnings_in_outage <= 100
