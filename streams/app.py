@@ -118,6 +118,10 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
             resume=app.consumer.on_buffer_drop,
         )
         app.dispatch_pipeline = pipeline  # type: ignore[attr-defined]
+        # Faust clears the queues it manages when a rebalance revokes the partitions, before
+        # it waits for the messages in flight: the lanes' queues are forgotten then too.
+        app.dispatch_revoke_hook = _DropQueuedOnRevoke(app, pipeline)  # type: ignore[attr-defined]
+        app.flow_control.manage_queue(app.dispatch_revoke_hook)  # type: ignore[attr-defined]
         try:
             async for event in manual.events():
                 msg = event.message
@@ -145,6 +149,24 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
             log.info("policy_reloaded", model_version=provider.policy().version)
 
     return app
+
+
+class _DropQueuedOnRevoke:
+    """Looks like a queue to Faust's flow control (`clear()`): drops the pipeline's queued
+    messages when a rebalance revokes the partitions (`Pipeline.drop_queued`)."""
+
+    def __init__(self, app: faust.App, pipeline: Pipeline) -> None:
+        self.app = app
+        self.pipeline = pipeline
+
+    def clear(self) -> None:
+        # Faust calls it with the flow suspended (partitions revoked) and again when it
+        # resumes the flow after the new assignment: messages queued then are current and kept.
+        if self.app.flow_control.is_active():
+            return
+        n = self.pipeline.drop_queued()
+        if n:
+            log.info("queued_dropped_on_rebalance", messages=n, redelivered="from the commit")
 
 
 def _partition_count(app: faust.App, topic: str) -> int | None:

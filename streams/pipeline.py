@@ -79,11 +79,15 @@ class Pipeline:
         self.failure: BaseException | None = None
         self.pauses = 0
         """How many times a lane paused its partition (flow control)."""
+        self.dropped = 0
+        """Queued messages forgotten at rebalances (`drop_queued`), all redelivered."""
+        self._latest: Item | None = None
 
     async def submit(self, item: Item) -> None:
         """Queue one message on its partition's lane (returns at once)."""
         if self.failure is not None:
             raise self.failure
+        self._latest = item
         key = (item.source.topic, item.source.partition)
         lane = self.lanes.get(key)
         if lane is None:
@@ -93,6 +97,35 @@ class Pipeline:
     def pending(self) -> int:
         """Messages submitted and not yet acked, over all lanes."""
         return sum(lane.pending for lane in self.lanes.values())
+
+    def drop_queued(self) -> int:
+        """Forget the messages still queued (no lane has started to prepare them); return how
+        many.
+
+        For a rebalance: the consumer group takes every partition back before it hands them
+        out again (aiokafka's eager protocol), Faust waits until every message it handed out
+        is acked or forgotten (`stream_wait_empty`: it keeps weak references and collects
+        garbage), and the new owner of each partition starts from its committed offset. So a
+        queued, unacked message is redelivered anyway; preparing it first would only delay the
+        rebalance (up to `high_water` messages per lane) and publish it twice. Batches being
+        prepared or published finish and are acked in order (their messages are referenced by
+        the lanes, so Faust waits for them). The latest message taken is kept (prepared, then
+        acked): Faust's stream still holds it, so it could not be forgotten, and Faust would
+        wait for its ack. An ack after a gap is never committed past the gap (Faust commits
+        the acked prefix of a partition), so the forgotten ones before it are redelivered too.
+        """
+        dropped = 0
+        for lane in self.lanes.values():
+            kept = [i for i in lane.inbox if i is self._latest]
+            n = len(lane.inbox) - len(kept)
+            if n <= 0:
+                continue
+            lane.inbox.clear()
+            lane.inbox.extend(kept)
+            lane.forget(n)
+            dropped += n
+        self.dropped += dropped
+        return dropped
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until every submitted message is acked (tests, orderly stops)."""
@@ -189,9 +222,14 @@ class _Lane:
             await p.handler.publish([prepared for prepared, _ in batch])
             for _, item in batch:  # in offset order
                 await item.ack()
-            self.pending -= len(batch)
-            if self.paused_ref is not None and self.pending <= p.low_water:
-                if p._resume is not None:
-                    p._resume(self.paused_ref)
-                log.info("partition_resumed", topic=self.key[0], partition=self.key[1])
-                self.paused_ref = None
+            self.forget(len(batch))
+
+    def forget(self, n: int) -> None:
+        """`n` messages are done (acked, or forgotten): resume the partition at low water."""
+        p = self.pipeline
+        self.pending -= n
+        if self.paused_ref is not None and self.pending <= p.low_water:
+            if p._resume is not None:
+                p._resume(self.paused_ref)
+            log.info("partition_resumed", topic=self.key[0], partition=self.key[1])
+            self.paused_ref = None

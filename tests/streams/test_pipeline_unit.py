@@ -294,3 +294,45 @@ async def test_audits_keep_sequence_order_when_resent() -> None:
     seqs = [SwapAudit.model_validate_json(v).sequence for _, v in producer.acked("audit")]
     n = len(set(seqs))
     assert n >= 2 and seqs[-n:] == list(range(n))
+
+
+async def test_drop_queued_forgets_unprepared_messages_but_the_latest() -> None:
+    """At a rebalance: queued messages are forgotten (never acked: redelivered), what was taken
+    into a batch and the latest message still finish and are acked in order, and a paused
+    partition under low water is resumed."""
+    release = threading.Event()
+
+    class Held:
+        version = "held"
+
+        def score(self, state: SearchState, candidates: Candidates) -> Any:
+            release.wait(30)
+            return GreedyPolicy().score(state, candidates)
+
+    class Provider:
+        def policy(self) -> Any:
+            return Held()
+
+        def refresh(self) -> bool:
+            return False
+
+    resumed: list[Any] = []
+    pipe = Pipeline(
+        handler(Producer(), Provider()),
+        batch_max=1,
+        high_water=4,
+        low_water=1,
+        pause=lambda tp: None,
+        resume=resumed.append,
+    )
+    acks = Acks()
+    for i in range(6):
+        await pipe.submit(acks.item(codec.encode(day(i)), 0, i))
+    await pipe.submit(acks.item(codec.encode(day(9)), 1, 0))  # the latest taken
+    await asyncio.sleep(0.2)  # offset 0 of partition 0 is being prepared (held)
+    assert pipe.drop_queued() == 5  # offsets 1-5 of partition 0
+    assert resumed == [0] and pipe.pending() == 2
+    release.set()
+    await pipe.drain(timeout=60)
+    await pipe.close()
+    assert sorted(acks.order) == [(0, 0), (1, 0)] and pipe.dropped == 5
