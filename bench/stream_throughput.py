@@ -1,14 +1,19 @@
 """Stream throughput and end-to-end latency of optimizer workers on a real broker.
 
 Every figure comes from workers run as separate processes (`python -m streams.cli run
---optimizer-only`, the shipped default model serving, logs at WARNING) on fresh topics
-with `--partitions` partitions, fed and read by this process with aiokafka:
+--optimizer-only`, the shipped default model serving, logs at WARNING, the audit store off
+but in the "+ store" row) on fresh topics with `--partitions` partitions, fed and read by this
+process with aiokafka. Each row also gives the workers' CPU time (user + system, from /proc)
+per dispatch, which depends much less on what else loads the machine than the rates do.
+`--worker-env KEY=VALUE` passes settings to the workers (e.g. `DISPATCH_RL_ENABLED=false`: no
+pass, to measure everything around it).
 
 1. **burst**, per pipeline and worker count: publish N days as fast as the producer goes and
    read `dispatch.optimized` until all N are visible; dispatches/s = N / (last output visible -
    first produce). `serial` is the old path (`DISPATCH_RL_PIPELINED=false`: one message at a
    time, each waiting for its acknowledgements); `pipelined` is the default. Ratios: pipelined
    vs serial (1 worker), and 2 workers vs 1 (pipelined).
+   `+ store`: one pipelined worker that also runs the audit store consumer (as `make run`).
 2. **steady**: one pipelined worker fed at `--rate` days/s; latency = output visible - produce.
 3. **large day** (`--large`, e.g. 2000x200): one large day on partition 0, then small days on
    the other partitions at 20/s while it runs; the small days' latency shows whether the large
