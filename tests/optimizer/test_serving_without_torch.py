@@ -22,6 +22,9 @@ provider = default_provider(Path(sys.argv[1]))
 policy = provider.policy()
 assert provider.status()["source"] == "default", provider.status()
 assert policy.version.startswith("dqn-"), policy.version
+# Loading runs the quality check on built-in days; it must not pull in CP-SAT (and pandas):
+# that import alone costs a CLI call over a second and the worker ~100 MB.
+assert "ortools.sat.python.cp_model" not in sys.modules, "model load imported CP-SAT"
 outcome = optimize_event(generate_day(30, 5, seed=4), policy)
 assert outcome.optimized.status in ("optimized", "unchanged"), outcome.optimized.status
 code = streams.cli.main(["optimize", sys.argv[2], "--json"])
@@ -31,7 +34,8 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH")
 
 
 def test_worker_and_optimize_serve_the_dqn_without_importing_torch(tmp_path: Path) -> None:
-    """Provider + DQN pass + `dispatch-rl optimize` in one process: torch never loaded."""
+    """Provider + DQN pass + `dispatch-rl optimize` in one process: torch never loaded, and
+    loading the model does not import CP-SAT."""
     out = subprocess.run(
         [
             sys.executable,
