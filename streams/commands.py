@@ -30,15 +30,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     """Register `run`, `publish`, `demo` and `dataset` on `subparsers`."""
     run_p = subparsers.add_parser(
         "run",
-        help="run the worker: optimizer agent and dataset writer",
+        help="run the worker: optimizer agent, dataset writer, audit store and web server",
         description="Start the local broker if no bootstrap is configured, create the topics, "
-        "and run the optimizer agent and the dataset writer until SIGINT/SIGTERM.",
+        "and run the optimizer agent, the dataset writer, the audit store consumer and the web "
+        "server (API, dashboard, /metrics) until SIGINT/SIGTERM. The store and the web server run "
+        "unless DISPATCH_RL_STORE_ENABLED=false or DISPATCH_RL_WEB_ENABLED=false.",
     )
     only = run_p.add_mutually_exclusive_group()
     only.add_argument(
         "--optimizer-only",
         action="store_true",
-        help="run the optimizer agent without the dataset writer",
+        help="run the optimizer agent without the dataset writer (the audit store still runs "
+        "unless DISPATCH_RL_STORE_ENABLED=false)",
     )
     only.add_argument(
         "--dataset-only",
