@@ -246,11 +246,14 @@ class RouteArrays:
         return out
 
     def _km_insertion(self, b: IntArray, d: IntArray, skip: IntArray | None = None) -> FloatArray:
-        p = self.problem
-        km = leg_tables(p)[1]
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
-        row = np.where(pred_ok, self.booking[pred], p.n_bookings + d)  # see `_km_removal`
-        sb = self.booking[succ]
+        row = np.where(pred_ok, self.booking[pred], self.problem.n_bookings + d)
+        return self._km_added(b, row, self.booking[succ], succ_ok)
+
+    def _km_added(self, b: IntArray, row: IntArray, sb: IntArray, succ_ok: BoolArray) -> FloatArray:
+        """Empty km into `b` from `row` (a drop-off, or a start: see `_km_removal`), plus out to
+        the successor `sb`, minus the leg `row` -> `sb` it replaces."""
+        km = leg_tables(self.problem)[1]
         into = km[row, b]
         out = np.where(succ_ok, km[b, sb], 0.0)
         bridge = np.where(succ_ok, km[row, sb], 0.0)
@@ -330,6 +333,13 @@ class RouteArrays:
     def _insertion(
         self, b: IntArray, d: IntArray, skip: IntArray | None = None
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        own, downstream, empty, push, _, _, _ = self._insert_parts(b, d, skip)
+        return own, downstream, empty, push
+
+    def _insert_parts(
+        self, b: IntArray, d: IntArray, skip: IntArray | None
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, IntArray, IntArray, BoolArray]:
+        """`_insertion`'s four arrays plus the rows `_km_added` needs (one neighbour search)."""
         p = self.problem
         minutes = leg_tables(p)[0]
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
@@ -343,31 +353,15 @@ class RouteArrays:
         next_pickup = pickup_at(p, drop + minutes[b, sb], sb)
         push = np.maximum(next_pickup - self.pickup[succ], 0.0)
         downstream = np.where(succ_ok, self.slack[succ] - push, p.shift_end[d] - drop)
-        return own, downstream, empty, np.where(succ_ok, push, np.nan)
+        return own, downstream, empty, np.where(succ_ok, push, np.nan), row, sb, succ_ok
 
     def insertion_km(
         self, b: IntArray, d: IntArray, skip: IntArray
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
         """`insertion(b, d, skip)` and `km_insertion(b, d, skip)` at once, for a `skip` on
         every row (they share the neighbour search; the same values)."""
-        p = self.problem
-        minutes, km = leg_tables(p)
-        pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
-        row = np.where(pred_ok, self.booking[pred], p.n_bookings + d)  # see `_km_removal`
-        sb = self.booking[succ]
-        free_at = np.where(pred_ok, self.dropoff[pred], p.shift_start[d])
-        empty = minutes[row, b]
-        pickup = pickup_at(p, free_at + empty, b)
-        own = self.deadline[b] - pickup
-        drop = dropoff_at(p, pickup, b)
-        next_pickup = pickup_at(p, drop + minutes[b, sb], sb)
-        push = np.maximum(next_pickup - self.pickup[succ], 0.0)
-        downstream = np.where(succ_ok, self.slack[succ] - push, p.shift_end[d] - drop)
-        into = km[row, b]
-        out = np.where(succ_ok, km[b, sb], 0.0)
-        bridge = np.where(succ_ok, km[row, sb], 0.0)
-        added: FloatArray = into + out - bridge
-        return own, downstream, empty, np.where(succ_ok, push, np.nan), added
+        own, downstream, empty, push, row, sb, succ_ok = self._insert_parts(b, d, skip)
+        return own, downstream, empty, push, self._km_added(b, row, sb, succ_ok)
 
     def fits(self, b: IntArray, d: IntArray) -> BoolArray:
         """Booking b inserted alone into driver d's route keeps every window and the shift.
