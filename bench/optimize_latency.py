@@ -13,6 +13,7 @@ machine shared with other work inflates less).
     python bench/optimize_latency.py                       # 20 days per size, all sizes
     python bench/optimize_latency.py --sizes 10x3,300x40 --no-exact --policies greedy,dqn
     python bench/optimize_latency.py --late-tolerance 0 --locked 0.1 --urgent 0.3
+    python bench/optimize_latency.py --kind patient --sizes 10x3,100x13,300x40 --no-exact
     python bench/optimize_latency.py --sizes 10x3,300x40 --no-exact --baseline-tree /tmp/base
 
 `--baseline-tree DIR` first runs this script (same days, sizes and policies, no exact) on the
@@ -41,6 +42,7 @@ import numpy as np
 
 from optimizer.exact import solve_lexicographic, solve_min_gap
 from optimizer.generate import DayShape, generate_day
+from optimizer.patient_transport import PATIENT_RULES, patient_day
 from optimizer.policy import GreedyPolicy
 from optimizer.problem import Problem, Rules
 from optimizer.swap_pass import MovePolicy, PassConfig, PassResult, run_pass
@@ -96,6 +98,13 @@ def main() -> None:
         default=100,
         help="days above this size get the min-gap proof but no deadhead reference",
     )
+    ap.add_argument(
+        "--kind",
+        choices=("generated", "patient"),
+        default="generated",
+        help="day generator: ours, or the patient-transport one (its own rules: tolerance 0; "
+        "--late-tolerance, --locked and --urgent then do not apply)",
+    )
     ap.add_argument("--late-tolerance", type=float, default=10.0)
     ap.add_argument("--locked", type=float, default=0.03, help="share of locked bookings")
     ap.add_argument("--urgent", type=float, default=0.10, help="share of priority bookings")
@@ -121,7 +130,10 @@ def main() -> None:
     shape = DayShape(locked=args.locked, high_priority=args.urgent)
     policies = _policies(args.policies.split(","))
     print(f"pass config: {config}")
-    print(f"rules: {rules}; day shape: locked {args.locked}, urgent {args.urgent}")
+    if args.kind == "patient":
+        print(f"patient-transport days (seeds 1000..), rules: {PATIENT_RULES}")
+    else:
+        print(f"rules: {rules}; day shape: locked {args.locked}, urgent {args.urgent}")
     print(
         f"{'size':>7} {'policy':>10} {'days':>4} {'gap in':>6} {'gap':>5} {'exact':>5} "
         f"{'at opt':>7} {'dh excess':>9} {'(n)':>4} {'<= bnd':>7} {'dh in':>6} {'late min':>8} "
@@ -131,10 +143,16 @@ def main() -> None:
     )
     for spec in args.sizes.split(","):
         n, k = (int(x) for x in spec.split("x"))
-        days = [
-            Problem.from_event(generate_day(n, k, 1000 + i, shape=shape), rules=rules)
-            for i in range(args.days)
-        ]
+        if args.kind == "patient":
+            days = [
+                Problem.from_event(patient_day(n, k, 1000 + i), rules=PATIENT_RULES)
+                for i in range(args.days)
+            ]
+        else:
+            days = [
+                Problem.from_event(generate_day(n, k, 1000 + i, shape=shape), rules=rules)
+                for i in range(args.days)
+            ]
         results: dict[str, list[PassResult]] = {name: [] for name in policies}
         times: dict[str, list[float]] = {name: [] for name in policies}
         cpu: dict[str, list[float]] = {name: [] for name in policies}
@@ -227,7 +245,7 @@ def _run_baseline(args: argparse.Namespace) -> str:
     """Run this script on the optimizer in `--baseline-tree`; the path of its --save file."""
     out = os.path.join(tempfile.mkdtemp(prefix="latency-base-"), "baseline.json")
     cmd = [sys.executable, os.path.abspath(__file__), "--no-exact", "--save", out]
-    for flag in ("sizes", "days", "policies", "late_tolerance", "locked", "urgent"):
+    for flag in ("sizes", "days", "policies", "kind", "late_tolerance", "locked", "urgent"):
         cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     if args.lookahead_depth is not None:
         cmd += ["--lookahead-depth", str(args.lookahead_depth)]
