@@ -205,6 +205,13 @@ def generate(
             for dst2 in ends_to:
                 if src_d == dst2 or counts[src_d] - counts[dst2] < 2:
                     continue
+                # A chain's net change is one ride src_d -> dst2 (`via` gives one and takes
+                # one), so every chain of this pair has the pair's count terms: once per pair.
+                pair_g, pair_s = count_terms_after(
+                    counts, np.array([src_d], dtype=np.int64), np.array([dst2], dtype=np.int64)
+                )
+                if keep != "any" and not count_mask(keep, pair_g, pair_s, gap, sq)[0]:
+                    continue
                 for b1 in routes[src_d]:
                     if not movable[b1]:
                         continue
@@ -219,14 +226,8 @@ def generate(
                         if len(b2s) == 0:
                             continue
                         one = np.ones(len(b2s), dtype=np.int64)
-                        c_src, c_dst = one * src_d, one * dst2
-                        g_after, s_after = count_terms_after(counts, c_src, c_dst)
-                        if keep != "any":
-                            wanted = count_mask(keep, g_after, s_after, gap, sq)
-                            if not wanted.any():
-                                continue
-                            b2s, one = b2s[wanted], one[wanted]
-                            g_after, s_after = g_after[wanted], s_after[wanted]
+                        g_after = np.full(len(b2s), pair_g[0], dtype=np.int64)
+                        s_after = np.full(len(b2s), pair_s[0], dtype=float)
                         parts.append(
                             (CHAIN, one * b1, one * src_d, one * via, b2s, one * dst2,
                              g_after, s_after)
