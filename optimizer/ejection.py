@@ -66,7 +66,9 @@ def ejection_chains(
     if k_count < 2 or int(counts.max() - counts.min()) < 2:
         return []
     free, takes = _arcs(state, neighbours)
-    owner = state.assignment
+    # Python lists for the ride-by-ride search below: numpy scalar indexing costs ~10x more.
+    owner = state.assignment.tolist()
+    locked = p.locked.tolist()
     cap = p.max_rides
     has_room = (cap < 0) | (counts + 1 <= cap)
     order = np.argsort(-counts, kind="stable")
@@ -75,9 +77,10 @@ def ejection_chains(
         starts = starts[:sources]
     found: dict[tuple[Step, ...], Chain] = {}
     for d0 in starts:
-        sink_ok = (counts <= counts[d0] - 2) & has_room
-        if not sink_ok.any():
+        sink_mask = (counts <= counts[d0] - 2) & has_room
+        if not sink_mask.any():
             continue
+        sink_ok = sink_mask.tolist()
         # Breadth-first over rides: parent[r] is the ride r takes the place of... reversed:
         # parent[s] = r means r takes s's place, so s is the next ride to place.
         parent: dict[int, int] = {}
@@ -85,7 +88,7 @@ def ejection_chains(
         used: dict[int, frozenset[int]] = {}
         queue: deque[int] = deque()
         for r in state.routes[d0]:
-            if p.locked[r]:
+            if locked[r]:
                 continue
             parent[r], depth[r], used[r] = -1, 1, frozenset((d0,))
             queue.append(r)
@@ -104,8 +107,8 @@ def ejection_chains(
             # else r may take the place of a ride next to where it would sit.
             nxt = [s for k in free.get(r, ()) if k not in here for s in state.routes[k]]
             for s in nxt + takes.get(r, []):
-                d = int(owner[s])
-                if s in parent or d in here or p.locked[s]:
+                d = owner[s]
+                if s in parent or d in here or locked[s]:
                     continue
                 parent[s], depth[s], used[s] = r, depth[r] + 1, here | {d}
                 queue.append(s)
@@ -116,7 +119,7 @@ def ejection_chains(
     return chains[:limit]
 
 
-def _steps(last: int, sink: int, parent: dict[int, int], owner: IntArray) -> tuple[Step, ...]:
+def _steps(last: int, sink: int, parent: dict[int, int], owner: list[int]) -> tuple[Step, ...]:
     """The chain ending with `last` going to `sink`, first step first."""
     rides = [last]
     while parent[rides[-1]] >= 0:
