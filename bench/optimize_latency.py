@@ -61,11 +61,8 @@ def _policies(names: list[str]) -> dict[str, MovePolicy]:
         if name == "greedy":
             out[name] = GreedyPolicy()
         elif name == "dqn":
-            try:
-                from optimizer.registry import DEFAULT_MODEL_DIR, load_model
-            except ImportError:  # torch is optional
-                print("dqn: skipped (torch not installed)")
-                continue
+            from optimizer.registry import DEFAULT_MODEL_DIR, load_model  # numpy serving
+
             out[name] = load_model(DEFAULT_MODEL_DIR).policy()
         elif name == "random":
             out[name] = _RandomPolicy()

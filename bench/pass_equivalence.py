@@ -26,11 +26,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+# A sibling script (run as `python bench/pass_equivalence.py`, bench/ is on sys.path): the same
+# policy names as the latency bench, built in one place.
+from optimize_latency import _policies
+
 from optimizer.generate import DayShape, generate_day
 from optimizer.objective import Objective
-from optimizer.policy import GreedyPolicy
 from optimizer.problem import IntArray, Problem, Rules
-from optimizer.swap_pass import MovePolicy, PassConfig, PassResult, run_pass
+from optimizer.swap_pass import PassConfig, PassResult, run_pass
 
 GENERATED = ((10, 3, 150), (25, 4, 50), (40, 6, 30), (60, 8, 20), (100, 13, 12), (150, 18, 6),
              (300, 40, 4))  # fmt: skip
@@ -99,20 +102,6 @@ def _digest(result: PassResult) -> tuple[str, list[Any]]:
             result.budget, [_r(v) for v in result.after.value]]  # fmt: skip
     blob = json.dumps([head, records], separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:20], records
-
-
-def _policies(names: list[str]) -> dict[str, MovePolicy]:
-    out: dict[str, MovePolicy] = {}
-    for name in names:
-        if name == "greedy":
-            out[name] = GreedyPolicy()
-        elif name == "dqn":
-            from optimizer.registry import DEFAULT_MODEL_DIR, load_model
-
-            out[name] = load_model(DEFAULT_MODEL_DIR).policy()
-        else:
-            raise SystemExit(f"unknown policy {name!r}")
-    return out
 
 
 def run(policy_names: list[str], quick: bool, keep_records: bool) -> dict[str, Any]:
