@@ -262,38 +262,32 @@ class HeuristicDone(_Frozen):
             last = datetime.combine(self.service_date, time.max, tzinfo=UTC) + slack
         except OverflowError:  # ... or in year 9999
             last = datetime.max.replace(tzinfo=UTC)
-        for i, b in enumerate(self.bookings):
-            for name in ("pickup_earliest", "pickup_latest"):
-                at: datetime = getattr(b, name)
-                if not first <= at <= last:
-                    raise PydanticCustomError(
-                        "window_out_of_range",
-                        "bookings[{i}].{name}: {at} is not within {days} days of the service "
-                        "date {day}",
-                        {
-                            "i": i,
-                            "name": name,
-                            "at": at.isoformat(),
-                            "days": limits.window_days,
-                            "day": self.service_date.isoformat(),
-                        },
-                    )
-        for i, d in enumerate(self.drivers):
-            for name in ("shift_start", "shift_end"):
-                at = getattr(d, name)
-                if not first <= at <= last:
-                    raise PydanticCustomError(
-                        "shift_out_of_range",
-                        "drivers[{i}].{name}: {at} is not within {days} days of the service "
-                        "date {day}",
-                        {
-                            "i": i,
-                            "name": name,
-                            "at": at.isoformat(),
-                            "days": limits.window_days,
-                            "day": self.service_date.isoformat(),
-                        },
-                    )
+        checks = (
+            (
+                "window_out_of_range",
+                "bookings",
+                self.bookings,
+                ("pickup_earliest", "pickup_latest"),
+            ),
+            ("shift_out_of_range", "drivers", self.drivers, ("shift_start", "shift_end")),
+        )
+        for code, field, items, names in checks:
+            for i, item in enumerate(items):
+                for name in names:
+                    at: datetime = getattr(item, name)
+                    if not first <= at <= last:
+                        raise PydanticCustomError(
+                            code,
+                            field + "[{i}].{name}: {at} is not within {days} days of the "
+                            "service date {day}",
+                            {
+                                "i": i,
+                                "name": name,
+                                "at": at.isoformat(),
+                                "days": limits.window_days,
+                                "day": self.service_date.isoformat(),
+                            },
+                        )
         _check_spread(self, limits.max_radius_km)
         return self
 
