@@ -2,9 +2,10 @@
 
 Routes: the audit API (`/api/...`, bearer token), `/login` (token -> cookie, for the
 dashboard), `/dispatch/health/` (open: container health checks), FastAPI's `/openapi.json`
-and `/docs`. Other modules add their routes through `EXTENSIONS`: each listed module that
-exists must define `register(app: FastAPI, ctx: WebContext) -> None` (the dashboard, the SSE
-stream and `/metrics` come in this way), so this file does not change when they do.
+and `/docs` / `/redoc` (their scripts served by this app, no CDN). Other modules add their
+routes through `EXTENSIONS`: each listed module that exists must define
+`register(app: FastAPI, ctx: WebContext) -> None` (the dashboard, the SSE stream and
+`/metrics` come in this way), so this file does not change when they do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from streams.web.api import router as api_router
 from streams.web.auth import login_router
@@ -29,7 +31,9 @@ HEALTH_PATH = "/dispatch/health/"
 
 def create_web_app(ctx: WebContext, *, extensions: tuple[str, ...] = EXTENSIONS) -> FastAPI:
     """The ASGI app of the worker (not started; `streams.web.runner` serves it)."""
-    app = FastAPI(
+    # FastAPI's own /docs page loads Swagger UI from a CDN, which a dispatch office's closed
+    # network (and our tests) cannot reach; fastapi-offline serves the same files from the wheel.
+    app = FastAPIOffline(
         title="dispatch-rl",
         summary="Audit query API of the dispatch fairness optimizer",
         description="Reads of /api/* need `Authorization: Bearer <token>` "

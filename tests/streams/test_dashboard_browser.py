@@ -179,6 +179,12 @@ async def test_pages_update_live_in_a_real_browser(
         trail = await _call(
             browser.execute_script, "return document.querySelectorAll('#trail tr.move').length;"
         )
+        # The API browser renders offline: Swagger UI's files come from this worker, not a CDN.
+        await _call(browser.get, f"{base}/docs")
+        await _wait_for(browser, "document.querySelector('.swagger-ui .info .title')")
+        operations = await _call(
+            browser.execute_script, "return document.querySelectorAll('.opblock').length;"
+        )
         await _call(browser.get, "about:blank")  # closes the event stream before the server stops
         outcomes = await _optimized_of(settings, [live_day])
 
@@ -189,6 +195,7 @@ async def test_pages_update_live_in_a_real_browser(
     ]
     assert all(width > 0 for _, _, after_rides, width in rides if after_rides != "0")
     assert trail == opt.moves_proposed
+    assert operations >= 5, "the /docs page lists the API's operations"
     print(f"bars shown {shown_after:.2f} s after publishing; screenshots in {shots}")
     assert (shots / "dashboard.png").stat().st_size > 10_000
     assert (shots / "dispatch.png").stat().st_size > 10_000

@@ -3,6 +3,7 @@ checked, every query key and page works, the verdict equals the CLI's, OpenAPI l
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,19 @@ async def test_openapi_lists_the_routes_and_the_bearer_scheme(client: httpx.Asyn
     params = {q["name"] for q in paths["/api/audits"]["get"]["parameters"]}
     assert {"dispatch_id", "booking", "driver", "service_date", "decision", "reason"} <= params
     assert {"model_version", "limit", "offset"} <= params
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+async def test_docs_pages_need_no_outside_network(client: httpx.AsyncClient, path: str) -> None:
+    """/docs and /redoc load every script, style and icon from this app (no CDN)."""
+    page = await client.get(path)
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]|url: ['"]([^'"]+)['"]""", page.text)
+    assets = [a or b for a, b in urls]
+    assert any(a.endswith(".js") for a in assets), assets
+    for url in assets:
+        assert url.startswith("/"), f"{url} is not served by the app"
+        assert (await client.get(url)).status_code == 200, url
 
 
 def test_generated_token_is_kept_private_and_stable(tmp_path: Path) -> None:
