@@ -2,9 +2,11 @@
 together by `streams.worker.running_worker`.
 
 `start_store(settings, stop, notifier)` opens (and migrates) the store in a thread, then starts
-the consumer task and waits until it has joined its group's consumer. `start_web(...)` resolves
-the API token (logging where it is kept), builds the app and serves it on
-`settings.web_host:settings.web_port`.
+the consumer task and waits until it has joined its group's consumer. A database server that
+does not answer yet is waited for (one warning per try, backoff up to 30 s) while the
+optimizer, already started, goes on: the store catches up from Kafka once it opens.
+`start_web(...)` resolves the API token (logging where it is kept), builds the app and serves
+it on `settings.web_host:settings.web_port`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from streams.ports import listen_socket
 from streams.settings import Settings
@@ -53,8 +57,9 @@ class RunningStore:
 async def start_store(
     settings: Settings, stop: asyncio.Event, notifier: OptimizedNotifier
 ) -> RunningStore:
-    """Open the store (migrations included) and start its consumer; raise if either fails."""
-    store = await asyncio.to_thread(AuditStore.open, store_url(settings))
+    """Open the store (migrations included) and start its consumer; raise if either fails,
+    except a database server that cannot be reached yet (waited for, see the module doc)."""
+    store = await _open_when_reachable(store_url(settings))
     counters = StoreCounters()
     ready = asyncio.Event()
     task = asyncio.create_task(
@@ -70,6 +75,48 @@ async def start_store(
         store.close()
         task.result()  # the consumer could not start: raise why
     return RunningStore(store, task, counters)
+
+
+STORE_RETRY_MAX_S = 30.0
+
+
+class StoreConfigError(RuntimeError):
+    """The audit store's URL cannot work (bad URL, unsupported database, unopenable file)."""
+
+
+async def _open_when_reachable(url: str) -> AuditStore:
+    """`AuditStore.open(url)`, tried again while a database server does not answer. A SQLite
+    file that cannot be opened is a configuration error: raised at once."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError as exc:
+        raise StoreConfigError(f"DISPATCH_RL_STORE_URL: {exc}") from exc
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreConfigError(
+            f"DISPATCH_RL_STORE_URL: {backend} is not supported "
+            "(sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"
+        )
+    delay = 1.0
+    while True:
+        try:
+            return await asyncio.to_thread(AuditStore.open, url)
+        except (ArgumentError, ImportError, ValueError) as exc:
+            raise StoreConfigError(f"DISPATCH_RL_STORE_URL: {exc}") from exc
+        except (OSError, OperationalError) as exc:
+            if isinstance(exc, OSError) or url.startswith("sqlite"):
+                where = make_url(url).render_as_string(hide_password=True)
+                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                raise StoreConfigError(f"cannot open {where}: {reason}") from exc
+            reason = str(exc.orig or exc).strip().splitlines()[0][:300]
+            log.warning(
+                "store_unreachable_retrying",
+                error=reason,
+                retry_in_s=delay,
+                message="the optimizer keeps running; the audit store and the web server "
+                "start once the database answers (the store then catches up from Kafka)",
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, STORE_RETRY_MAX_S)
 
 
 async def start_web(

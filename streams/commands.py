@@ -137,6 +137,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.audit_service import StoreConfigError
     from streams.local_kafka import KafkaLaunchError
     from streams.worker import run
 
@@ -150,6 +151,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     except KafkaLaunchError as exc:
         print(f"error: local Kafka broker: {exc}", file=sys.stderr)
         return 1
+    except StoreConfigError as exc:
+        print(f"dispatch-rl run: error: audit store: {exc}", file=sys.stderr)
+        return 2
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
