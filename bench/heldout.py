@@ -3,6 +3,8 @@
     python bench/heldout.py                       # shipped default model, 10 days per class
     python bench/heldout.py --per-class 20 --large --ablation --json
     python bench/heldout.py --model var/models/versions/<v>
+    python bench/heldout.py --kinds generated patient --generated-base 8000000 \
+        --patient-base 8100000            # fresh days: other seeds of the same generators
 
 For each group (source and size class; `optimizer.heldout`) and each policy, with the
 operator's default pass config: proven-optimum rate, mean gap excess over the proven optimum,
@@ -26,7 +28,14 @@ from typing import Any
 
 from optimizer.evaluate import evaluate_days, summarize
 from optimizer.evaluate_cli import RandomPolicy
-from optimizer.heldout import LARGE_CLASSES, SIZE_CLASSES, HeldOutSpec, heldout_days
+from optimizer.heldout import (
+    GENERATED_SEED_BASE,
+    LARGE_CLASSES,
+    PATIENT_SEED_BASE,
+    SIZE_CLASSES,
+    HeldOutSpec,
+    heldout_days,
+)
 from optimizer.policy import GreedyPolicy
 from optimizer.registry import DEFAULT_MODEL_DIR, load_model
 from optimizer.swap_pass import MovePolicy, PassConfig
@@ -42,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--large", action="store_true", help="add the 150x18 and 300x40 classes")
     ap.add_argument("--ablation", action="store_true", help="add random ranking, same search")
     ap.add_argument("--exact-time-limit", type=float, default=10.0)
+    ap.add_argument(
+        "--generated-base", type=int, default=GENERATED_SEED_BASE, help="first generated seed"
+    )
+    ap.add_argument(
+        "--patient-base", type=int, default=PATIENT_SEED_BASE, help="first patient seed"
+    )
+    ap.add_argument("--classes", nargs="+", help="size classes NxK (default: the target classes)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -50,8 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.ablation:
         policies["random"] = RandomPolicy(0)
     config = PassConfig()
-    classes = SIZE_CLASSES + (LARGE_CLASSES if args.large else ())
-    spec = HeldOutSpec(per_class=args.per_class, classes=classes, kinds=tuple(args.kinds))
+    classes = SIZE_CLASSES
+    if args.classes:
+        classes = tuple((int(n), int(k)) for n, k in (c.split("x") for c in args.classes))
+    classes += LARGE_CLASSES if args.large else ()
+    spec = HeldOutSpec(
+        per_class=args.per_class,
+        classes=classes,
+        kinds=tuple(args.kinds),
+        generated_base=args.generated_base,
+        patient_base=args.patient_base,
+    )
     started = time.perf_counter()
     days = heldout_days(spec)
     rows = evaluate_days(days, policies, config, exact_time_limit_s=args.exact_time_limit)

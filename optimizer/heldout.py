@@ -39,19 +39,24 @@ class HeldOutSpec:
     per_class: int = 10
     classes: tuple[tuple[int, int], ...] = SIZE_CLASSES
     kinds: tuple[str, ...] = KINDS
+    generated_base: int = GENERATED_SEED_BASE
+    """First generated seed; class j uses `generated_base + 1000 j + i`. Another base gives
+    fresh days of the same generator (for checks on days nobody has tuned on)."""
+    patient_base: int = PATIENT_SEED_BASE
+    """First patient-transport seed, likewise."""
 
     def describe(self) -> str:
         sizes = ", ".join(f"{n}x{k}" for n, k in self.classes)
         parts = []
         if "generated" in self.kinds:
             parts.append(
-                f"generated ({self.per_class} per class, seeds {GENERATED_SEED_BASE:,} + "
+                f"generated ({self.per_class} per class, seeds {self.generated_base:,} + "
                 f"1000 x class index + i)"
             )
         if "patient" in self.kinds:
             parts.append(
                 f"patient transport, late tolerance 0 ({self.per_class} per class, seeds "
-                f"{PATIENT_SEED_BASE:,} + 1000 x class index + i)"
+                f"{self.patient_base:,} + 1000 x class index + i)"
             )
         if "cordeau" in self.kinds:
             parts.append("Cordeau instances not used in training (b-series and a4-40 .. a8-96)")
@@ -79,11 +84,11 @@ def heldout_days(
     days: list[Day] = []
     for j, size in enumerate(spec.classes):
         if "generated" in spec.kinds:
-            start = GENERATED_SEED_BASE + 1000 * j
+            start = spec.generated_base + 1000 * j
             seeds = range(start, start + spec.per_class)
             days += generated_days([size], seeds, rules=rules, travel=travel)
         if "patient" in spec.kinds:
-            start = PATIENT_SEED_BASE + 1000 * j
+            start = spec.patient_base + 1000 * j
             seeds = range(start, start + spec.per_class)
             days += patient_days([size], seeds, rules=rules, travel=travel)
     if "cordeau" in spec.kinds:

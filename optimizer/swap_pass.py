@@ -27,16 +27,16 @@ objective, so the result is feasible and never worse than the input.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 
 from optimizer.feasibility import Reason, RouteSchedule
 from optimizer.moves import CHAIN, Candidates, CountFilter, Move
-from optimizer.objective import Evaluation, Objective, Value, gap_floor
+from optimizer.objective import Evaluation, Value, gap_floor
+from optimizer.pass_config import PassConfig
 from optimizer.problem import FloatArray, IntArray, Problem
 from optimizer.search_state import SearchState, Trial
 
@@ -56,72 +56,6 @@ __all__ = [
 
 AuditReason = Reason | Literal["improves", "no_improvement", "below_min_improvement", "revisit"]
 StopReason = Literal["target_reached", "no_improving_move", "budget", "time_limit"]
-
-
-@dataclass(frozen=True, slots=True)
-class PassConfig:
-    """Parameters of the swap pass."""
-
-    max_swaps: int = 10
-    """Least number of steps (each step accepts at most one move)."""
-    swaps_per_booking: float = 1.0
-    """The budget grows with the day: max(max_swaps, ceil(swaps_per_booking * bookings))."""
-    min_improvement: float = 0.5
-    """Least objective gain (see `Objective.gain`) for a move to be accepted."""
-    max_checks: int = 40
-    """Most candidates the validator checks per ranking (each one is audited)."""
-    chains: bool = True
-    """Try two-step ejection chains when no plain move or swap passes."""
-    batch_moves: bool = True
-    """Accept more than one move per ranking when they touch different drivers (faster)."""
-    exchanges: bool = True
-    """When no move, swap or chain improves, try segment exchanges (`optimizer.exchange`)."""
-    exchange_rides: int = 5
-    """Most rides one segment exchange moves."""
-    ejection_depth: int = 4
-    """Most rides one ejection chain (`optimizer.ejection`, any ends) moves (0: none)."""
-    lookahead_depth: int = 2
-    """Most count-neutral steps the lookahead takes before an improving one (0: none)."""
-    lookahead_width: int = 3
-    """Plateau plans the lookahead keeps per plan it expands."""
-    lookahead_checks: int = 300
-    """Most validator checks one lookahead may spend (it stops there: effort is bounded)."""
-    repair_tries: tuple[tuple[int, int], ...] = ((3, 30), (4, 10), (5, 4), (9, 2))
-    """When nothing else improves, re-plan driver subsets exactly (`optimizer.repair`):
-    (subset size, most solves) pairs, the next only when the previous found nothing (empty:
-    never). The nine-driver re-plans are for days where a full wheelchair van's rides can
-    only leave through the other vans, each of which must pass a ride on."""
-    repair_conflicts: int = 20000
-    """CP-SAT conflict limit per subset re-plan (a deterministic bound on its effort)."""
-    repair_first: bool = False
-    """Try the subset repair before the lookahead (else after it)."""
-    cost_phase: bool = True
-    """After fairness, cut empty driving and lateness at the same ride counts
-    (`optimizer.cost_phase`)."""
-    cost_checks_per_booking: float = 4.0
-    """The cost phase stops after max(100, ceil(this x bookings)) validator checks."""
-    cost_work: float = 3000.0
-    """The cost phase takes at most max(3, ceil(cost_work / bookings)) rounds (each round
-    ranks the whole neighbourhood, which grows with the day; a deterministic bound)."""
-    stop_at_target: bool = True
-    """Stop once the ride-count gap is at its floor (0 or 1): fairness cannot improve."""
-    polish_steps: int = 0
-    """Once at the floor, up to this many more steps of count-neutral moves and swaps that
-    improve the later objective terms (ranked by the policy; the cost phase supersedes it)."""
-    objective: Objective = field(default_factory=Objective)
-    time_limit_s: float = 0.0
-    """Stop taking steps after this many seconds (0: no limit). A safety net for huge days:
-    the plan so far is as valid as any (each accepted move keeps the invariant), but where the
-    limit bites the result depends on the machine's speed, so it is off in tests."""
-
-    def budget(self, n_bookings: int) -> int:
-        return max(self.max_swaps, math.ceil(self.swaps_per_booking * n_bookings))
-
-    def cost_checks(self, n_bookings: int) -> int:
-        return max(100, math.ceil(self.cost_checks_per_booking * n_bookings))
-
-    def cost_rounds(self, n_bookings: int) -> int:
-        return max(3, math.ceil(self.cost_work / max(n_bookings, 1)))
 
 
 class MovePolicy(Protocol):
