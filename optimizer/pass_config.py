@@ -50,6 +50,12 @@ class PassConfig:
     only leave through the other vans, each of which must pass a ride on."""
     repair_conflicts: int = 20000
     """CP-SAT conflict limit per subset re-plan (a deterministic bound on its effort)."""
+    whole_day_bookings: int = 120
+    """On days with at most this many assigned bookings, when the subset re-plans find
+    nothing, one re-plan of every driver that asks only for a smaller gap
+    (`repair.whole_day_move`; 0: never). It replaces the biggest `repair_tries` entry there."""
+    whole_day_conflicts: int = 20000
+    """CP-SAT conflict limit of that whole-day re-plan."""
     repair_first: bool = False
     """Try the subset repair before the lookahead (else after it)."""
     cost_phase: bool = True

@@ -14,25 +14,30 @@ steps.
 
 Which three: a fullest driver, one with at least two rides fewer, and a third whose rides lie
 near both (mean empty km from each ride to the nearest ride of the other), fullest first, then
-the biggest count difference, then the nearest. At most `repair_subsets` solves per stuck plan,
-each bounded by a conflict count (not wall time), so the pass stays deterministic.
+the biggest count difference, then the nearest; then four, five, nine drivers
+(`PassConfig.repair_tries`: at most so many solves per size and stuck plan), each solve bounded
+by a conflict count (not wall time), so the pass stays deterministic.
+
+Some days need more drivers at once than any subset holds (a full wheelchair van whose rides
+only other vans can serve, each of which must pass a ride on: six or more drivers). On days
+up to `PassConfig.whole_day_bookings` bookings the biggest subset size gives way to one
+re-plan of every driver (`whole_day_move`) that asks only for a smaller gap. The CP-SAT
+model itself is `optimizer.replan_model`.
 """
 
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 
-from optimizer.moves import Move, Step
+from optimizer.moves import Move
 from optimizer.problem import BoolArray, FloatArray
+from optimizer.replan_model import ReplanModel
 from optimizer.ride_model import duration, pickup_at
 from optimizer.search_state import SearchState
 
-__all__ = ["can_take_more", "repair_moves", "subsets"]
-
-_SCALE = 1000  # model time unit: 1/1000 minute, as in `optimizer.exact`
+__all__ = ["can_take_more", "repair_moves", "subsets", "whole_day_move"]
 
 
 def repair_moves(
@@ -40,13 +45,22 @@ def repair_moves(
     *,
     tries: tuple[tuple[int, int], ...] = ((3, 30), (4, 10), (5, 4)),
     conflicts: int = 20000,
+    whole_day_bookings: int = 0,
+    whole_day_conflicts: int = 20000,
 ) -> list[Move]:
     """A re-plan of a driver subset that lowers the squared ride-count deviation, or nothing.
 
     `tries`: (subset size, most solves) pairs, tried in order, the next only when the previous
-    found nothing. Stops at the first re-plan found."""
+    found nothing. Stops at the first re-plan found. On a day with at most
+    `whole_day_bookings` assigned bookings and more drivers than the smaller subsets hold,
+    the last (biggest) entry gives way to one whole-day re-plan (`whole_day_move`)."""
     k = state.problem.n_drivers
-    for size, limit in tries:
+    whole = (
+        len(tries) > 1
+        and 0 < int(state.counts.sum()) <= whole_day_bookings
+        and max(size for size, _ in tries[:-1]) < k
+    )
+    for size, limit in tries[:-1] if whole else tries:
         size = min(size, k)
         tried = 0
         for drivers in subsets(state, size):
@@ -59,7 +73,11 @@ def repair_moves(
             if move is not None:
                 return [move]
         if size >= k:
-            break  # that was the whole day
+            return []  # that was the whole day
+    if whole:
+        move = whole_day_move(state, whole_day_conflicts)
+        if move is not None:
+            return [move]
     return []
 
 
@@ -208,111 +226,59 @@ def _nearness(state: SearchState) -> FloatArray:
     return out
 
 
-def _lean_model() -> Any:
-    """A CpModel without the deprecated camelCase aliases that ortools 9.x builds for every
-    new model (about 1.5 ms each; the repair builds many small models). ortools is imported
-    here, on the first solve, so a worker or `optimize` call that never needs a repair never
-    loads it (about 0.8 s and tens of MB)."""
-    global _LEAN
-    if _LEAN is None:
-        from ortools.sat.python import cp_model
-
-        class Lean(cp_model.CpModel):
-            def _add_pre_pep8_methods(self) -> None:
-                pass
-
-        _LEAN = Lean
-    return _LEAN()
-
-
-_LEAN: Any = None
-
-
 def _repair(state: SearchState, drivers: tuple[int, ...], conflicts: int) -> Move | None:
-    """The least-squares re-plan of `drivers` (fewest rides moved among equals), or None.
-
-    The exact solver's model (`optimizer.exact`) on these drivers' rides: one pickup time per
-    ride within [window open, the pass's deadline], each driver's rides in service order
-    separated by the ride and the empty leg between them (pairwise, exact under the triangle
-    inequality; the validator re-checks the result with the ride model), shifts, capabilities,
-    locked rides, ride caps. Times in integer milliminutes, rounded towards feasible.
-    """
-    p = state.problem
-    ds = list(drivers)
-    rides = np.array([b for d in ds for b in state.routes[d]], dtype=np.int64)
-    rides = rides[np.argsort(p.order[rides], kind="stable")]
-    n, kk = len(rides), len(ds)
-    if n < 2:
+    """The least-squares re-plan of `drivers` (fewest rides moved among equals), or None."""
+    model = ReplanModel(state, drivers)
+    if model.n < 2:
         return None
-    now = np.array([ds.index(int(state.assignment[b])) for b in rides], dtype=np.int64)
-    dset = np.array(ds, dtype=np.int64)
-    allowed = state.solo[np.ix_(rides, dset)] & ~p.locked[rides][:, None]
-    allowed[np.arange(n), now] = True
-    lo = np.ceil(p.earliest[rides] * _SCALE - 1e-6).astype(np.int64)
-    hi = np.maximum(lo, np.floor(state.deadline[rides] * _SCALE + 1e-6).astype(np.int64))
-    dur = duration(p, rides)
-    first = np.ceil(
-        (p.shift_start[dset][None, :] + p.travel.start_to_pickup[np.ix_(dset, rides)].T) * _SCALE
-        - 1e-6
-    ).astype(np.int64)
-    last = np.floor((p.shift_end[dset][None, :] - dur[:, None]) * _SCALE + 1e-6).astype(np.int64)
-    late_shift = [any(r == "shift" for r, _ in state.schedules[d].violations) for d in ds]
-    need = np.ceil(
-        (dur[:, None] + p.travel.dropoff_to_pickup[np.ix_(rides, rides)]) * _SCALE - 1e-6
-    ).astype(np.int64)
-
-    from ortools.sat.python import cp_model
-
-    m = _lean_model()
-    t = [m.new_int_var(int(lo[i]), int(hi[i]), f"t{i}") for i in range(n)]
-    x: dict[tuple[int, int], cp_model.IntVar] = {}
-    for i in range(n):
-        ks = np.nonzero(allowed[i])[0].tolist()
-        for k in ks:
-            v = x[i, k] = m.new_bool_var(f"x{i}_{k}")
-            m.add(t[i] >= int(first[i, k])).only_enforce_if(v)
-            if not late_shift[k]:
-                m.add(t[i] <= int(last[i, k])).only_enforce_if(v)
-        m.add_exactly_one(x[i, k] for k in ks)
-    for a in range(n):
-        for b in range(a + 1, n):
-            gap = int(need[a, b])
-            if lo[b] >= hi[a] + gap:
-                continue  # never binding
-            apart = lo[a] + gap > hi[b]
-            for k in np.nonzero(allowed[a] & allowed[b])[0].tolist():
-                if apart:
-                    m.add_bool_or([~x[a, k], ~x[b, k]])
-                else:
-                    m.add(t[b] - t[a] >= gap).only_enforce_if([x[a, k], x[b, k]])
+    m, n = model.m, model.n
     squares = []
-    for k in range(kk):
-        count = m.new_int_var(0, n, f"count{k}")
-        m.add(count == sum(x[i, k] for i in range(n) if (i, k) in x))
-        cap = int(p.max_rides[ds[k]])
-        if cap >= 0 and int((now == k).sum()) <= cap:
-            m.add(count <= cap)
+    for k, count in enumerate(model.counts):
         sq = m.new_int_var(0, n * n, f"sq{k}")
         m.add_multiplication_equality(sq, [count, count])
         squares.append(sq)
-    current = int((np.bincount(now, minlength=kk) ** 2).sum())
+    current = int((np.bincount(model.now, minlength=len(drivers)) ** 2).sum())
     m.add(sum(squares) <= current - 1)
-    moved = sum(v for (i, k), v in x.items() if k != now[i])
+    moved = sum(v for (i, k), v in model.x.items() if k != model.now[i])
     m.minimize(sum(squares) * (n + 1) + moved)
-    for (i, k), v in x.items():
-        m.add_hint(v, int(now[i] == k))
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.random_seed = 0
-    solver.parameters.max_number_of_conflicts = conflicts
-    status = solver.solve(m)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    return model.solve(conflicts)
+
+
+def whole_day_move(state: SearchState, conflicts: int) -> Move | None:
+    """A re-plan of every driver with a smaller ride-count gap, or None when CP-SAT finds none
+    within `conflicts`.
+
+    The last resort on days where the gap's bottleneck can only be relieved through many
+    drivers at once (a full wheelchair van whose rides only other vans can serve, each of
+    which must pass a ride on). Every count lies in a band [low, low + gap - 1] (`low` one of
+    the few values that can hold all rides) and at most what the driver could serve alone
+    (`_most`): tight bounds the solver propagates at once. The objective, fewest rides moved
+    from the current plan (the hint), steers the search near it; the solve stops at the first
+    plan found (the pass's local moves go on from there)."""
+    p = state.problem
+    k, n, target = p.n_drivers, int(state.counts.sum()), int(state.gap) - 1
+    lows = [low for low in range(n // k, -1, -1) if n <= k * (low + target)]
+    if target < 0 or not lows:
         return None
-    steps = [
-        Step(int(rides[i]), ds[int(now[i])], ds[k])
-        for (i, k), v in x.items()
-        if k != now[i] and solver.value(v)
-    ]
-    if not steps:
+    from ortools.sat.python import cp_model
+
+    model = ReplanModel(state, tuple(range(k)))
+    if model.n < 2:
         return None
-    return Move("compound", tuple(steps))
+    m = model.m
+    low = m.new_int_var_from_domain(cp_model.Domain.from_values(lows), "low")
+    for g, count in enumerate(model.counts):
+        m.add(count >= low)
+        m.add(count <= low + target)
+        m.add(count <= _most(state, g, lows[0] + target))
+    m.minimize(sum(v for (i, d), v in model.x.items() if d != model.now[i]))
+    return model.solve(conflicts, first_solution=True)
+
+
+def _most(state: SearchState, g: int, limit: int) -> int:
+    """The most rides (up to `limit`, at least its current count) driver `g` could serve
+    alone (`_serves_at_least`)."""
+    have = int(state.counts[g])
+    while have < limit and _serves_at_least(state, g, have + 1):
+        have += 1
+    return max(have, int(state.counts[g]))

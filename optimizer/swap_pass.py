@@ -10,7 +10,7 @@ two-step ejection chains are tried (ranked by the policy), then ejection chains 
 up to `ejection_depth` rides (`optimizer.ejection`), segment exchanges (`optimizer.exchange`),
 a lookahead (`optimizer.lookahead`): count-neutral "plateau" steps ranked by the same policy,
 up to `lookahead_depth` deep, each followed by an improving step, and last an exact re-plan
-of a few drivers together (`optimizer.repair`). A multi-step success is accepted as one
+of a few drivers together, on small days of every driver (`optimizer.repair`). A multi-step success is accepted as one
 compound move listing all its steps. The pass never returns to a plan it has visited (a set of
 plan digests, checked before accepting).
 
@@ -251,7 +251,11 @@ class Search:
 
         cfg = self.config
         for move in repair_moves(
-            self.state, tries=cfg.repair_tries, conflicts=cfg.repair_conflicts
+            self.state,
+            tries=cfg.repair_tries,
+            conflicts=cfg.repair_conflicts,
+            whole_day_bookings=cfg.whole_day_bookings,
+            whole_day_conflicts=cfg.whole_day_conflicts,
         ):
             trial = self.check(self.state, move, 0.0)
             if trial is not None:

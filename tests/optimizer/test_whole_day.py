@@ -1,0 +1,69 @@
+"""The whole-day re-plan: the last resort of the subset repair on days up to
+`PassConfig.whole_day_bookings` bookings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from optimizer.exact import solve_min_gap
+from optimizer.feasibility import is_feasible_change
+from optimizer.patient_transport import patient_days
+from optimizer.policy import GreedyPolicy
+from optimizer.repair import whole_day_move
+from optimizer.search_state import SearchState
+from optimizer.swap_pass import PassConfig, replay, run_pass
+
+# A patient 100x13 day (seed from the previous session's fresh check, not the reported set):
+# a full wheelchair van's rides leave only through five drivers at once, which no subset of
+# the sizes tried contains.
+SEED = 7104007
+NO_WHOLE_DAY = PassConfig(cost_phase=False, whole_day_bookings=0)
+
+
+def test_the_whole_day_re_plan_reaches_the_optimum_the_subsets_miss() -> None:
+    """Without it the pass stops above the proven optimal gap; with it the pass reaches it,
+    feasible, never worse, its audit replaying to the output, the re-plan audited as one
+    accepted compound move."""
+    day = patient_days([(100, 13)], [SEED])[0]
+    p, upstream = day.problem, day.assignment
+    without = run_pass(p, upstream, GreedyPolicy(), NO_WHOLE_DAY)
+    with_it = run_pass(p, upstream, GreedyPolicy(), PassConfig(cost_phase=False))
+    exact = solve_min_gap(p, upstream, time_limit_s=30, hint=with_it.assignment)
+    assert exact.proven_optimal
+    assert without.after.gap > exact.gap
+    assert with_it.after.gap == exact.gap
+    assert is_feasible_change(p, upstream, with_it.assignment)[0]
+    assert PassConfig().objective.gain(with_it.before.value, with_it.after.value) >= 0
+    moves = [c.move for c in with_it.accepted]
+    assert np.array_equal(replay(upstream, moves), with_it.assignment)
+    assert any(len(m.steps) >= 5 for m in moves)
+
+
+def test_the_whole_day_re_plan_is_deterministic_and_only_lowers_the_gap() -> None:
+    """Twice on the same stuck plan: the same move; it lowers the gap and the validator
+    accepts it. On a plan whose gap is already optimal it finds nothing."""
+    day = patient_days([(100, 13)], [SEED])[0]
+    stuck = run_pass(day.problem, day.assignment, GreedyPolicy(), NO_WHOLE_DAY)
+    deadline = SearchState(day.problem, day.assignment).deadline
+    state = SearchState(day.problem, stuck.assignment, deadline=deadline)
+    first, again = whole_day_move(state, 20000), whole_day_move(state, 20000)
+    assert first is not None and first == again
+    trial = state.trial(first)
+    assert trial.violation is None and trial.value is not None
+    assert trial.value[0] < state.gap
+    state.apply(trial)
+    best = solve_min_gap(day.problem, day.assignment, time_limit_s=30, hint=state.assignment)
+    if best.proven_optimal and best.gap == state.gap:
+        assert whole_day_move(state, 20000) is None
+
+
+def test_the_whole_day_re_plan_is_off_above_its_size() -> None:
+    """Days above `whole_day_bookings` never get it (their repair keeps its subset sizes)."""
+    day = patient_days([(100, 13)], [SEED])[0]
+    small = dataclasses.replace(NO_WHOLE_DAY, whole_day_bookings=50)
+    a = run_pass(day.problem, day.assignment, GreedyPolicy(), small)
+    b = run_pass(day.problem, day.assignment, GreedyPolicy(), NO_WHOLE_DAY)
+    assert np.array_equal(a.assignment, b.assignment)
+    assert a.after.gap == b.after.gap
