@@ -56,6 +56,14 @@ class PassConfig:
     (`repair.whole_day_move`; 0: never). It replaces the biggest `repair_tries` entry there."""
     whole_day_conflicts: int = 20000
     """CP-SAT conflict limit of that whole-day re-plan."""
+    repair_work: int = 500_000
+    """Most CP-SAT model terms (per solve: rides x rides x drivers / 2, about its pairwise
+    constraints, which set its cost) all re-plans of one pass may build, on days up to
+    `repair_work_bookings` bookings. A deterministic bound on the repair's share of a pass."""
+    repair_work_bookings: int = 100
+    """Above this many bookings the repair budget falls with the fifth power of the size
+    (300 bookings: 1/243): a subset's model grows with its rides squared and a big day gets
+    stuck more often, while the latency target (300 ms at 300x40) is fixed."""
     repair_first: bool = False
     """Try the subset repair before the lookahead (else after it)."""
     cost_phase: bool = True
@@ -79,6 +87,10 @@ class PassConfig:
 
     def budget(self, n_bookings: int) -> int:
         return max(self.max_swaps, math.ceil(self.swaps_per_booking * n_bookings))
+
+    def repair_budget(self, n_bookings: int) -> int:
+        scale = min(1.0, self.repair_work_bookings / max(n_bookings, 1)) ** 5
+        return int(self.repair_work * scale)
 
     def cost_checks(self, n_bookings: int) -> int:
         return max(100, math.ceil(self.cost_checks_per_booking * n_bookings))

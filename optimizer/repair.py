@@ -27,6 +27,8 @@ model itself is `optimizer.replan_model`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
@@ -37,7 +39,28 @@ from optimizer.replan_model import ReplanModel
 from optimizer.ride_model import duration, pickup_at
 from optimizer.search_state import SearchState
 
-__all__ = ["can_take_more", "repair_moves", "subsets", "whole_day_move"]
+__all__ = ["WorkBudget", "can_take_more", "repair_moves", "subsets", "whole_day_move"]
+
+
+@dataclass(slots=True)
+class WorkBudget:
+    """CP-SAT model terms the re-plans of one pass may still build (`PassConfig.repair_work`)."""
+
+    left: int
+
+    def take(self, state: SearchState, drivers: Sequence[int]) -> bool:
+        """Spend the cost of re-planning `drivers` (rides x rides x drivers / 2), if left."""
+        rides = sum(len(state.routes[d]) for d in drivers)
+        cost = rides * rides * len(drivers) // 2
+        if cost > self.left:
+            return False
+        self.left -= cost
+        return True
+
+    def affords(self, state: SearchState, size: int) -> bool:
+        """Whether the cheapest `size` drivers (fewest rides) could still be re-planned."""
+        rides = sum(sorted(len(r) for r in state.routes)[:size])
+        return rides * rides * size // 2 <= self.left
 
 
 def repair_moves(
@@ -47,14 +70,19 @@ def repair_moves(
     conflicts: int = 20000,
     whole_day_bookings: int = 0,
     whole_day_conflicts: int = 20000,
+    budget: WorkBudget | None = None,
 ) -> list[Move]:
     """A re-plan of a driver subset that lowers the squared ride-count deviation, or nothing.
 
     `tries`: (subset size, most solves) pairs, tried in order, the next only when the previous
-    found nothing. Stops at the first re-plan found. On a day with at most
-    `whole_day_bookings` assigned bookings and more drivers than the smaller subsets hold,
-    the last (biggest) entry gives way to one whole-day re-plan (`whole_day_move`)."""
+    found nothing. Stops at the first re-plan found, or at the first solve `budget` cannot
+    pay for. On a day with at most `whole_day_bookings` assigned bookings and more drivers
+    than the smaller subsets hold, the last (biggest) entry gives way to one whole-day
+    re-plan (`whole_day_move`)."""
+    budget = budget or WorkBudget(1 << 62)
     k = state.problem.n_drivers
+    if not tries or not budget.affords(state, min(tries[0][0], k)):
+        return []  # not even the cheapest subset: skip choosing them (not free on big days)
     whole = (
         len(tries) > 1
         and 0 < int(state.counts.sum()) <= whole_day_bookings
@@ -68,13 +96,15 @@ def repair_moves(
                 break
             if not _may_improve(state, drivers):
                 continue  # no receiver in it could take a ride more: a solve finds nothing
+            if not budget.take(state, drivers):
+                return []
             tried += 1
             move = _repair(state, drivers, conflicts)
             if move is not None:
                 return [move]
         if size >= k:
             return []  # that was the whole day
-    if whole:
+    if whole and budget.take(state, range(k)):
         move = whole_day_move(state, whole_day_conflicts)
         if move is not None:
             return [move]
@@ -214,14 +244,17 @@ def _nearness(state: SearchState) -> FloatArray:
     k = p.n_drivers
     km = p.travel.dropoff_to_pickup_km
     near = np.full((k, k), 1e9)
-    for a in range(k):
-        ra = state.routes[a]
-        if not ra:
-            continue
-        for b in range(k):
-            rb = state.routes[b]
-            if a != b and rb:
-                near[a, b] = float(np.min(km[np.ix_(ra, rb)], axis=1).mean())
+    busy = [d for d in range(k) if state.routes[d]]
+    if not busy:
+        return near
+    flat = [b for d in busy for b in state.routes[d]]
+    starts = np.cumsum([0] + [len(state.routes[d]) for d in busy[:-1]])
+    for a in busy:
+        # Each of a's rides to the nearest ride of every route at once; each route's mean
+        # over a contiguous row (the same summation as a 1-D mean: same figures, same order).
+        nearest = np.minimum.reduceat(km[np.ix_(state.routes[a], flat)], starts, axis=1)
+        near[a, busy] = np.ascontiguousarray(nearest.T).mean(axis=1)
+        near[a, a] = 1e9
     out: FloatArray = np.minimum(near, near.T)
     return out
 

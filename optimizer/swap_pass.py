@@ -10,8 +10,9 @@ two-step ejection chains are tried (ranked by the policy), then ejection chains 
 up to `ejection_depth` rides (`optimizer.ejection`), segment exchanges (`optimizer.exchange`),
 a lookahead (`optimizer.lookahead`): count-neutral "plateau" steps ranked by the same policy,
 up to `lookahead_depth` deep, each followed by an improving step, and last an exact re-plan
-of a few drivers together, on small days of every driver (`optimizer.repair`). A multi-step success is accepted as one
-compound move listing all its steps. The pass never returns to a plan it has visited (a set of
+of a few drivers together, on small days of every driver (`optimizer.repair`; its effort is
+bounded by `PassConfig.repair_work`). A multi-step success is accepted as one compound move
+listing all its steps. The pass never returns to a plan it has visited (a set of
 plan digests, checked before accepting).
 
 It stops when the ride-count gap reaches its floor (`target_reached`), when nothing improves
@@ -38,6 +39,7 @@ from optimizer.moves import CHAIN, Candidates, CountFilter, Move
 from optimizer.objective import Evaluation, Value, gap_floor
 from optimizer.pass_config import PassConfig
 from optimizer.problem import FloatArray, IntArray, Problem
+from optimizer.repair import WorkBudget
 from optimizer.search_state import SearchState, Trial
 
 __all__ = [
@@ -122,6 +124,7 @@ class Search:
         self.before = self.state.evaluation()
         self.floor = gap_floor(int(self.state.counts.sum()), problem.n_drivers)
         self.budget = config.budget(int((assignment >= 0).sum()))
+        self.repair_budget = WorkBudget(config.repair_budget(problem.n_bookings))
         self.checked: list[CheckedMove] = []
         self.visited: set[bytes] = {self.state.key()}
         self.steps = 0
@@ -256,6 +259,7 @@ class Search:
             conflicts=cfg.repair_conflicts,
             whole_day_bookings=cfg.whole_day_bookings,
             whole_day_conflicts=cfg.whole_day_conflicts,
+            budget=self.repair_budget,
         ):
             trial = self.check(self.state, move, 0.0)
             if trial is not None:

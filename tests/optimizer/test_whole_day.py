@@ -11,7 +11,7 @@ from optimizer.exact import solve_min_gap
 from optimizer.feasibility import is_feasible_change
 from optimizer.patient_transport import patient_days
 from optimizer.policy import GreedyPolicy
-from optimizer.repair import whole_day_move
+from optimizer.repair import WorkBudget, whole_day_move
 from optimizer.search_state import SearchState
 from optimizer.swap_pass import PassConfig, replay, run_pass
 
@@ -67,3 +67,22 @@ def test_the_whole_day_re_plan_is_off_above_its_size() -> None:
     b = run_pass(day.problem, day.assignment, GreedyPolicy(), NO_WHOLE_DAY)
     assert np.array_equal(a.assignment, b.assignment)
     assert a.after.gap == b.after.gap
+
+
+def test_the_repair_work_budget_bounds_the_re_plans() -> None:
+    """With no repair work left the pass ends where a pass without re-plans ends; the budget
+    falls steeply above `repair_work_bookings` (deterministic: no clock involved)."""
+    day = patient_days([(100, 13)], [SEED])[0]
+    broke = dataclasses.replace(NO_WHOLE_DAY, whole_day_bookings=120, repair_work=0)
+    none = dataclasses.replace(NO_WHOLE_DAY, repair_tries=())
+    a = run_pass(day.problem, day.assignment, GreedyPolicy(), broke)
+    b = run_pass(day.problem, day.assignment, GreedyPolicy(), none)
+    assert np.array_equal(a.assignment, b.assignment)
+    cfg = PassConfig()
+    assert cfg.repair_budget(10) == cfg.repair_budget(100) == cfg.repair_work
+    assert cfg.repair_budget(300) == cfg.repair_work // 243
+    budget = WorkBudget(1000)
+    state = SearchState(day.problem, day.assignment)
+    big = max(range(13), key=lambda d: len(state.routes[d]))
+    rides = len(state.routes[big])
+    assert budget.take(state, [big]) == (rides * rides // 2 <= 1000)
