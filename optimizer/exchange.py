@@ -27,6 +27,10 @@ from optimizer.search_state import SearchState
 
 __all__ = ["Exchange", "balanced_exchanges", "partner_pairs", "segment_exchanges"]
 
+FLAT_FROM = 160
+"""`balanced_exchanges` scores the stretches of all pairs at once in numpy from this many
+rides (summed over the pairs to score) on; below, one pair at a time in Python."""
+
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
@@ -137,14 +141,12 @@ def balanced_exchanges(
     or within `pairs`. `cache` (kept by the caller between rounds) remembers each pair's
     exchanges until one of its two routes changes.
     """
-    p = state.problem
-    km, start_km = p.travel.dropoff_to_pickup_km, p.travel.start_to_pickup_km
-    rt = tables(p)
-    order, locked, solo = rt.order, rt.locked, state.solo_rows()
+    order = tables(state.problem).order
     routes = state.routes
     found: list[tuple[float, int, int, int, int]] = []
     merged_of: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     cache = {} if cache is None else cache
+    todo: list[tuple[int, int]] = []
     for a, b in _pairs(state, partners) if pairs is None else pairs:
         key = (tuple(routes[a]), tuple(routes[b]))
         hit = cache.get((a, b))
@@ -152,14 +154,136 @@ def balanced_exchanges(
             merged_of[a, b] = hit[1]
             found += hit[2]
             continue
-        mine: list[tuple[float, int, int, int, int]] = []
-        merged = sorted(
+        merged_of[a, b] = sorted(
             [(order[x], x, a) for x in routes[a]] + [(order[x], x, b) for x in routes[b]]
         )
-        merged_of[a, b] = merged
-        m = len(merged)
-        owners = [o for _, _, o in merged]
-        rides = [x for _, x, _ in merged]
+        todo.append((a, b))
+    if todo:
+        merged = [merged_of[ab] for ab in todo]
+        # numpy's fixed cost (~1 ms) exceeds the whole loop's on small days
+        windows = _windows_flat if sum(map(len, merged)) >= FLAT_FROM else _windows_loop
+        fresh = windows(state, todo, merged, max_rides)
+        for (a, b), mine in zip(todo, fresh, strict=True):
+            cache[a, b] = ((tuple(routes[a]), tuple(routes[b])), merged_of[a, b], mine)
+            found += mine
+    found.sort()
+    out = []
+    for neg, a, b, i, j in found[:limit]:
+        steps = tuple(Step(x, o, b if o == a else a) for _, x, o in merged_of[a, b][i : j + 1])
+        kind: Literal["swap", "compound"] = "swap" if len(steps) == 2 else "compound"
+        out.append((-neg, Move(kind, steps)))
+    return out
+
+
+def _windows_flat(
+    state: SearchState,
+    pairs: list[tuple[int, int]],
+    merged: list[list[tuple[int, int, int]]],
+    max_rides: int,
+) -> list[list[tuple[float, int, int, int, int]]]:
+    """For each pair (a, b) and its rides merged in service order: every stretch [i, j] of
+    at most `max_rides` rides, all movable to the other driver, holding as many of a's rides
+    as of b's (at least one each), whose trade saves empty km, as (-saving, a, b, i, j).
+
+    All pairs at once in flat arrays (a pair's stretches never cross into the next pair). Per
+    driver d the legs that change are the one into its first traded ride (from its last ride
+    before the stretch, or its start) and the one out of its last (to its first ride after,
+    if any); saving = (old - new for a) + (old - new for b), added in that order."""
+    p = state.problem
+    km, start_km = p.travel.dropoff_to_pickup_km, p.travel.start_to_pickup_km
+    lens = np.array([len(m) for m in merged], dtype=np.int64)
+    total = int(lens.sum())
+    seg = np.repeat(np.arange(len(pairs)), lens)
+    seg_start = np.repeat(np.cumsum(lens) - lens, lens)
+    seg_end = seg_start + lens[seg]
+    ride = np.fromiter((x for m in merged for _, x, _ in m), dtype=np.int64, count=total)
+    owner = np.fromiter((o for m in merged for _, _, o in m), dtype=np.int64, count=total)
+    pa = np.array([a for a, _ in pairs], dtype=np.int64)[seg]
+    pb = np.array([b for _, b in pairs], dtype=np.int64)[seg]
+    is_a = owner == pa
+    other = np.where(is_a, pb, pa)
+    bad = p.locked[ride] | ~state.solo[ride, other]
+    idx = np.arange(total)
+    big = total + 1
+    next_bad = np.minimum.accumulate(np.where(bad, idx, big)[::-1])[::-1]
+    cum_a = np.concatenate(([0], np.cumsum(is_a)))
+
+    def prev_of(mask: BoolArray) -> Any:  # last index <= t with mask, in t's pair, else -1
+        last = np.maximum.accumulate(np.where(mask, idx, -1))
+        return np.where(last >= seg_start, last, -1)
+
+    def next_of(mask: BoolArray) -> Any:  # first index >= t with mask, in t's pair, else big
+        first = np.minimum.accumulate(np.where(mask, idx, big)[::-1])[::-1]
+        return np.where(first < seg_end, first, big)
+
+    prev_a, prev_b, next_a, next_b = prev_of(is_a), prev_of(~is_a), next_of(is_a), next_of(~is_a)
+    # Stretches [i, i + n - 1] with an even number n of rides (equal shares need it).
+    i_all, j_all = [], []
+    for n in range(2, max_rides + 1, 2):
+        i = idx[: total - n + 1] if total >= n else idx[:0]
+        j = i + n - 1
+        ok = (j < seg_end[i]) & (next_bad[i] > j) & (cum_a[j + 1] - cum_a[i] == n // 2)
+        i_all.append(i[ok])
+        j_all.append(j[ok])
+    i = np.concatenate(i_all)
+    j = np.concatenate(j_all)
+    if not len(i):
+        return [[] for _ in pairs]
+    a, b = pa[i], pb[i]
+    fa, fb = ride[next_a[i]], ride[next_b[i]]
+    la, lb = ride[prev_a[j]], ride[prev_b[j]]
+
+    def before(prev: Any) -> Any:  # the driver's last ride before i (ride id), else -1
+        t = np.where(i > seg_start[i], prev[np.maximum(i - 1, 0)], -1)
+        return np.where(t >= 0, ride[np.maximum(t, 0)], -1)
+
+    def after(nxt: Any) -> Any:  # the driver's first ride after j (ride id), else -1
+        t = np.where(j + 1 < seg_end[j], nxt[np.minimum(j + 1, total - 1)], big)
+        return np.where(t < big, ride[np.minimum(t, total - 1)], -1)
+
+    def into(d: Any, pre: Any, y: Any) -> Any:
+        return np.where(pre < 0, start_km[d, y], km[np.maximum(pre, 0), y])
+
+    def out_of(x: Any, post: Any) -> Any:
+        return np.where(post < 0, 0.0, km[x, np.maximum(post, 0)])
+
+    pre_a, pre_b, post_a, post_b = before(prev_a), before(prev_b), after(next_a), after(next_b)
+    old_a = into(a, pre_a, fa) + out_of(la, post_a)
+    new_a = into(a, pre_a, fb) + out_of(lb, post_a)
+    old_b = into(b, pre_b, fb) + out_of(lb, post_b)
+    new_b = into(b, pre_b, fa) + out_of(la, post_b)
+    saving = (old_a - new_a) + (old_b - new_b)
+    keep = np.nonzero(saving > 1e-6)[0]
+    out: list[list[tuple[float, int, int, int, int]]] = [[] for _ in pairs]
+    starts = seg_start.tolist()
+    for s, q, ii, jj in zip(
+        seg[i[keep]].tolist(),
+        saving[keep].tolist(),
+        i[keep].tolist(),
+        j[keep].tolist(),
+        strict=True,
+    ):
+        ab = pairs[s]
+        out[s].append((-q, ab[0], ab[1], ii - starts[ii], jj - starts[ii]))
+    return out
+
+
+def _windows_loop(
+    state: SearchState,
+    pairs: list[tuple[int, int]],
+    merged: list[list[tuple[int, int, int]]],
+    max_rides: int,
+) -> list[list[tuple[float, int, int, int, int]]]:
+    """`_windows_flat`, one pair and one stretch at a time (the same figures)."""
+    p = state.problem
+    km, start_km = p.travel.dropoff_to_pickup_km, p.travel.start_to_pickup_km
+    locked, solo = tables(p).locked, state.solo_rows()
+    out = []
+    for (a, b), pair in zip(pairs, merged, strict=True):
+        mine: list[tuple[float, int, int, int, int]] = []
+        m = len(pair)
+        owners = [o for _, _, o in pair]
+        rides = [x for _, x, _ in pair]
         # Per driver: its last ride before merged index t, and its first ride after t.
         before: dict[int, list[int]] = {}
         after: dict[int, list[int]] = {}
@@ -204,14 +328,7 @@ def balanced_exchanges(
                     saving += old - new
                 if saving > 1e-6:
                     mine.append((-saving, a, b, i, j))
-        cache[a, b] = (key, merged, mine)
-        found += mine
-    found.sort()
-    out = []
-    for neg, a, b, i, j in found[:limit]:
-        steps = tuple(Step(x, o, b if o == a else a) for _, x, o in merged_of[a, b][i : j + 1])
-        kind: Literal["swap", "compound"] = "swap" if len(steps) == 2 else "compound"
-        out.append((-neg, Move(kind, steps)))
+        out.append(mine)
     return out
 
 
