@@ -72,10 +72,11 @@ def ejection_chains(
     cap = p.max_rides
     has_room = (cap < 0) | (counts + 1 <= cap)
     order = np.argsort(-counts, kind="stable")
+    movable_count = [sum(1 for r in route if not locked[r]) for route in state.routes]
     starts = [int(d) for d in order if counts[d] - counts.min() >= 2]
     if sources > 0:
         starts = starts[:sources]
-    found: dict[tuple[Step, ...], Chain] = {}
+    found: dict[tuple[Step, ...], None] = {}  # insertion-ordered set of chains
     for d0 in starts:
         sink_mask = (counts <= counts[d0] - 2) & has_room
         if not sink_mask.any():
@@ -87,10 +88,14 @@ def ejection_chains(
         depth: dict[int, int] = {}
         used: dict[int, frozenset[int]] = {}
         queue: deque[int] = deque()
+        # Per driver, its movable rides not reached yet: a driver with none left adds nothing
+        # to `nxt` below (its rides would all be skipped), so it is not listed at all.
+        left = list(movable_count)
         for r in state.routes[d0]:
             if locked[r]:
                 continue
             parent[r], depth[r], used[r] = -1, 1, frozenset((d0,))
+            left[d0] -= 1
             queue.append(r)
         while queue and len(found) < limit:
             r = queue.popleft()
@@ -98,23 +103,23 @@ def ejection_chains(
             for k in free.get(r, ()):
                 if sink_ok[k] and k not in here:
                     steps = _steps(r, k, parent, owner)
-                    if steps not in found:
-                        found[steps] = _chain(counts, steps)
+                    found.setdefault(steps)
                     break  # one sink per ride is enough: the others give the same counts
             if depth[r] >= max_depth:
                 continue
             # r fits into k as it is: any ride of k may go on (taking one out never hurts);
             # else r may take the place of a ride next to where it would sit.
-            nxt = [s for k in free.get(r, ()) if k not in here for s in state.routes[k]]
+            nxt = [s for k in free.get(r, ()) if left[k] and k not in here for s in state.routes[k]]
             for s in nxt + takes.get(r, []):
                 d = owner[s]
                 if s in parent or d in here or locked[s]:
                     continue
                 parent[s], depth[s], used[s] = r, depth[r] + 1, here | {d}
+                left[d] -= 1
                 queue.append(s)
         if len(found) >= limit:
             break
-    chains = list(found.values())
+    chains = _chains(counts, list(found))
     chains.sort(key=lambda c: (c.gap_after, round(c.sq_after, 9), len(c.move.steps)))
     return chains[:limit]
 
@@ -132,12 +137,18 @@ def _steps(last: int, sink: int, parent: dict[int, int], owner: list[int]) -> tu
     return tuple(out)
 
 
-def _chain(counts: IntArray, steps: tuple[Step, ...]) -> Chain:
-    src = np.array([steps[0].from_driver])
-    dest = np.array([steps[-1].to_driver])
-    gap, sq = count_terms_after(counts, src, dest)
-    kind: Literal["move", "chain"] = "move" if len(steps) == 1 else "chain"
-    return Chain(Move(kind, steps), int(gap[0]), float(sq[0]))
+def _chains(counts: IntArray, found: list[tuple[Step, ...]]) -> list[Chain]:
+    """The chains with their count terms (one vectorised call for all of them)."""
+    if not found:
+        return []
+    src = np.array([steps[0].from_driver for steps in found], dtype=np.int64)
+    dest = np.array([steps[-1].to_driver for steps in found], dtype=np.int64)
+    gaps, sqs = count_terms_after(counts, src, dest)
+    out = []
+    for steps, gap, sq in zip(found, gaps.tolist(), sqs.tolist(), strict=True):
+        kind: Literal["move", "chain"] = "move" if len(steps) == 1 else "chain"
+        out.append(Chain(Move(kind, steps), int(gap), float(sq)))
+    return out
 
 
 def _arcs(state: SearchState, neighbours: int) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
@@ -177,7 +188,10 @@ def _arcs(state: SearchState, neighbours: int) -> tuple[dict[int, list[int]], di
     k_all = owner[s_all]
     own, downstream, _, push = ra.insertion(b_all, k_all, s_all)
     good = (own >= -_EPS) & (np.isnan(push) | (push <= _EPS) | (downstream >= -_EPS))
-    pairs = sorted(set(zip(b_all[good].tolist(), s_all[good].tolist(), strict=True)))
-    for b, s in pairs:
-        takes.setdefault(b, []).append(s)
+    # The distinct (b, s) pairs in (b, s) order, grouped by b.
+    keys = np.unique(b_all[good] * p.n_bookings + s_all[good])
+    bs, ss = keys // p.n_bookings, keys % p.n_bookings
+    heads, at = np.unique(bs, return_index=True)
+    for b, group in zip(heads.tolist(), np.split(ss, at[1:]), strict=True):
+        takes[b] = group.tolist()
     return free, takes
