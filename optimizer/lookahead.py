@@ -11,7 +11,8 @@ started from. A swap plus a relocation (three bookings) is depth 1.
 Plateau steps only touch drivers that could receive a ride (at least two below the fullest):
 an improving step needs its receiving driver's route to change. Plans the lookahead explored
 join the pass's visited set, so it never explores or returns to a plan twice. Its effort is
-bounded by `lookahead_checks` validator checks.
+bounded by `lookahead_checks` validator checks, and all lookaheads of a pass by
+`PassConfig.lookahead_work`.
 """
 
 from __future__ import annotations
@@ -35,13 +36,21 @@ Path = tuple[Step, ...]
 
 def lookahead(search: Search) -> int:
     """Find and accept one improving compound move; 1 when it did, else 0."""
+    first = len(search.checked)
+    try:
+        return _lookahead(search, min(search.config.lookahead_checks, search.lookahead_left))
+    finally:
+        search.lookahead_left -= len(search.checked) - first
+
+
+def _lookahead(search: Search, checks: int) -> int:
     cfg = search.config
     root = search.state
     v0 = root.value
     first = len(search.checked)
 
     def spent() -> bool:
-        return len(search.checked) - first >= cfg.lookahead_checks
+        return len(search.checked) - first >= checks
 
     frontier: list[tuple[SearchState, Path]] = [(root, ())]
     for depth in range(cfg.lookahead_depth):

@@ -59,11 +59,16 @@ class PassConfig:
     repair_work: int = 500_000
     """Most CP-SAT model terms (per solve: rides x rides x drivers / 2, about its pairwise
     constraints, which set its cost) all re-plans of one pass may build, on days up to
-    `repair_work_bookings` bookings. A deterministic bound on the repair's share of a pass."""
-    repair_work_bookings: int = 100
-    """Above this many bookings the repair budget falls with the fifth power of the size
-    (300 bookings: 1/243): a subset's model grows with its rides squared and a big day gets
-    stuck more often, while the latency target (300 ms at 300x40) is fixed."""
+    `work_bookings` bookings (see there above). A deterministic bound on the repair's share."""
+    lookahead_work: int = 20_000
+    """Most validator checks all lookaheads of one pass may spend together, on days up to
+    `work_bookings` bookings (each one also stops at `lookahead_checks`)."""
+    work_bookings: int = 100
+    """Above this many bookings `repair_work` and `lookahead_work` fall with the fifth power
+    of the size (300 bookings: 1/243): a subset's model grows with its rides squared, a check
+    with the routes, and a big day gets stuck more often, while the latency target (300 ms at
+    300x40) is fixed. Where these budgets bite the pass ends `no_improving_move` within its
+    bounded neighbourhoods, as when `lookahead_checks` bites."""
     repair_first: bool = False
     """Try the subset repair before the lookahead (else after it)."""
     cost_phase: bool = True
@@ -89,8 +94,13 @@ class PassConfig:
         return max(self.max_swaps, math.ceil(self.swaps_per_booking * n_bookings))
 
     def repair_budget(self, n_bookings: int) -> int:
-        scale = min(1.0, self.repair_work_bookings / max(n_bookings, 1)) ** 5
-        return int(self.repair_work * scale)
+        return int(self.repair_work * self._big_day_scale(n_bookings))
+
+    def lookahead_budget(self, n_bookings: int) -> int:
+        return int(self.lookahead_work * self._big_day_scale(n_bookings))
+
+    def _big_day_scale(self, n_bookings: int) -> float:
+        return float(min(1.0, self.work_bookings / max(n_bookings, 1)) ** 5)
 
     def cost_checks(self, n_bookings: int) -> int:
         return max(100, math.ceil(self.cost_checks_per_booking * n_bookings))

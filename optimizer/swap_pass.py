@@ -125,6 +125,7 @@ class Search:
         self.floor = gap_floor(int(self.state.counts.sum()), problem.n_drivers)
         self.budget = config.budget(int((assignment >= 0).sum()))
         self.repair_budget = WorkBudget(config.repair_budget(problem.n_bookings))
+        self.lookahead_left = config.lookahead_budget(problem.n_bookings)
         self.checked: list[CheckedMove] = []
         self.visited: set[bytes] = {self.state.key()}
         self.steps = 0

@@ -71,7 +71,7 @@ def test_the_whole_day_re_plan_is_off_above_its_size() -> None:
 
 def test_the_repair_work_budget_bounds_the_re_plans() -> None:
     """With no repair work left the pass ends where a pass without re-plans ends; the budget
-    falls steeply above `repair_work_bookings` (deterministic: no clock involved)."""
+    falls steeply above `work_bookings` (deterministic: no clock involved)."""
     day = patient_days([(100, 13)], [SEED])[0]
     broke = dataclasses.replace(NO_WHOLE_DAY, whole_day_bookings=120, repair_work=0)
     none = dataclasses.replace(NO_WHOLE_DAY, repair_tries=())
@@ -81,6 +81,8 @@ def test_the_repair_work_budget_bounds_the_re_plans() -> None:
     cfg = PassConfig()
     assert cfg.repair_budget(10) == cfg.repair_budget(100) == cfg.repair_work
     assert cfg.repair_budget(300) == cfg.repair_work // 243
+    assert cfg.lookahead_budget(50) == cfg.lookahead_work
+    assert cfg.lookahead_budget(300) == cfg.lookahead_work // 243
     budget = WorkBudget(1000)
     state = SearchState(day.problem, day.assignment)
     big = max(range(13), key=lambda d: len(state.routes[d]))
