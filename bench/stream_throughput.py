@@ -11,10 +11,14 @@ pass, to measure everything around it).
 1. **burst**, per pipeline and worker count: publish N days as fast as the producer goes and
    read `dispatch.optimized` until all N are visible; dispatches/s = N / (last output visible -
    first produce). `serial` is the old path (`DISPATCH_RL_PIPELINED=false`: one message at a
-   time, each waiting for its acknowledgements); `pipelined` is the default. Ratios: pipelined
-   vs serial (1 worker), and 2 workers vs 1 (pipelined).
+   time, each waiting for its acknowledgements); `in-thread` the pipeline with the pass in a
+   thread of the worker (`DISPATCH_RL_PREPARE_PROCESSES=0`, the previous default);
+   `pipelined` the default (`--processes` prepare processes per worker). Ratios: pipelined vs
+   serial and vs in-thread (1 worker), and 2 workers vs 1 (pipelined).
    `+ store`: one pipelined worker that also runs the audit store consumer (as `make run`).
-2. **steady**: one pipelined worker fed at `--rate` days/s; latency = output visible - produce.
+   The CPU column counts the prepare processes too.
+2. **steady**: one pipelined worker fed at `--rate` days/s (default and in-thread);
+   latency = output visible - produce.
 3. **large day** (`--large`, e.g. 2000x200): one large day on partition 0, then small days on
    the other partitions at 20/s while it runs; the small days' latency shows whether the large
    one holds them (serial vs pipelined).
@@ -67,12 +71,22 @@ class Figures:
 
 
 def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
-    """User + system CPU seconds the worker processes used so far (Linux /proc)."""
-    total = 0
-    for p in procs:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    """User + system CPU seconds the worker processes and their live children (prepare
+    processes) used so far (Linux /proc)."""
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, utime + stime ticks)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                # ppid, utime, stime: fields 4, 14, 15 of proc(5)
+                stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    wanted = {p.pid for p in procs}
+    grew = True
+    while grew:
+        more = {pid for pid, (ppid, _) in stats.items() if ppid in wanted} - wanted
+        grew = bool(more)
+        wanted |= more
+    total = sum(stats[pid][1] for pid in wanted if pid in stats)
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -232,10 +246,15 @@ def _figures(what: str, sent: dict[bytes, float], visible: dict[bytes, float]) -
 
 @contextlib.contextmanager
 def _workers(
-    settings: Settings, n: int, args: argparse.Namespace, pipelined: bool, store: bool = False
-) -> Iterator[None]:
+    settings: Settings,
+    n: int,
+    args: argparse.Namespace,
+    pipelined: bool,
+    store: bool = False,
+    env: dict[str, str] | None = None,
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     state_dir = args.state_dir
-    extra = dict(kv.split("=", 1) for kv in args.worker_env)
+    extra = (env or {}) | dict(kv.split("=", 1) for kv in args.worker_env)
     procs = []
     try:
         for i in range(n):
@@ -283,13 +302,14 @@ async def _run(
     pipelined: bool,
     store: bool,
     args: argparse.Namespace,
+    env: dict[str, str],
 ) -> Figures:
     tag = f"{what.split()[0]}-{uuid.uuid4().hex[:8]}"
     settings = _settings(bootstrap, tag, args.partitions)
     await ensure_topics(settings)
     pool = generate_days(50, [size], seed=size[0])
     batch = _encode([pool[i % len(pool)] for i in range(days)], f"b-{tag}")
-    with _workers(settings, workers, args, pipelined, store) as procs:
+    with _workers(settings, workers, args, pipelined, store, env) as procs:
         async with Harness(settings) as h:
             await _warm(h, pool, tag, workers)
             cpu = _cpu_seconds(procs)
@@ -301,17 +321,22 @@ async def _run(
 
 
 async def _large_day(
-    bootstrap: str, large: tuple[int, int], pipelined: bool, args: argparse.Namespace
+    bootstrap: str,
+    large: tuple[int, int],
+    label: str,
+    pipelined: bool,
+    env: dict[str, str],
+    args: argparse.Namespace,
 ) -> Figures:
     """Small days on the other partitions while a large day runs on partition 0."""
-    what = f"{'pipelined' if pipelined else 'serial'}: 10x3 beside {large[0]}x{large[1]}"
+    what = f"{label}: 10x3 beside {large[0]}x{large[1]}"
     tag = f"large-{uuid.uuid4().hex[:8]}"
     settings = _settings(bootstrap, tag, args.partitions)
     await ensure_topics(settings)
     big = _encode([generate_day(*large, seed=5)], f"big-{tag}")
     small_pool = generate_days(20, [(10, 3)], seed=3)
     small = _encode([small_pool[i % 20] for i in range(args.large_small_days)], f"s-{tag}")
-    with _workers(settings, 1, args, pipelined):
+    with _workers(settings, 1, args, pipelined, env=env):
         async with Harness(settings) as h:
             await _warm(h, small_pool, tag, 1)
             await h.send(big, None, partition=0)
@@ -345,7 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--large", type=_size, default=None, help="e.g. 2000x200")
     parser.add_argument("--large-small-days", type=int, default=200)
-    parser.add_argument("--skip", default="", help="comma list: serial,two,steady,store")
+    parser.add_argument("--skip", default="", help="comma list: serial,thread,two,steady,store")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=Settings.model_fields["prepare_processes"].default,
+        help="DISPATCH_RL_PREPARE_PROCESSES of the pipelined rows (0: in-thread)",
+    )
     parser.add_argument(
         "--worker-env",
         action="append",
@@ -362,58 +393,117 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Figures] = []
     load_before = os.getloadavg()
     with _broker(args.bootstrap) as (bootstrap, broker):
-        plan: list[tuple[str, int, float | None, int, bool, bool]] = []
+        procs = f"{args.processes} procs" if args.processes else "in-thread"
+        default_env = {"DISPATCH_RL_PREPARE_PROCESSES": str(args.processes)}
+        thread_env = {"DISPATCH_RL_PREPARE_PROCESSES": "0"}
+        Row = tuple[str, int, float | None, int, bool, bool, dict[str, str]]
+        plan: list[Row] = []
         if "serial" not in skip:
             plan.append(
-                (f"serial burst, 1 worker, {size}", args.serial_days, None, 1, False, False)
+                (f"serial burst, 1 worker, {size}", args.serial_days, None, 1, False, False, {})
             )
-        plan.append((f"pipelined burst, 1 worker, {size}", args.days, None, 1, True, False))
-        if "two" not in skip:
-            plan.append((f"pipelined burst, 2 workers, {size}", args.days, None, 2, True, False))
-        if "store" not in skip:
-            plan.append(
-                (f"pipelined burst, 1 worker + store, {size}", args.days, None, 1, True, True)
-            )
-        if "steady" not in skip:
+        if "thread" not in skip and args.processes:
             plan.append(
                 (
-                    f"steady {args.rate:g}/s, 1 worker, {size}",
-                    args.steady_days,
-                    args.rate,
+                    f"in-thread burst, 1 worker, {size}",
+                    args.days,
+                    None,
                     1,
                     True,
                     False,
+                    thread_env,
                 )
             )
-        for what, n, rate, workers, pipelined, store in plan:
+        plan.append(
+            (
+                f"pipelined burst, 1 worker, {size}, {procs}",
+                args.days,
+                None,
+                1,
+                True,
+                False,
+                default_env,
+            )
+        )
+        if "two" not in skip:
+            plan.append(
+                (
+                    f"pipelined burst, 2 workers, {size}, {procs}",
+                    args.days,
+                    None,
+                    2,
+                    True,
+                    False,
+                    default_env,
+                )
+            )
+        if "store" not in skip:
+            plan.append(
+                (
+                    f"pipelined burst, 1 worker + store, {size}, {procs}",
+                    args.days,
+                    None,
+                    1,
+                    True,
+                    True,
+                    default_env,
+                )
+            )
+        if "steady" not in skip:
+            for what, env in ((procs, default_env), ("in-thread", thread_env)):
+                if env is thread_env and ("thread" in skip or not args.processes):
+                    continue
+                plan.append(
+                    (
+                        f"steady {args.rate:g}/s, 1 worker, {size}, {what}",
+                        args.steady_days,
+                        args.rate,
+                        1,
+                        True,
+                        False,
+                        env,
+                    )
+                )
+        for what, n, rate, workers, pipelined, store, env in plan:
             results.append(
                 asyncio.run(
-                    _run(bootstrap, what, args.size, n, rate, workers, pipelined, store, args)
+                    _run(bootstrap, what, args.size, n, rate, workers, pipelined, store, args, env)
                 )
             )
         if args.large:
-            for pipelined in (False, True):
-                results.append(asyncio.run(_large_day(bootstrap, args.large, pipelined, args)))
+            runs = [("serial", False, {}), ("in-thread", True, thread_env)]
+            if args.processes:
+                runs.append((procs, True, default_env))
+            for label, pipelined, env in runs:
+                results.append(
+                    asyncio.run(_large_day(bootstrap, args.large, label, pipelined, env, args))
+                )
     print(
         f"\nstream throughput: broker: {broker} at {bootstrap}; {os.cpu_count()} CPUs; "
         f"{args.partitions} partitions; load average before {load_before[0]:.1f}, "
         f"after {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"{'run':>42} {'days':>6} {'seconds':>8} {'disp/s':>8} "
+        f"{'run':>56} {'days':>6} {'seconds':>8} {'disp/s':>8} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu ms/disp':>11}"
     )
     for f in results:
         print(
-            f"{f.what:>42} {f.days:>6} {f.seconds:>8.2f} {f.per_second:>8.1f} "
+            f"{f.what:>56} {f.days:>6} {f.seconds:>8.2f} {f.per_second:>8.1f} "
             f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f} {f.cpu_ms:>11.2f}"
         )
     by = {f.what.split(",")[0] + "," + f.what.split(",")[1]: f for f in results if "," in f.what}
     one = by.get("pipelined burst, 1 worker")
     serial = by.get("serial burst, 1 worker")
+    thread = by.get("in-thread burst, 1 worker")
     two = by.get("pipelined burst, 2 workers")
     if one and serial:
-        print(f"pipelined / serial (1 worker): {one.per_second / serial.per_second:.2f}x")
+        print(
+            f"pipelined / serial, the old path (1 worker): "
+            f"{one.per_second / serial.per_second:.2f}x"
+        )
+    if one and thread:
+        print(f"pipelined / in-thread (1 worker): {one.per_second / thread.per_second:.2f}x")
     if one and two:
         print(f"2 workers / 1 worker (pipelined): {two.per_second / one.per_second:.2f}x")
     return 0

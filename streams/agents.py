@@ -83,6 +83,38 @@ class Record:
     value: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What publishing logs and counts of an `Optimized` (small: a prepare process sends it
+    back instead of the whole outcome)."""
+
+    dispatch_id: str
+    status: str
+    event_id: str
+    model_version: str
+    latency_ms: float
+    moves_accepted: int
+    gap_before: int
+    gap_after: int
+    decisions: tuple[tuple[str, str], ...]
+    """`(decision, reason)` of each audit, in order."""
+
+    @classmethod
+    def of(cls, outcome: Outcome) -> Summary:
+        opt = outcome.optimized
+        return cls(
+            opt.dispatch_id,
+            opt.status,
+            opt.event_id,
+            opt.model_version,
+            opt.latency_ms,
+            opt.moves_accepted,
+            opt.metrics.before.gap,
+            opt.metrics.after.gap,
+            tuple((a.decision, a.reason) for a in outcome.audits),
+        )
+
+
 @dataclass(slots=True)
 class Prepared:
     """One input message, ready to publish: its audits, then its final record."""
@@ -99,7 +131,8 @@ class Prepared:
     """Why it is a dead letter (empty for an `Optimized`)."""
     budget: int | None = None
     """Size limit the dead letter was built for."""
-    outcome: Outcome | None = None
+    summary: Summary | None = None
+    """For an `Optimized`: what `publish` logs and counts."""
 
 
 class Sender(Protocol):
@@ -190,11 +223,26 @@ class DispatchHandler:
 
     def prepare(self, raw: bytes | None, key: bytes | None, source: Source) -> Prepared:
         """Decode, optimize and encode one message; never raises."""
+        return self._prepare(raw, key, source, None)
+
+    def prepare_without_pass(
+        self, raw: bytes | None, key: bytes | None, source: Source, reason: str
+    ) -> Prepared:
+        """`prepare` with status `fallback` (the heuristic assignment, no pass) and `reason`:
+        for a message whose pass cannot be run (it killed the process running it)."""
+        return self._prepare(raw, key, source, reason)
+
+    def _prepare(
+        self, raw: bytes | None, key: bytes | None, source: Source, without_pass: str | None
+    ) -> Prepared:
         decoded = codec.decode_heuristic_done(raw, self.limits)
         if isinstance(decoded, list):
             return self._dead_letter(raw, key, decoded, source)
         try:
-            outcome = self._optimize(decoded)
+            if without_pass is None:
+                outcome = self._optimize(decoded)
+            else:
+                outcome = last_resort(decoded, without_pass, self._policy_or_none())
             records = codec.outcome_records(outcome)
         except Exception as exc:  # encoding failed: the heuristic result still goes out
             log.exception("outcome_encoding_failed", dispatch_id=decoded.dispatch_id)
@@ -204,13 +252,19 @@ class DispatchHandler:
         [final] = [Record(self.topics.optimized, k, v) for kind, k, v in records if kind != "audit"]
         opt = outcome.optimized
         handled = Handled("optimized", key, opt.status, opt.event_id, len(audits))
-        return Prepared(source, key, raw, audits, final, handled, outcome=outcome)
+        return Prepared(source, key, raw, audits, final, handled, summary=Summary.of(outcome))
 
     def prepare_all(
         self, items: Sequence[tuple[bytes | None, bytes | None, Source]]
     ) -> list[Prepared]:
         """`prepare` for each `(raw, key, source)`, in order (one thread hop for a batch)."""
         return [self.prepare(raw, key, source) for raw, key, source in items]
+
+    def _policy_or_none(self) -> MovePolicy | None:
+        try:
+            return self.provider.policy()
+        except Exception:
+            return None
 
     def _optimize(self, event: HeuristicDone) -> Outcome:
         try:
@@ -271,8 +325,11 @@ class DispatchHandler:
         self.counts[p.handled.status] += 1
         if p.handled.kind == "dead_letter":
             default_metrics().record_dead_letter(p.source)
-        elif p.outcome is not None:
-            default_metrics().record_outcome(p.outcome.optimized, p.outcome.audits, p.source)
+        elif p.summary is not None:
+            s = p.summary
+            default_metrics().record_published(
+                s.status, s.latency_ms, s.model_version, s.decisions, p.source
+            )
         if self.on_published is not None:
             try:
                 self.on_published(p)
@@ -292,18 +349,18 @@ class DispatchHandler:
                 truncated=p.budget is not None and len(p.final.value) < len(p.raw or b""),
             )
             return
-        assert p.outcome is not None
-        opt = p.outcome.optimized
+        assert p.summary is not None
+        s = p.summary
         log.info(
             "dispatch_published",
-            dispatch_id=opt.dispatch_id,
-            status=opt.status,
-            event_id=opt.event_id,
+            dispatch_id=s.dispatch_id,
+            status=s.status,
+            event_id=s.event_id,
             audits=len(p.audits),
-            accepted=opt.moves_accepted,
-            gap_before=opt.metrics.before.gap,
-            gap_after=opt.metrics.after.gap,
-            latency_ms=opt.latency_ms,
+            accepted=s.moves_accepted,
+            gap_before=s.gap_before,
+            gap_after=s.gap_after,
+            latency_ms=s.latency_ms,
             partition=p.source.partition,
             offset=p.source.offset,
         )

@@ -25,6 +25,7 @@ from faust.types import TP
 from optimizer.serving import PolicyProvider, default_provider
 from streams.agents import DispatchHandler, Handled, Source, TopicNames
 from streams.pipeline import Item, Pipeline
+from streams.prepare_processes import PrepareProcesses
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, declare_topics, faust_broker_options
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
     inject one whose policy raises to force the fallback path. The app id (`settings.app_id`) is
     the consumer group of the agent: give each independent deployment or test its own.
     """
+    injected = provider is not None
     provider = provider if provider is not None else default_provider(settings.model_dir)
     datadir = settings.state_dir / "faust" / settings.app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
@@ -116,6 +118,11 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
             # again until a restart); a "buffered" one keeps them coming.
             pause=app.consumer.on_buffer_full,
             resume=app.consumer.on_buffer_drop,
+            # The children load the registry's champion themselves: an injected provider
+            # (tests) is served in a thread.
+            processes=None
+            if settings.prepare_processes == 0 or injected
+            else PrepareProcesses.for_settings(settings, settings.prepare_processes, handler),
         )
         app.dispatch_pipeline = pipeline  # type: ignore[attr-defined]
         # Faust clears the queues it manages when a rebalance revokes the partitions, before
@@ -123,6 +130,13 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
         app.dispatch_revoke_hook = _DropQueuedOnRevoke(app, pipeline)  # type: ignore[attr-defined]
         app.flow_control.manage_queue(app.dispatch_revoke_hook)  # type: ignore[attr-defined]
         try:
+            if pipeline.processes is not None:
+                try:
+                    await pipeline.processes.start()
+                except Exception as exc:  # still optimize, in a thread, and say why
+                    log.error("prepare_processes_unavailable", error=repr(exc), using="a thread")
+                    pipeline.processes.close()
+                    pipeline.processes = None
             async for event in manual.events():
                 msg = event.message
                 await pipeline.submit(

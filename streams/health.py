@@ -71,6 +71,15 @@ def health_payload(app: Any) -> dict[str, Any]:
             "prepare_threads": None
             if pipeline is None
             else {"running": pipeline.threads.threads, "started": pipeline.threads.started},
+            # Child processes running the pass (None: it runs in a thread), restarts after one
+            # died, messages published without a pass because one died on them.
+            "prepare_processes": None
+            if pipeline is None or pipeline.processes is None
+            else {
+                "processes": pipeline.processes.processes,
+                "restarts": pipeline.processes.restarts,
+                "set_aside": pipeline.processes.set_aside,
+            },
         }
     )
     return payload

@@ -143,11 +143,28 @@ class DispatchMetrics:
 
         `source`, the input message's position, moves the agent's lag.
         """
-        self.dispatches.labels(status=optimized.status).inc()
-        self.pass_latency.observe(optimized.latency_ms / 1000.0)
-        for audit in audits:
-            self.moves.labels(decision=audit.decision, reason=audit.reason).inc()
-        self._serve(optimized.model_version)
+        self.record_published(
+            optimized.status,
+            optimized.latency_ms,
+            optimized.model_version,
+            [(a.decision, a.reason) for a in audits],
+            source,
+        )
+
+    def record_published(
+        self,
+        status: str,
+        latency_ms: float,
+        model_version: str,
+        decisions: Iterable[tuple[str, str]],
+        source: Position | None = None,
+    ) -> None:
+        """`record_outcome` from the few fields it reads (what a prepare process sends back)."""
+        self.dispatches.labels(status=status).inc()
+        self.pass_latency.observe(latency_ms / 1000.0)
+        for decision, reason in decisions:
+            self.moves.labels(decision=decision, reason=reason).inc()
+        self._serve(model_version)
         if source is not None:
             self._finished(source)
 

@@ -5,7 +5,7 @@ The agent hands every message to `Pipeline.submit`. Each partition gets a lane o
 * prepare: takes what has arrived (up to `batch_max` messages) and runs
   `DispatchHandler.prepare` on each in a thread (decode, optimize, encode); the lanes share
   `streams.prepare_threads.PrepareThreads` (one thread, another while one is held by a slow
-  message);
+  message), or, when the worker runs prepare processes, `streams.prepare_processes`;
 * publish: takes every prepared batch that is ready, publishes it (`DispatchHandler.publish`:
   audits acknowledged, then `Optimized`/`DeadLetter` acknowledged), then acks the input
   offsets, in offset order.
@@ -31,12 +31,15 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from streams.agents import DispatchHandler, Prepared, Source
 from streams.prepare_threads import PrepareThreads
+
+if TYPE_CHECKING:
+    from streams.prepare_processes import PrepareProcesses
 
 log = structlog.get_logger("dispatch_rl.streams")
 
@@ -66,6 +69,7 @@ class Pipeline:
         low_water: int = 64,
         pause: Callable[[Any], None] | None = None,
         resume: Callable[[Any], None] | None = None,
+        processes: PrepareProcesses | None = None,
     ) -> None:
         self.handler = handler
         self.batch_max = batch_max
@@ -75,6 +79,8 @@ class Pipeline:
         self._resume = resume
         self.threads = PrepareThreads(max_threads=threads, slow_seconds=slow_seconds)
         """At most `threads` threads; one while no message holds it for `slow_seconds`."""
+        self.processes = processes
+        """When set, batches are prepared in these child processes instead of the threads."""
         self.lanes: dict[tuple[str, int], _Lane] = {}
         self.failure: BaseException | None = None
         self.pauses = 0
@@ -148,6 +154,8 @@ class Pipeline:
                 await t
         self.lanes.clear()
         self.threads.close()
+        if self.processes is not None:
+            self.processes.close()
 
     def _crashed(self, exc: BaseException) -> None:
         # prepare/publish never raise for bad input or broker trouble; this is a bug. Stop
@@ -210,7 +218,10 @@ class _Lane:
                 self.arrived.clear()
                 await self.arrived.wait()
             batch = [self.inbox.popleft() for _ in range(min(len(self.inbox), p.batch_max))]
-            prepared = await p.threads.map(prepare, batch)
+            if p.processes is not None:
+                prepared = await p.processes.map([(i.raw, i.key, i.source) for i in batch])
+            else:
+                prepared = await p.threads.map(prepare, batch)
             await self.ready.put(list(zip(prepared, batch, strict=True)))
 
     async def _publish_loop(self) -> None:

@@ -1,0 +1,303 @@
+"""Preparing input messages in child processes, so the pass does not share the event loop's GIL.
+
+With `DISPATCH_RL_PREPARE_PROCESSES=N` (N >= 1) a worker prepares (decodes, optimizes,
+encodes) in N child processes instead of a thread: the event loop (Kafka fetches, sends,
+acks) no longer waits for the GIL behind the pass, and with N >= 2 the pass of one worker uses
+more than one core, and a large day holds one process while the others go on.
+
+A child is `python -m streams.prepare_processes` (not `multiprocessing`: its spawn re-imports
+the parent's main script, and fork would copy the worker's threads mid-flight). It reads
+pickled frames on stdin and writes them on stdout: first the factory of its `DispatchHandler`
+(the registry's champion, like the worker's own provider, refreshed every
+`model_poll_seconds`), then batches of `(raw, key, source)`, answered with each message's
+`Prepared` without its raw input (the worker has it). A child's logs go to the worker's stderr.
+A child that dies (killed, out of memory) is started again and its batch retried one message at
+a time; a message that kills a child on its own gets status `fallback` (the heuristic
+assignment, no pass) prepared in the worker, so no input is lost and the agent goes on. A child
+whose worker dies reads end-of-file and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import signal
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import IO, Any
+
+import structlog
+
+from streams.agents import DispatchHandler, Prepared, Source, TopicNames
+from streams.settings import Settings
+
+log = structlog.get_logger("dispatch_rl.streams")
+
+Job = tuple[bytes | None, bytes | None, Source]
+"""What a child prepares: `(raw, key, source)`."""
+
+
+def settings_handler(settings: Settings) -> DispatchHandler:
+    """The handler a child prepares with (no sender: the worker publishes)."""
+    from optimizer.serving import default_provider
+    from streams.logs import configure_logging
+    from streams.topics import MAX_MESSAGE_BYTES
+
+    configure_logging(settings.log_format, settings.log_level)
+    return DispatchHandler(
+        TopicNames(settings.topic_optimized, settings.topic_audit, settings.topic_dead_letter),
+        default_provider(settings.model_dir),
+        settings.dispatch_config(),
+        settings.limits(),
+        _no_send,
+        max_record_bytes=MAX_MESSAGE_BYTES,
+    )
+
+
+async def _no_send(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+    raise RuntimeError("a prepare process does not publish")
+
+
+# ---------------------------------------------------------------- frames
+
+_HEADER = struct.Struct(">Q")
+
+
+def _frame(obj: Any) -> bytes:
+    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+def _read_frame(stream: IO[bytes]) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError
+    (size,) = _HEADER.unpack(header)
+    body = stream.read(size)
+    if len(body) < size:
+        raise EOFError
+    return pickle.loads(body)
+
+
+# ---------------------------------------------------------------- in the child
+
+
+def child_main() -> int:
+    """A prepare process: factory frame, then batches until end-of-file on stdin."""
+    results = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must not corrupt the frames
+    sys.stdout = sys.stderr
+    # Ctrl-C reaches the whole process group: the worker stops its children itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    jobs_in = sys.stdin.buffer
+    try:
+        factory, refresh_seconds = _read_frame(jobs_in)
+        handler: DispatchHandler = factory()
+        results.write(_frame(True))
+        results.flush()
+        refreshed = time.monotonic()
+        while True:
+            jobs: list[Job] = _read_frame(jobs_in)
+            now = time.monotonic()
+            if now - refreshed >= refresh_seconds:
+                refreshed = now
+                _refresh(handler)
+            out = []
+            for raw, key, source in jobs:
+                prepared = handler.prepare(raw, key, source)
+                prepared.raw = None  # the worker has it: not sent back
+                out.append(prepared)
+            results.write(_frame(out))
+            results.flush()
+    except (EOFError, BrokenPipeError):
+        return 0  # the worker closed the pipe (or died)
+
+
+def _refresh(handler: DispatchHandler) -> None:
+    try:
+        if handler.provider.refresh():
+            log.info("policy_reloaded", model_version=handler.provider.policy().version)
+    except Exception:  # a broken registry must not stop preparing: the old policy serves
+        log.exception("policy_refresh_failed")
+
+
+# ---------------------------------------------------------------- in the worker
+
+
+class ChildDied(Exception):
+    """A prepare process exited (or its pipes broke) before answering."""
+
+
+class _Child:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def call(self, obj: Any) -> Any:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(_frame(obj))
+            await stdin.drain()
+            (size,) = _HEADER.unpack(await stdout.readexactly(_HEADER.size))
+            return pickle.loads(await stdout.readexactly(size))
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
+            raise ChildDied(f"prepare process {self.proc.pid} died: {exc!r}") from exc
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+
+class PrepareProcesses:
+    """`processes` children preparing batches of messages (see the module docstring)."""
+
+    def __init__(
+        self,
+        factory: Callable[[], DispatchHandler],
+        processes: int,
+        fallback: DispatchHandler,
+        *,
+        refresh_seconds: float = 5.0,
+    ) -> None:
+        """`factory`: picklable, builds a child's handler; `fallback`: the worker's handler,
+        used only for a message whose child died on it."""
+        self.factory = factory
+        self.processes = max(1, processes)
+        self.fallback = fallback
+        self.refresh_seconds = refresh_seconds
+        self.restarts = 0
+        """Children started again after one died."""
+        self.set_aside = 0
+        """Messages published without a pass because a child died preparing them alone."""
+        self._idle: asyncio.Queue[_Child] | None = None
+        self._children: set[_Child] = set()
+        self._respawning: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, processes: int, fallback: DispatchHandler
+    ) -> PrepareProcesses:
+        return cls(
+            partial(settings_handler, settings),
+            processes,
+            fallback,
+            refresh_seconds=settings.model_poll_seconds,
+        )
+
+    @property
+    def pids(self) -> list[int]:
+        return sorted(c.proc.pid for c in self._children)
+
+    async def start(self) -> None:
+        """Start the children and wait until each has loaded its model."""
+        t = time.perf_counter()
+        self._idle = asyncio.Queue()
+        children = await asyncio.gather(*(self._spawn() for _ in range(self.processes)))
+        for child in children:
+            self._idle.put_nowait(child)
+        log.info(
+            "prepare_processes_started",
+            processes=self.processes,
+            seconds=round(time.perf_counter() - t, 2),
+        )
+
+    async def _spawn(self) -> _Child:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "streams.prepare_processes",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        child = _Child(proc)
+        self._children.add(child)
+        try:
+            await child.call((self.factory, self.refresh_seconds))
+        except BaseException:
+            self._drop(child)
+            raise
+        return child
+
+    def _drop(self, child: _Child) -> None:
+        child.kill()
+        self._children.discard(child)
+
+    async def map(self, jobs: Sequence[Job]) -> list[Prepared]:
+        """`Prepared` for each `(raw, key, source)`, in order; never raises for a dead child."""
+        try:
+            return await self._run(jobs)
+        except ChildDied:
+            pass
+        out: list[Prepared] = []
+        for job in jobs:  # one at a time: find the message that kills a child
+            try:
+                out += await self._run([job])
+            except ChildDied:
+                self.set_aside += 1
+                raw, key, source = job
+                log.error(
+                    "prepare_process_died_on_message",
+                    partition=source.partition,
+                    offset=source.offset,
+                    bytes=len(raw or b""),
+                    published="status fallback, heuristic assignment",
+                )
+                out.append(
+                    self.fallback.prepare_without_pass(
+                        raw, key, source, "the process running the pass died on this input"
+                    )
+                )
+        return out
+
+    async def _run(self, jobs: Sequence[Job]) -> list[Prepared]:
+        if self._idle is None:
+            await self.start()
+        assert self._idle is not None
+        child = await self._idle.get()
+        replace = True
+        try:
+            prepared: list[Prepared] = await child.call(list(jobs))
+            replace = False
+        except ChildDied as exc:
+            self.restarts += 1
+            log.error("prepare_process_died", error=str(exc), batch=len(jobs), restarting=True)
+            raise
+        finally:
+            # A child that died, or was left mid-answer by a cancellation, is replaced.
+            if replace:
+                self._drop(child)
+                self._respawning.add(asyncio.create_task(self._respawn(self._idle)))
+            else:
+                self._idle.put_nowait(child)
+        for p, (raw, _, _) in zip(prepared, jobs, strict=True):
+            p.raw = raw
+        return prepared
+
+    async def _respawn(self, idle: asyncio.Queue[_Child]) -> None:
+        delay = 0.1
+        while idle is self._idle:
+            try:
+                idle.put_nowait(await self._spawn())
+                break
+            except Exception as exc:  # cannot start one now: try again, with backoff
+                log.error("prepare_process_start_failed", error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(10.0, delay * 2)
+        self._respawning.discard(asyncio.current_task())
+
+    def close(self) -> None:
+        """Stop the children (a batch being prepared is abandoned: it was not acked)."""
+        self._idle = None
+        for task in list(self._respawning):
+            task.cancel()
+        for child in list(self._children):
+            self._drop(child)
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())

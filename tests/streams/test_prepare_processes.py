@@ -1,0 +1,121 @@
+"""Prepare processes: the records in-worker preparing gives, and a dying child loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from optimizer.generate import generate_day
+from optimizer.serving import StaticPolicyProvider
+from streams import codec
+from streams.agents import DispatchHandler, Prepared, Source, TopicNames
+from streams.prepare_processes import PrepareProcesses, settings_handler
+from streams.settings import Settings
+
+TOPICS = TopicNames(optimized="out", audit="audit", dead_letter="dlq")
+DIE = b'{"die": true}'
+
+
+class _DyingHandler(DispatchHandler):
+    """Kills its process on the input `DIE` (as an out-of-memory kill would)."""
+
+    def prepare(self, raw: bytes | None, key: bytes | None, source: Source) -> Prepared:
+        if raw == DIE:
+            os._exit(9)
+        return super().prepare(raw, key, source)
+
+
+def dying_handler() -> DispatchHandler:  # module level: the child imports it by name
+    s = Settings()
+    return _DyingHandler(
+        TOPICS, StaticPolicyProvider(), s.dispatch_config(), s.limits(), _never_sends
+    )
+
+
+async def _never_sends(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+    raise AssertionError("a prepare process does not publish")
+
+
+def _stable(value: bytes) -> dict[str, object]:
+    """An event without the fields that depend on when it was made."""
+    doc = json.loads(value)
+    for volatile in ("latency_ms", "produced_at", "at"):
+        doc.pop(volatile, None)
+    return dict(doc)
+
+
+def _jobs() -> list[tuple[bytes | None, bytes | None, Source]]:
+    days = [generate_day(10, 3, seed=s) for s in range(6)] + [generate_day(25, 4, seed=9)]
+    jobs: list[tuple[bytes | None, bytes | None, Source]] = [
+        (codec.encode(d), d.dispatch_id.encode(), Source("in", 0, i)) for i, d in enumerate(days)
+    ]
+    jobs += [(b"not json", b"k", Source("in", 1, 0)), (None, None, Source("in", 1, 1))]
+    return jobs
+
+
+async def test_children_prepare_what_the_worker_would(tmp_path: Path) -> None:
+    """Every record (audits, Optimized, dead letters) equals in-worker preparing, in order."""
+    settings = Settings(model_dir=tmp_path / "models", log_level="WARNING")
+    here = settings_handler(settings)
+    procs = PrepareProcesses.for_settings(settings, 2, here)
+    await procs.start()
+    try:
+        assert len(procs.pids) == 2
+        jobs = _jobs()
+        got = await procs.map(jobs)
+    finally:
+        procs.close()
+    want = [here.prepare(*job) for job in jobs]
+    assert [p.handled.kind for p in got] == ["optimized"] * 7 + ["dead_letter"] * 2
+    for g, w, (raw, _, _) in zip(got, want, jobs, strict=True):
+        assert g.raw == raw  # given back by the worker, not sent through the pipe
+        assert (g.handled.status, g.handled.event_id) == (w.handled.status, w.handled.event_id)
+        assert [(r.topic, r.key) for r in g.audits] == [(r.topic, r.key) for r in w.audits]
+        assert [_stable(r.value) for r in g.audits] == [_stable(r.value) for r in w.audits]
+        assert _stable(g.final.value) == _stable(w.final.value)
+        if w.summary is not None:
+            assert g.summary is not None
+            assert g.summary.decisions == w.summary.decisions
+            assert g.summary.model_version == w.summary.model_version
+    assert procs.restarts == 0 and procs.set_aside == 0
+
+
+async def test_a_child_that_dies_costs_no_message() -> None:
+    """A message that kills its child is published as `fallback` without a pass; the others of
+    its batch are optimized, and a new child takes over."""
+    procs = PrepareProcesses(dying_handler, 1, dying_handler())
+    await procs.start()
+    try:
+        before = procs.pids
+        day = generate_day(10, 3, seed=1)
+        ok = (codec.encode(day), b"a", Source("in", 0, 0))
+        other = day.model_copy(update={"event_id": "e-2", "dispatch_id": "d-2"})
+        jobs = [
+            ok,
+            (DIE, b"b", Source("in", 0, 1)),
+            (codec.encode(other), b"c", Source("in", 0, 2)),
+        ]
+        got = await procs.map(jobs)
+        assert [p.handled.kind for p in got] == ["optimized", "dead_letter", "optimized"]
+        assert got[0].handled.status != "fallback" and got[2].handled.status != "fallback"
+        assert procs.set_aside == 1 and procs.restarts == 2  # the batch, then the message alone
+        assert procs.pids and procs.pids != before
+        again = await procs.map([ok])  # the new child works
+        assert again[0].handled.status == got[0].handled.status
+    finally:
+        procs.close()
+
+
+def test_a_valid_day_without_pass_is_its_heuristic_assignment() -> None:
+    """What `map` publishes for a valid day that killed its child: status `fallback`, the
+    reason, the upstream assignment, no audits."""
+    day = generate_day(10, 3, seed=2)
+    raw = codec.encode(day)
+    fallback = dying_handler().prepare_without_pass(raw, b"k", Source("in", 0, 5), "died")
+    opt = json.loads(fallback.final.value)
+    assert opt["status"] == "fallback" and opt["reason"] == "died"
+    assert opt["assignments"] == json.loads(raw)["assignments"]
+    assert fallback.audits == [] and fallback.handled.kind == "optimized"
