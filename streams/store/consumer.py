@@ -82,6 +82,7 @@ async def run_store_consumer(
             if not batches:
                 continue
             items: list[tuple[DispatchEvent, Source | None]] = []
+            payloads: list[bytes | str | None] = []
             offsets = {}
             for tp, records in batches.items():
                 for r in records:
@@ -92,8 +93,9 @@ async def run_store_consumer(
                         log.info("store_skip_invalid", topic=r.topic, offset=r.offset)
                         continue
                     items.append((decoded, Source(r.topic, r.partition, r.offset)))
+                    payloads.append(r.value)  # stored as read, not serialized again
                 offsets[tp] = records[-1].offset + 1
-            new = await _store(store, items, stop, counters)
+            new = await _store(store, items, payloads, stop, counters)
             if new is None:
                 break  # stopped while the database was down: nothing committed
             try:
@@ -123,6 +125,7 @@ async def run_store_consumer(
 async def _store(
     store: AuditStore,
     items: list[tuple[DispatchEvent, Source | None]],
+    payloads: list[bytes | str | None],
     stop: asyncio.Event,
     counters: StoreCounters,
 ) -> list[Any] | None:
@@ -132,7 +135,7 @@ async def _store(
     attempt = 0
     while True:
         try:
-            return await asyncio.to_thread(store.add, items)
+            return await asyncio.to_thread(store.add, items, payloads)
         except DBAPIError as exc:
             delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
             counters.db_retries += 1

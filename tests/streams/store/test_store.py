@@ -165,3 +165,26 @@ def test_a_duplicate_inside_one_batch_is_one_row(
     assert [o.event_id for o in new] == [days_and_outcomes[0][1].optimized.event_id]
     assert store.counts()["swap_audit"] == len(days_and_outcomes[0][1].audits)
     assert store.counts()["heuristic_done"] == 1
+
+
+def test_payloads_as_read_are_stored_as_is(store: AuditStore, days_and_outcomes: Days) -> None:
+    """Given the JSON each event was read as, the store keeps that text (not a re-encoding)
+    and hands back the same events; many rows at once go in several statements."""
+    day, outcome = days_and_outcomes[1]
+    spaced = day.model_dump_json(indent=1)  # the upstream's own formatting
+    events = [(day, None)] + [(a, None) for a in outcome.audits] + [(outcome.optimized, None)]
+    payloads = [spaced] + [a.model_dump_json().encode() for a in outcome.audits] + [None]
+    new = store.add(events, payloads)
+    assert [o.event_id for o in new] == [outcome.optimized.event_id]
+    with store.engine.connect() as conn:
+        kept = conn.exec_driver_sql("SELECT payload FROM heuristic_done").scalar_one()
+    assert kept == spaced
+    inputs, outcomes, audits = store.dispatch_events(day.dispatch_id)
+    assert inputs == [day] and outcomes == [outcome.optimized] and audits == list(outcome.audits)
+    many = [
+        (a.model_copy(update={"event_id": f"{a.event_id}-{i}"}), None)
+        for i in range(300)
+        for a in outcome.audits[:8]
+    ]
+    assert store.add(many) == []
+    assert store.counts()["swap_audit"] == len(outcome.audits) + len(many)
