@@ -15,7 +15,9 @@ pass, to measure everything around it).
    thread of the worker (`DISPATCH_RL_PREPARE_PROCESSES=0`, the previous default);
    `pipelined` the default (`--processes` prepare processes per worker). Ratios: pipelined vs
    serial and vs in-thread (1 worker), and 2 workers vs 1 (pipelined).
-   `+ store`: one pipelined worker that also runs the audit store consumer (as `make run`).
+   `+ store`: one pipelined worker that also runs the audit store consumer; `make-run`: the
+   worker as `make run` starts it (`dispatch-rl run`: optimizer, audit store and dataset
+   writer in one process, the web server off).
    The CPU column counts the prepare processes too.
 2. **steady**: one pipelined worker fed at `--rate` days/s (default and in-thread);
    latency = output visible - produce.
@@ -55,6 +57,8 @@ from optimizer.generate import generate_day, generate_days  # noqa: E402
 from schemas import HeuristicDone  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import MAX_MESSAGE_BYTES, client_options, ensure_topics  # noqa: E402
+
+_FULL_RUN = "BENCH_FULL_RUN"  # a row's env marker: the worker runs as under `make run`
 
 
 @dataclass
@@ -262,7 +266,10 @@ def _workers(
             state.mkdir(parents=True, exist_ok=True)
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "streams.cli", "run", "--optimizer-only"],
+                    # `make run`'s worker (store and dataset writer in-process) when the row
+                    # asks for it, else the optimizer alone.
+                    [sys.executable, "-m", "streams.cli", "run"]
+                    + ([] if extra.get(_FULL_RUN) else ["--optimizer-only"]),
                     env=_worker_env(settings, state, pipelined, store, extra),
                     cwd=ROOT,
                     stdout=subprocess.DEVNULL,
@@ -447,6 +454,17 @@ def main(argv: list[str] | None = None) -> int:
                     True,
                     True,
                     default_env,
+                )
+            )
+            plan.append(
+                (
+                    f"make-run worker burst (store + dataset), {size}, {procs}",
+                    args.days,
+                    None,
+                    1,
+                    True,
+                    True,
+                    default_env | {_FULL_RUN: "1"},
                 )
             )
         if "steady" not in skip:
