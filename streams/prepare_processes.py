@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import pickle
 import signal
@@ -101,6 +102,11 @@ def child_main() -> int:
     try:
         factory, refresh_seconds = _read_frame(jobs_in)
         handler: DispatchHandler = factory()
+        # What is loaded now (modules, the model, CP-SAT) lives as long as the process: out of
+        # the collector's sight, a full collection no longer walks it. Measured on 1,500 10x3
+        # days: the one full collection took 196 ms without, 22 ms with (load ~6); every
+        # message queued behind the child waits for it.
+        gc.freeze()
         results.write(_frame(True))
         results.flush()
         refreshed = time.monotonic()

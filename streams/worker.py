@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 import tempfile
@@ -293,6 +294,9 @@ async def _serve(
     async with running_worker(
         settings, optimizer=optimizer, dataset=dataset, provider=provider
     ) as worker:
+        # Everything loaded at start stays: out of the collector's sight, a full collection
+        # (which stalls the event loop: fetches, sends, acks) walks only what came since.
+        gc.freeze()
         log.info(
             "worker_running",
             bootstrap=settings.bootstrap_servers,
