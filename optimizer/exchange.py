@@ -75,6 +75,11 @@ def segment_exchanges(
             )
             merged_of[a, b] = merged
             m = len(merged)
+            # Unless `neutral`, only a net transfer strictly between 0 and counts[a] - counts[b]
+            # can lower the ride-count terms (any other leaves the pair's spread as wide and
+            # raises the squared deviation): the others are not listed.
+            span = int(counts[a]) - int(counts[b])
+            lo, hi = (min(0, span), max(0, span)) if not neutral else (-m - 1, m + 1)
             for i in range(m):
                 ta = tb = 0
                 inside: list[int] = []  # merged indices of the movable rides so far
@@ -89,12 +94,13 @@ def segment_exchanges(
                         ta += 1
                     else:
                         tb += 1
-                    if ta + tb >= 2:  # single moves are the plain phase's
+                    if ta + tb >= 2 and lo < ta - tb < hi:  # single moves: the plain phase's
                         raw.append((a, b, ta - tb, i, j, -1))
                     if ta + tb >= 3:  # the same stretch with one inner ride staying
                         for kept in inside[1:-1]:
                             net = ta - tb - (1 if merged[kept][2] == a else -1)
-                            raw.append((a, b, net, i, j, kept))
+                            if lo < net < hi:
+                                raw.append((a, b, net, i, j, kept))
     if not raw:
         return []
     arr = np.asarray(raw, dtype=np.int64)
