@@ -27,6 +27,7 @@ model itself is `optimizer.replan_model`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -140,19 +141,46 @@ def _serves_at_least(
     state: SearchState, g: int, target: int, among: BoolArray | None = None
 ) -> bool:
     """Whether driver `g` alone could serve `target` rides (see `can_take_more`), taking
-    others' rides only `among` these (default: any)."""
+    others' rides only `among` these (default: any).
+
+    Without `among` the answers for every count are kept on the problem for the pass (keyed
+    by its deadlines and assigned rides, which never change during it, and by g's own rides
+    outside the others it may take: the only way the ride set depends on the plan), so the
+    stuck rounds of a pass do not repeat the recursion for drivers whose rides did not move."""
     p = state.problem
     owner = state.assignment
     mine = owner == g
     others = (owner >= 0) & ~p.locked & state.solo[:, g]
     if among is not None:
-        others &= among
-    may = mine | others
+        served = _served(state, g, mine, mine | (others & among), target)
+        return target < len(served) and served[target]
+    digest = hashlib.blake2b(state.deadline.tobytes(), digest_size=12)
+    digest.update(np.packbits(owner >= 0).tobytes())
+    cache: dict[tuple[int, bytes], list[bool]] = p.memo(f"served:{digest.hexdigest()}", _new)
+    key = (g, np.nonzero(mine & ~others)[0].tobytes())
+    served = cache.get(key)
+    if served is None:
+        served = cache[key] = _served(state, g, mine, mine | others, None)
+    return target < len(served) and served[target]
+
+
+def _new(_: object) -> dict[tuple[int, bytes], list[bool]]:
+    return {}
+
+
+def _served(
+    state: SearchState, g: int, mine: BoolArray, may: BoolArray, upto: int | None
+) -> list[bool]:
+    """`out[c]`: whether `g` could serve c of the rides `may` (its locked ones among them), for
+    c = 1 .. `upto` (None: until no count more is possible); shorter when a count is out of
+    reach (every larger one is too). The earliest-pickup recursion over the service order."""
+    p = state.problem
     rides = np.nonzero(may)[0]
-    if len(rides) < target:
-        return False
-    rides = rides[np.argsort(p.order[rides], kind="stable")]
     n = len(rides)
+    out = [False]
+    if n == 0 or (upto is not None and n < upto):
+        return out
+    rides = rides[np.argsort(p.order[rides], kind="stable")]
     must = p.locked[rides] & mine[rides]
     dur = duration(p, rides)
     latest_start = np.minimum(state.deadline[rides], p.shift_end[g] - dur)
@@ -166,15 +194,16 @@ def _serves_at_least(
     pick = np.where(prev_must < 0, first, np.inf)
     pick = np.where(pick <= latest_start + 1e-6, pick, np.inf)
     done_ok = idx >= last_must[-1]  # a route must have served g's last locked ride
-    for c in range(1, target + 1):
-        if c == target:
-            return bool(np.isfinite(pick[done_ok]).any())
+    for c in range(1, (n if upto is None else upto) + 1):
+        out.append(bool(np.isfinite(pick[done_ok]).any()))
+        if c == upto:
+            break
         arrive = np.where(follow, (pick + dur)[:, None] + legs, np.inf).min(axis=0)
         nxt = pickup_at(p, arrive, rides)
         pick = np.where(nxt <= latest_start + 1e-6, nxt, np.inf)
         if not np.isfinite(pick).any():
-            return False
-    return False
+            break
+    return out
 
 
 def _may_improve(state: SearchState, drivers: tuple[int, ...]) -> bool:
