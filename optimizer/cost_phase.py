@@ -9,6 +9,12 @@ leaves) and validated in that order; the first that lowers the objective's opera
 The ranking here is the phase's own, not the policy's: the learned policy is trained for the
 ride counts. The phase stops when a round accepts nothing or after `cost_checks` validator
 checks (deterministic, unlike a time limit; the pass's `time_limit_s` still applies).
+
+Where those moves stop (a local optimum, or their budget spent), driver subsets are re-planned
+whole for km (`optimizer.km_repair`: pairs, then triples, then fours, the ones whose days
+meet most first, each skipped when `km_bound` shows it cannot save `min_improvement`); the
+first re-plan the validator accepts is taken and the moves run again from the new plan. The
+re-plans share one deterministic budget per pass (`PassConfig.km_work`).
 """
 
 from __future__ import annotations
@@ -137,7 +143,6 @@ def neutral_chains(search: Search, limit: int) -> list[tuple[float, Move]]:
 def cost_phase(search: Search) -> int:
     """Run the cost phase on `search`'s plan; the number of moves it accepted."""
     cfg = search.config
-    lexicographic = cfg.objective.mode == "lexicographic"
     limit = cfg.cost_checks(int((search.state.assignment >= 0).sum()))
     first = len(search.checked)
     accepted = 0
@@ -145,50 +150,107 @@ def cost_phase(search: Search) -> int:
     cache: dict[tuple[int, int], Any] = {}
     rounds = 0
     wide = False  # the costlier neighbourhoods, once plain moves and swaps are exhausted
-    # The plain moves and swaps ranked by estimated saving; kept while the plan is unchanged
-    # (a round that accepts nothing is followed by a wide one on the same plan).
-    narrow: list[tuple[float, Move]] | None = None
-    while (
-        len(search.checked) - first < limit
-        and rounds < cfg.cost_rounds(len(search.state.assignment))
-        and not search.out_of_time()
-    ):
-        rounds += 1
-        state = search.state
-        if narrow is None:
-            # Swaps between rides further apart in the day than the fairness phase looks: a
-            # time slot holds about one ride per driver, so the window grows with the fleet.
-            window = max(6, min(4 * state.problem.n_drivers, 60))
-            # What `pass_candidates` offers, filtered to the count-neutral ones while generating.
-            cands = state.candidates(balancing_only=lexicographic, swap_window=window, keep="same")
-            narrow = []
-            if len(cands):
-                saving = estimated_km_saving(search, cands)
-                good = np.nonzero(saving > cfg.min_improvement / 2)[0]
-                order = good[np.argsort(-saving[good], kind="stable")][: cfg.max_checks]
-                narrow = [(float(saving[i]), cands.move(int(i))) for i in order]
-        ranked = list(narrow)
-        if wide:
-            ranked += neutral_chains(search, cfg.max_checks)
-            if cfg.exchanges:
-                # Trades of equal stretches keep every count: the 2-opt* of these routes.
-                ranked += balanced_exchanges(
-                    state,
-                    max_rides=cfg.exchange_rides,
-                    limit=cfg.max_checks,
-                    pairs=pairs,
-                    cache=cache,
-                )
-            ranked.sort(key=lambda item: -item[0])
-        got = _round(search, ranked, limit - (len(search.checked) - first))
-        accepted += got
-        if got:
-            narrow = None  # the plan changed: rank again
+    # The plain moves and swaps ranked by estimated saving (one list, kept while the plan is
+    # unchanged: a round that accepts nothing is followed by a wide one on the same plan).
+    narrow_cache: list[list[tuple[float, Move]]] = []
+    tried: dict[tuple[int, ...], tuple[tuple[int, ...], ...]] = {}
+    budget = [cfg.km_work(int((search.state.assignment >= 0).sum()))]
+    max_rounds = cfg.cost_rounds(len(search.state.assignment))
+    while not search.out_of_time():
+        checks_left = limit - (len(search.checked) - first)
+        if checks_left <= 0 or rounds >= max_rounds:
+            wide = True  # the moves' budget is spent: only the re-plans may go on
+        else:
+            rounds += 1
+            got = _local_round(search, narrow_cache, wide, pairs, cache, checks_left)
+            accepted += got
+            if got:
+                narrow_cache.clear()  # the plan changed: rank again
+                continue
+            if not wide:
+                wide = True
+                continue
+        # The moves are stuck (or spent): re-plan driver subsets for km.
+        got = _km_round(search, tried, budget)
         if not got:
-            if wide:
-                break
-            wide = True
+            break
+        accepted += got
+        narrow_cache.clear()
+        wide = False
     return accepted
+
+
+def _local_round(
+    search: Search,
+    narrow_cache: list[list[tuple[float, Move]]],
+    wide: bool,
+    pairs: list[Any],
+    cache: dict[tuple[int, int], Any],
+    checks_left: int,
+) -> int:
+    """One round of relocations and swaps (with `wide`, also neutral chains and balanced
+    exchanges), ranked by estimated km saving; the number of moves accepted."""
+    cfg = search.config
+    state = search.state
+    if not narrow_cache:
+        # Swaps between rides further apart in the day than the fairness phase looks: a
+        # time slot holds about one ride per driver, so the window grows with the fleet.
+        window = max(6, min(4 * state.problem.n_drivers, 60))
+        # What `pass_candidates` offers, filtered to the count-neutral ones while generating.
+        lexicographic = cfg.objective.mode == "lexicographic"
+        cands = state.candidates(balancing_only=lexicographic, swap_window=window, keep="same")
+        narrow: list[tuple[float, Move]] = []
+        if len(cands):
+            saving = estimated_km_saving(search, cands)
+            good = np.nonzero(saving > cfg.min_improvement / 2)[0]
+            order = good[np.argsort(-saving[good], kind="stable")][: cfg.max_checks]
+            narrow = [(float(saving[i]), cands.move(int(i))) for i in order]
+        narrow_cache.append(narrow)
+    ranked = list(narrow_cache[0])
+    if wide:
+        ranked += neutral_chains(search, cfg.max_checks)
+        if cfg.exchanges:
+            # Trades of equal stretches keep every count: the 2-opt* of these routes.
+            ranked += balanced_exchanges(
+                state, max_rides=cfg.exchange_rides, limit=cfg.max_checks, pairs=pairs, cache=cache
+            )
+        ranked.sort(key=lambda item: -item[0])
+    return _round(search, ranked, checks_left)
+
+
+def _km_round(
+    search: Search, tried: dict[tuple[int, ...], tuple[tuple[int, ...], ...]], budget: list[float]
+) -> int:
+    """Re-plan driver subsets for km (`optimizer.km_repair`) until the validator accepts one
+    (1) or the subsets or `budget` run out (0). `tried`: each subset's routes when its
+    re-plan last found nothing (the same routes give the same answer: skipped)."""
+    from optimizer.km_repair import km_bound, km_replan, km_subsets
+
+    state = search.state
+    cfg = search.config
+    k = state.problem.n_drivers
+    # Pairs first: their beam is near exact and cheap; a size above the fleet is the whole day.
+    sizes = sorted({min(size, k) for size in cfg.km_replan_sizes})
+    for size in sizes:
+        for drivers in km_subsets(state, size):
+            if budget[0] <= 0:
+                return 0
+            sig = tuple(tuple(state.routes[d]) for d in drivers)
+            if tried.get(drivers) == sig:
+                continue  # same routes as when it found nothing
+            tried[drivers] = sig
+            if km_bound(state, drivers, cfg.objective) < cfg.min_improvement:
+                continue  # no re-plan of these drivers could save enough
+            # The beam's work: rides x drivers x width partial plans.
+            budget[0] -= sum(len(r) for r in sig) * len(drivers) * cfg.km_replan_width
+            move = km_replan(state, drivers, cfg.objective, cfg.km_replan_width)
+            if move is None:
+                continue
+            trial = search.check(state, move, 0.0)
+            if trial is not None:
+                search.accept(trial)
+                return 1
+    return 0
 
 
 def _round(search: Search, ranked: list[tuple[float, Move]], checks_left: int) -> int:

@@ -79,6 +79,20 @@ class PassConfig:
     cost_work: float = 3000.0
     """The cost phase takes at most max(3, ceil(cost_work / bookings)) rounds (each round
     ranks the whole neighbourhood, which grows with the day; a deterministic bound)."""
+    km_replan_sizes: tuple[int, ...] = (2, 3, 4)
+    """When the cost phase's moves are stuck, re-plan subsets of this many drivers for km
+    (`optimizer.km_repair`), smaller first; a size above the fleet's is the whole day
+    (empty: never)."""
+    km_replan_width: int = 48
+    """Partial plans the km re-plan's beam keeps per ride (its effort and its reach)."""
+    km_replan_work: float = 1500.0
+    """The km re-plans of one pass expand at most this many partial plans per booking in
+    all (rides x drivers x width per re-plan; a deterministic bound) ..."""
+    km_replan_work_cap: float = 60000.0
+    """... and never more than this many (about 40 ms; the 300x40 latency target)."""
+    km_replan_min_bookings: int = 12
+    """Days with fewer assigned bookings skip the km re-plans: their deadhead is already
+    within a few percent of the minimum (10x3: +2 %) and they set the worker's throughput."""
     stop_at_target: bool = True
     """Stop once the ride-count gap is at its floor (0 or 1): fairness cannot improve."""
     polish_steps: int = 0
@@ -107,3 +121,9 @@ class PassConfig:
 
     def cost_rounds(self, n_bookings: int) -> int:
         return max(3, math.ceil(self.cost_work / max(n_bookings, 1)))
+
+    def km_work(self, n_bookings: int) -> float:
+        """The km re-plans' budget for a day (0 below `km_replan_min_bookings`)."""
+        if n_bookings < self.km_replan_min_bookings or not self.km_replan_sizes:
+            return 0.0
+        return min(self.km_replan_work * n_bookings, self.km_replan_work_cap)

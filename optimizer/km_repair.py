@@ -1,0 +1,263 @@
+"""Kilometre re-plans: the rides of two to four drivers re-planned together, counts kept.
+
+The cost phase's relocations, swaps and exchanges stop at a local optimum of the operating
+cost: a better plan is often several rides away, with every step in between dearer. Here the
+rides of a few drivers whose days meet are handed out again, ride by ride in service order,
+by a beam search over partial plans: a partial plan is, per driver, its last ride, the time
+it is free again, its ride count and workload, and the cost so far (`Objective.km_weight` x
+empty km + `late_weight` x minutes late). Each step gives the next ride to every driver that
+may take it (capability and the pass's per-booking deadline, shift end, ride cap, locked
+rides stay), with the ride model's own recursion (`pickup = max(free + leg, window open)`),
+so every partial plan's times are exactly the ride model's. Of the partial plans with the same
+last rides and counts the cheapest is kept, then the `width` cheapest; today's plan is always
+kept, so the answer is never worse. At the end, plans whose ride counts keep the subset's
+range and do not raise its sum of squared counts (so neither the gap nor the squared
+deviation can get worse) are ranked by the objective's whole operating cost, workload spread
+included (`Objective.cost`, the other drivers as they are).
+
+Pure numpy: no solver import, the same answer on any machine (the effort is the beam width
+and the number of subsets, not time). The re-plan is a candidate like any other: the
+validator (`SearchState.trial`) checks it on the whole plan and the audit lists its steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.moves import Move, Step
+from optimizer.objective import Objective
+from optimizer.problem import FloatArray, IntArray
+from optimizer.ride_model import duration
+from optimizer.search_state import SearchState
+
+__all__ = ["km_bound", "km_replan", "km_subsets"]
+
+_EPS = 1e-6  # as the validator's comparisons (`feasibility`, `search_state`)
+
+
+def km_subsets(state: SearchState, size: int) -> list[tuple[int, ...]]:
+    """Driver subsets of `size` whose days meet, most promising first.
+
+    Promise of a pair (a, b): how many empty km the rides of each could save by following a
+    ride of the other instead of their current predecessor (each ride's incoming leg minus the
+    shortest leg from an earlier ride of the other driver that could still reach it in time),
+    summed over both. A triple joins a pair's best third driver by the same measure."""
+    k = state.problem.n_drivers
+    if k < size or size < 2:
+        return []
+    if size == k:
+        return [tuple(range(k))]
+    promise = _pair_promise(state)
+    pairs: list[tuple[int, ...]] = [
+        (a, b) for a in range(k) for b in range(a + 1, k) if promise[a, b] > 0
+    ]
+    pairs.sort(key=lambda ab: (-promise[ab[0], ab[1]], ab))
+    if size == 2:
+        return pairs
+    # Grow each pair by the drivers whose days meet theirs most, one at a time.
+    out: dict[tuple[int, ...], float] = {}
+    for a, b in pairs:
+        members = [a, b]
+        score = float(promise[a, b])
+        while len(members) < size:
+            gain = promise[members].sum(axis=0)
+            gain[members] = -np.inf
+            c = int(np.argmax(gain))
+            if gain[c] <= 0:
+                break
+            members.append(c)
+            score += float(gain[c])
+        if len(members) == size:
+            out.setdefault(tuple(sorted(members)), score)
+    return sorted(out, key=lambda s: (-out[s], s))
+
+
+def _pair_promise(state: SearchState) -> FloatArray:
+    """(K, K), symmetric: the km each pair's rides could save by trading predecessors."""
+    p = state.problem
+    k = p.n_drivers
+    km = p.travel.dropoff_to_pickup_km
+    minutes = p.travel.dropoff_to_pickup
+    dur = duration(p)
+    sched_pick = np.full(p.n_bookings, np.nan)
+    incoming = np.zeros(p.n_bookings)
+    for d in range(k):
+        if state.routes[d]:
+            sched_pick[list(state.schedules[d].bookings)] = state.schedules[d].pickup_at
+    for d in range(k):
+        r = state.routes[d]
+        if not r:
+            continue
+        legs = np.empty(len(r))
+        legs[0] = p.travel.start_to_pickup_km[d, r[0]]
+        legs[1:] = km[r[:-1], r[1:]]
+        incoming[r] = legs
+    out = np.zeros((k, k))
+    for a in range(k):
+        ra = state.routes[a]
+        if not ra:
+            continue
+        for b in range(k):
+            rb = state.routes[b]
+            if a == b or not rb:
+                continue
+            # Could a ride of b precede a ride of a (drop-off + leg before a's deadline)?
+            arrive = (sched_pick[rb] + dur[rb])[:, None] + minutes[np.ix_(rb, ra)]
+            reach = arrive <= state.deadline[ra][None, :] + 1e-6
+            legs = np.where(reach, km[np.ix_(rb, ra)], np.inf).min(axis=0)
+            out[a, b] = float(np.maximum(incoming[ra] - legs, 0.0).sum())
+    sym: FloatArray = out + out.T
+    return sym
+
+
+def km_replan(
+    state: SearchState, drivers: tuple[int, ...], objective: Objective, width: int = 48
+) -> Move | None:
+    """The cheapest re-plan of `drivers`' rides the beam finds (see the module docstring),
+    if it moves a ride and costs less than today's plan; else None."""
+    p = state.problem
+    ds = list(drivers)
+    kk = len(ds)
+    rides = np.array([b for d in ds for b in state.routes[d]], dtype=np.int64)
+    n = len(rides)
+    if n < 2:
+        return None
+    rides = rides[np.argsort(p.order[rides], kind="stable")]
+    now = np.array([ds.index(int(state.assignment[b])) for b in rides], dtype=np.int64)
+    dset = np.array(ds, dtype=np.int64)
+    allowed = state.solo[np.ix_(rides, dset)] & ~p.locked[rides][:, None]
+    allowed[np.arange(n), now] = True
+    if int(allowed.sum()) == n:
+        return None  # no ride may change driver
+    earliest = p.earliest[rides].tolist()
+    latest = p.latest[rides].tolist()
+    deadline = (state.deadline[rides] + _EPS).tolist()
+    dur = duration(p, rides).tolist()
+    leg_min = p.travel.dropoff_to_pickup[np.ix_(rides, rides)]
+    leg_km = p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)]
+    start_min = p.travel.start_to_pickup[np.ix_(dset, rides)]
+    start_km = p.travel.start_to_pickup_km[np.ix_(dset, rides)]
+    shift_end = p.shift_end[dset] + _EPS
+    counts_now = np.bincount(now, minlength=kk)
+    cap = p.max_rides[dset].astype(np.int64)
+    cap = np.where((cap < 0) | (counts_now > cap), n, cap)  # no cap, or already over it
+    for k, d in enumerate(ds):
+        if any(r == "shift" for r, _ in state.schedules[d].violations):
+            shift_end[k] = np.inf  # a shift the input already overran is not judged here
+    c_lo, c_hi = int(counts_now.min()), int(counts_now.max())
+    km_w, late_w = objective.km_weight, objective.late_weight
+
+    # The beam: one row per partial plan.
+    last = np.full((1, kk), -1, dtype=np.int64)
+    free = p.shift_start[dset][None, :].astype(float)
+    cnt = np.zeros((1, kk), dtype=np.int64)
+    work = np.zeros((1, kk))
+    cost = np.zeros(1)
+    inc = 0  # the row of today's plan
+    parents: list[IntArray] = []
+    chosen: list[IntArray] = []
+    for i in range(n):
+        # Every partial plan x every driver at once: (rows, drivers) arrays.
+        has = last >= 0
+        safe = np.where(has, last, 0)
+        minutes = np.where(has, leg_min[safe, i], start_min[:, i][None, :])
+        km = np.where(has, leg_km[safe, i], start_km[:, i][None, :])
+        pick = np.maximum(free + minutes, earliest[i])
+        ok = (pick <= deadline[i]) & (pick + dur[i] <= shift_end[None, :]) & (cnt < cap[None, :])
+        ok &= allowed[i][None, :]
+        par, dch = np.nonzero(ok)
+        hit = np.nonzero((par == inc) & (dch == now[i]))[0]
+        if len(hit) == 0:
+            return None  # today's plan fell out of the model (it should not): no answer
+        pick, km, minutes = pick[par, dch], km[par, dch], minutes[par, dch]
+        rows = np.arange(len(par))
+        last, free, cnt, work = last[par], free[par], cnt[par], work[par]
+        last[rows, dch] = i
+        free[rows, dch] = pick + dur[i]
+        cnt[rows, dch] += 1
+        work[rows, dch] += minutes + dur[i]
+        cost = cost[par] + km_w * km + late_w * np.maximum(pick - latest[i], 0.0)
+        # Counts that cannot end in the subset's range are dropped.
+        left = n - i - 1
+        keep = (cnt.max(axis=1) <= c_hi) & (np.maximum(c_lo - cnt, 0).sum(axis=1) <= left)
+        keep[hit[0]] = True
+        keep = _best_per_key(np.nonzero(keep)[0], last, cnt, cost, width, int(hit[0]))
+        inc = int(np.nonzero(keep == hit[0])[0][0])
+        last, free, cnt, work, cost = last[keep], free[keep], cnt[keep], work[keep], cost[keep]
+        parents.append(par[keep])
+        chosen.append(dch[keep])
+    # Whole operating cost of each complete plan that keeps the count terms.
+    ok = (
+        (cnt.min(axis=1) >= c_lo)
+        & (cnt.max(axis=1) <= c_hi)
+        & ((cnt**2).sum(axis=1) <= int((counts_now**2).sum()))
+    )
+    outside = np.delete(state.workload, ds)
+    w_hi = np.maximum(work.max(axis=1), outside.max() if len(outside) else -np.inf)
+    w_lo = np.minimum(work.min(axis=1), outside.min() if len(outside) else np.inf)
+    spread = np.maximum(w_hi - w_lo - objective.spread_band_minutes, 0.0)
+    total = np.where(ok, cost + objective.spread_weight * spread, np.inf)
+    best = int(np.argmin(total))
+    if not total[best] < total[inc] - _EPS:
+        return None
+    plan = np.empty(n, dtype=np.int64)
+    row = best
+    for i in range(n - 1, -1, -1):
+        plan[i] = chosen[i][row]
+        row = int(parents[i][row])
+    steps = [
+        Step(int(rides[i]), ds[int(now[i])], ds[int(plan[i])])
+        for i in range(n)
+        if plan[i] != now[i]
+    ]
+    return Move("compound", tuple(steps)) if steps else None
+
+
+def _best_per_key(
+    rows: IntArray, last: IntArray, cnt: IntArray, cost: FloatArray, width: int, pin: int
+) -> IntArray:
+    """Of `rows`, the cheapest per (last rides, counts), then the `width` cheapest; `pin`
+    always (today's plan)."""
+    order = rows[np.argsort(cost[rows], kind="stable")]
+    digits = np.concatenate([last[order] + 1, cnt[order]], axis=1)
+    base = int(digits.max(initial=0)) + 1
+    if base ** digits.shape[1] < 2**62:  # one integer per key: a 1-D unique is much faster
+        keys = digits @ (base ** np.arange(digits.shape[1], dtype=np.int64))
+        _, first = np.unique(keys, return_index=True)
+    else:
+        _, first = np.unique(digits, axis=0, return_index=True)
+    picked = order[np.sort(first)][:width]  # cheapest first
+    if pin not in picked:
+        picked = np.append(picked[: width - 1] if len(picked) >= width else picked, pin)
+    return picked
+
+
+def km_bound(state: SearchState, drivers: tuple[int, ...], objective: Objective) -> float:
+    """A lower bound on the operating cost `km_replan` could save on `drivers` (km units):
+    today's km and lateness cost minus, per ride, its cheapest possible empty leg in (from a
+    start of a driver that may take it, or from an earlier ride of the subset that could
+    still reach it in time, which also may go to a driver that may take both). Every plan
+    has one leg into each ride, so no re-plan saves more: below `min_improvement`, skip."""
+    p = state.problem
+    ds = list(drivers)
+    rides = np.array([b for d in ds for b in state.routes[d]], dtype=np.int64)
+    if len(rides) < 2:
+        return 0.0
+    rides = rides[np.argsort(p.order[rides], kind="stable")]
+    n = len(rides)
+    dset = np.array(ds, dtype=np.int64)
+    owner = state.assignment[rides]
+    allowed = state.solo[np.ix_(rides, dset)] & ~p.locked[rides][:, None]
+    allowed |= owner[:, None] == dset[None, :]
+    start = np.where(allowed.T, p.travel.start_to_pickup_km[np.ix_(dset, rides)], np.inf)
+    # i may precede j: from i's earliest drop-off, j's pickup before its deadline.
+    free_at = p.earliest[rides] + duration(p, rides)
+    arrive = free_at[:, None] + p.travel.dropoff_to_pickup[np.ix_(rides, rides)]
+    reach = arrive <= state.deadline[rides][None, :] + _EPS
+    reach &= np.triu(np.ones((n, n), dtype=bool), 1)
+    reach &= (allowed.astype(np.int64) @ allowed.T.astype(np.int64)) > 0
+    legs = np.where(reach, p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)], np.inf)
+    least = np.minimum(start.min(axis=0), legs.min(axis=0))
+    today = sum(float(state.deadhead[d]) for d in ds)
+    late = sum(float(state.lateness[d]) for d in ds)
+    return objective.km_weight * (today - float(least.sum())) + objective.late_weight * late
