@@ -224,15 +224,18 @@ def _km_round(
     """Re-plan driver subsets for km (`optimizer.km_repair`) until the validator accepts one
     (1) or the subsets or `budget` run out (0). `tried`: each subset's routes when its
     re-plan last found nothing (the same routes give the same answer: skipped)."""
-    from optimizer.km_repair import km_bound, km_replan, km_subsets
+    from optimizer.km_repair import km_bound, km_replan, km_subsets, pair_promise
 
+    if budget[0] <= 0:
+        return 0
     state = search.state
     cfg = search.config
     k = state.problem.n_drivers
     # Pairs first: their beam is near exact and cheap; a size above the fleet is the whole day.
     sizes = sorted({min(size, k) for size in cfg.km_replan_sizes})
+    promise = pair_promise(state) if sizes[0] < k else None
     for size in sizes:
-        for drivers in km_subsets(state, size):
+        for drivers in km_subsets(state, size, promise):
             if budget[0] <= 0:
                 return 0
             sig = tuple(tuple(state.routes[d]) for d in drivers)

@@ -30,24 +30,28 @@ from optimizer.problem import FloatArray, IntArray
 from optimizer.ride_model import duration
 from optimizer.search_state import SearchState
 
-__all__ = ["km_bound", "km_replan", "km_subsets"]
+__all__ = ["km_bound", "km_replan", "km_subsets", "pair_promise"]
 
 _EPS = 1e-6  # as the validator's comparisons (`feasibility`, `search_state`)
 
 
-def km_subsets(state: SearchState, size: int) -> list[tuple[int, ...]]:
+def km_subsets(
+    state: SearchState, size: int, promise: FloatArray | None = None
+) -> list[tuple[int, ...]]:
     """Driver subsets of `size` whose days meet, most promising first.
 
     Promise of a pair (a, b): how many empty km the rides of each could save by following a
     ride of the other instead of their current predecessor (each ride's incoming leg minus the
     shortest leg from an earlier ride of the other driver that could still reach it in time),
-    summed over both. A triple joins a pair's best third driver by the same measure."""
+    summed over both. A triple joins a pair's best third driver by the same measure.
+    `promise`: `pair_promise(state)` when the caller has it."""
     k = state.problem.n_drivers
     if k < size or size < 2:
         return []
     if size == k:
         return [tuple(range(k))]
-    promise = _pair_promise(state)
+    if promise is None:
+        promise = pair_promise(state)
     pairs: list[tuple[int, ...]] = [
         (a, b) for a in range(k) for b in range(a + 1, k) if promise[a, b] > 0
     ]
@@ -72,40 +76,35 @@ def km_subsets(state: SearchState, size: int) -> list[tuple[int, ...]]:
     return sorted(out, key=lambda s: (-out[s], s))
 
 
-def _pair_promise(state: SearchState) -> FloatArray:
-    """(K, K), symmetric: the km each pair's rides could save by trading predecessors."""
+def pair_promise(state: SearchState) -> FloatArray:
+    """(K, K), symmetric: the km each pair's rides could save by trading predecessors.
+
+    One matrix over all assigned rides (which could follow which: drop-off at today's time,
+    then the leg, before the deadline), reduced per driver with `reduceat`."""
     p = state.problem
     k = p.n_drivers
-    km = p.travel.dropoff_to_pickup_km
-    minutes = p.travel.dropoff_to_pickup
-    dur = duration(p)
-    sched_pick = np.full(p.n_bookings, np.nan)
-    incoming = np.zeros(p.n_bookings)
-    for d in range(k):
-        if state.routes[d]:
-            sched_pick[list(state.schedules[d].bookings)] = state.schedules[d].pickup_at
-    for d in range(k):
-        r = state.routes[d]
-        if not r:
-            continue
-        legs = np.empty(len(r))
-        legs[0] = p.travel.start_to_pickup_km[d, r[0]]
-        legs[1:] = km[r[:-1], r[1:]]
-        incoming[r] = legs
     out = np.zeros((k, k))
-    for a in range(k):
-        ra = state.routes[a]
-        if not ra:
-            continue
-        for b in range(k):
-            rb = state.routes[b]
-            if a == b or not rb:
-                continue
-            # Could a ride of b precede a ride of a (drop-off + leg before a's deadline)?
-            arrive = (sched_pick[rb] + dur[rb])[:, None] + minutes[np.ix_(rb, ra)]
-            reach = arrive <= state.deadline[ra][None, :] + 1e-6
-            legs = np.where(reach, km[np.ix_(rb, ra)], np.inf).min(axis=0)
-            out[a, b] = float(np.maximum(incoming[ra] - legs, 0.0).sum())
+    routes = [(d, r) for d, r in enumerate(state.routes) if r]
+    if len(routes) < 2:
+        return out
+    rides = np.array([b for _, r in routes for b in r], dtype=np.int64)
+    owner = np.array([d for d, r in routes for _ in r], dtype=np.int64)
+    sizes = np.array([len(r) for _, r in routes], dtype=np.int64)
+    starts = np.cumsum(sizes) - sizes
+    pick = np.array([t for d, _ in routes for t in state.schedules[d].pickup_at])
+    incoming = p.travel.dropoff_to_pickup_km[rides[:-1], rides[1:]]
+    incoming = np.concatenate(([0.0], incoming))
+    incoming[starts] = p.travel.start_to_pickup_km[owner[starts], rides[starts]]
+    free = pick + duration(p, rides)
+    arrive = free[:, None] + p.travel.dropoff_to_pickup[np.ix_(rides, rides)]
+    reach = arrive <= state.deadline[rides][None, :] + _EPS
+    legs = np.where(reach, p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)], np.inf)
+    least = np.minimum.reduceat(legs, starts, axis=0)  # (drivers with rides, rides)
+    saving = np.maximum(incoming[None, :] - least, 0.0)
+    per_pair = np.add.reduceat(saving, starts, axis=1)  # [from b's rides, into a's rides]
+    used = np.array([d for d, _ in routes], dtype=np.int64)
+    out[np.ix_(used, used)] = per_pair.T
+    np.fill_diagonal(out, 0.0)
     sym: FloatArray = out + out.T
     return sym
 

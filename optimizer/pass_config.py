@@ -93,6 +93,9 @@ class PassConfig:
     km_replan_min_bookings: int = 12
     """Days with fewer assigned bookings skip the km re-plans: their deadhead is already
     within a few percent of the minimum (10x3: +2 %) and they set the worker's throughput."""
+    km_replan_max_bookings: int = 150
+    """Days with more assigned bookings skip them too: the pass's 300 ms target at 300x40
+    leaves them no room (the deadhead target is for days up to 100x13)."""
     stop_at_target: bool = True
     """Stop once the ride-count gap is at its floor (0 or 1): fairness cannot improve."""
     polish_steps: int = 0
@@ -123,7 +126,10 @@ class PassConfig:
         return max(3, math.ceil(self.cost_work / max(n_bookings, 1)))
 
     def km_work(self, n_bookings: int) -> float:
-        """The km re-plans' budget for a day (0 below `km_replan_min_bookings`)."""
-        if n_bookings < self.km_replan_min_bookings or not self.km_replan_sizes:
+        """The km re-plans' budget for a day of `n_bookings` assigned bookings (0 outside
+        `km_replan_min_bookings` .. `km_replan_max_bookings`)."""
+        if not self.km_replan_min_bookings <= n_bookings <= self.km_replan_max_bookings:
+            return 0.0
+        if not self.km_replan_sizes:
             return 0.0
         return min(self.km_replan_work * n_bookings, self.km_replan_work_cap)

@@ -107,9 +107,11 @@ def test_the_pass_with_km_re_plans_is_deterministic() -> None:
 
 
 def test_small_days_and_an_empty_budget_skip_the_re_plans() -> None:
-    """Below `km_replan_min_bookings` the pass is exactly the one without re-plans."""
+    """Below `km_replan_min_bookings` (and above the max) the pass is exactly the one
+    without re-plans."""
     cfg = PassConfig()
     assert cfg.km_work(cfg.km_replan_min_bookings - 1) == 0.0
+    assert cfg.km_work(cfg.km_replan_max_bookings + 1) == 0.0
     assert replace(cfg, km_replan_sizes=()).km_work(100) == 0.0
     assert 0 < cfg.km_work(40) <= cfg.km_replan_work_cap
     for problem, upstream in _days("generated", 10, 3, range(1000, 1010)):
