@@ -244,9 +244,10 @@ def _km_round(
             tried[drivers] = sig
             if km_bound(state, drivers, cfg.objective) < cfg.min_improvement:
                 continue  # no re-plan of these drivers could save enough
-            # The beam's work: rides x drivers x width partial plans.
-            budget[0] -= sum(len(r) for r in sig) * len(drivers) * cfg.km_replan_width
-            move = km_replan(state, drivers, cfg.objective, cfg.km_replan_width)
+            move, effort = km_replan(
+                state, drivers, cfg.objective, cfg.km_replan_width, cfg.min_improvement
+            )
+            budget[0] -= effort  # partial plans the beam expanded
             if move is None:
                 continue
             trial = search.check(state, move, 0.0)

@@ -26,7 +26,7 @@ import numpy as np
 
 from optimizer.moves import Move, Step
 from optimizer.objective import Objective
-from optimizer.problem import FloatArray, IntArray
+from optimizer.problem import BoolArray, FloatArray, IntArray
 from optimizer.ride_model import duration
 from optimizer.search_state import SearchState
 
@@ -110,24 +110,38 @@ def pair_promise(state: SearchState) -> FloatArray:
 
 
 def km_replan(
-    state: SearchState, drivers: tuple[int, ...], objective: Objective, width: int = 48
-) -> Move | None:
+    state: SearchState,
+    drivers: tuple[int, ...],
+    objective: Objective,
+    width: int = 48,
+    min_saving: float = 0.0,
+) -> tuple[Move | None, int]:
     """The cheapest re-plan of `drivers`' rides the beam finds (see the module docstring),
-    if it moves a ride and costs less than today's plan; else None."""
+    if it moves a ride and costs less than today's plan, else None; and the beam's work
+    (partial plans x drivers it expanded: deterministic, for the caller's budget).
+
+    A partial plan whose km and lateness cost so far plus the least km the rides left could
+    cost (`_least_incoming`) is not `min_saving` below today's is dropped: it cannot lead to
+    a plan that saves that much on km and lateness."""
     p = state.problem
     ds = list(drivers)
     kk = len(ds)
     rides = np.array([b for d in ds for b in state.routes[d]], dtype=np.int64)
     n = len(rides)
     if n < 2:
-        return None
+        return None, 0
     rides = rides[np.argsort(p.order[rides], kind="stable")]
     now = np.array([ds.index(int(state.assignment[b])) for b in rides], dtype=np.int64)
     dset = np.array(ds, dtype=np.int64)
     allowed = state.solo[np.ix_(rides, dset)] & ~p.locked[rides][:, None]
     allowed[np.arange(n), now] = True
     if int(allowed.sum()) == n:
-        return None  # no ride may change driver
+        return None, 0  # no ride may change driver
+    km_w, late_w = objective.km_weight, objective.late_weight
+    least = _least_incoming(state, rides, dset, allowed)
+    rest = km_w * np.concatenate((np.cumsum(least[::-1])[::-1], [0.0]))  # from ride i on
+    today = km_w * float(state.deadhead[ds].sum()) + late_w * float(state.lateness[ds].sum())
+    ceiling = today - min_saving + 1e-9
     earliest = p.earliest[rides].tolist()
     latest = p.latest[rides].tolist()
     deadline = (state.deadline[rides] + _EPS).tolist()
@@ -144,7 +158,6 @@ def km_replan(
         if any(r == "shift" for r, _ in state.schedules[d].violations):
             shift_end[k] = np.inf  # a shift the input already overran is not judged here
     c_lo, c_hi = int(counts_now.min()), int(counts_now.max())
-    km_w, late_w = objective.km_weight, objective.late_weight
 
     # The beam: one row per partial plan.
     last = np.full((1, kk), -1, dtype=np.int64)
@@ -153,6 +166,7 @@ def km_replan(
     work = np.zeros((1, kk))
     cost = np.zeros(1)
     inc = 0  # the row of today's plan
+    effort = 0
     parents: list[IntArray] = []
     chosen: list[IntArray] = []
     for i in range(n):
@@ -165,9 +179,10 @@ def km_replan(
         ok = (pick <= deadline[i]) & (pick + dur[i] <= shift_end[None, :]) & (cnt < cap[None, :])
         ok &= allowed[i][None, :]
         par, dch = np.nonzero(ok)
+        effort += len(par)
         hit = np.nonzero((par == inc) & (dch == now[i]))[0]
         if len(hit) == 0:
-            return None  # today's plan fell out of the model (it should not): no answer
+            return None, effort  # today's plan fell out of the model (it should not)
         pick, km, minutes = pick[par, dch], km[par, dch], minutes[par, dch]
         rows = np.arange(len(par))
         last, free, cnt, work = last[par], free[par], cnt[par], work[par]
@@ -176,20 +191,27 @@ def km_replan(
         cnt[rows, dch] += 1
         work[rows, dch] += minutes + dur[i]
         cost = cost[par] + km_w * km + late_w * np.maximum(pick - latest[i], 0.0)
-        # Counts that cannot end in the subset's range are dropped.
+        # Counts that cannot end in the subset's range are dropped, and plans that cannot
+        # end cheap enough.
         left = n - i - 1
         keep = (cnt.max(axis=1) <= c_hi) & (np.maximum(c_lo - cnt, 0).sum(axis=1) <= left)
+        keep &= cost + rest[i + 1] <= ceiling
         keep[hit[0]] = True
         keep = _best_per_key(np.nonzero(keep)[0], last, cnt, cost, width, int(hit[0]))
         inc = int(np.nonzero(keep == hit[0])[0][0])
         last, free, cnt, work, cost = last[keep], free[keep], cnt[keep], work[keep], cost[keep]
         parents.append(par[keep])
         chosen.append(dch[keep])
-    # Whole operating cost of each complete plan that keeps the count terms.
+    # Whole operating cost of each complete plan whose counts keep the day's gap (the
+    # fairness phase's verdict stands) and do not raise the squared deviation (counts within
+    # the subset's range, sum of squares not above today's: the total is fixed).
+    others = np.delete(state.counts, ds)
+    top = np.maximum(cnt.max(axis=1), others.max(initial=-1))
+    bottom = np.minimum(cnt.min(axis=1), others.min(initial=n + 1))
     ok = (
         (cnt.min(axis=1) >= c_lo)
-        & (cnt.max(axis=1) <= c_hi)
         & ((cnt**2).sum(axis=1) <= int((counts_now**2).sum()))
+        & (top - bottom == state.gap)
     )
     outside = np.delete(state.workload, ds)
     w_hi = np.maximum(work.max(axis=1), outside.max() if len(outside) else -np.inf)
@@ -198,7 +220,7 @@ def km_replan(
     total = np.where(ok, cost + objective.spread_weight * spread, np.inf)
     best = int(np.argmin(total))
     if not total[best] < total[inc] - _EPS:
-        return None
+        return None, effort
     plan = np.empty(n, dtype=np.int64)
     row = best
     for i in range(n - 1, -1, -1):
@@ -209,7 +231,7 @@ def km_replan(
         for i in range(n)
         if plan[i] != now[i]
     ]
-    return Move("compound", tuple(steps)) if steps else None
+    return (Move("compound", tuple(steps)) if steps else None), effort
 
 
 def _best_per_key(
@@ -243,11 +265,23 @@ def km_bound(state: SearchState, drivers: tuple[int, ...], objective: Objective)
     if len(rides) < 2:
         return 0.0
     rides = rides[np.argsort(p.order[rides], kind="stable")]
-    n = len(rides)
     dset = np.array(ds, dtype=np.int64)
-    owner = state.assignment[rides]
     allowed = state.solo[np.ix_(rides, dset)] & ~p.locked[rides][:, None]
-    allowed |= owner[:, None] == dset[None, :]
+    allowed |= state.assignment[rides][:, None] == dset[None, :]
+    least = _least_incoming(state, rides, dset, allowed)
+    today = sum(float(state.deadhead[d]) for d in ds)
+    late = sum(float(state.lateness[d]) for d in ds)
+    return objective.km_weight * (today - float(least.sum())) + objective.late_weight * late
+
+
+def _least_incoming(
+    state: SearchState, rides: IntArray, dset: IntArray, allowed: BoolArray
+) -> FloatArray:
+    """Per ride (in service order), the shortest empty leg any plan of these drivers could
+    bring it by: from the start of a driver that may take it, or from an earlier ride that
+    could still reach it in time and shares a driver that may take both."""
+    p = state.problem
+    n = len(rides)
     start = np.where(allowed.T, p.travel.start_to_pickup_km[np.ix_(dset, rides)], np.inf)
     # i may precede j: from i's earliest drop-off, j's pickup before its deadline.
     free_at = p.earliest[rides] + duration(p, rides)
@@ -256,7 +290,5 @@ def km_bound(state: SearchState, drivers: tuple[int, ...], objective: Objective)
     reach &= np.triu(np.ones((n, n), dtype=bool), 1)
     reach &= (allowed.astype(np.int64) @ allowed.T.astype(np.int64)) > 0
     legs = np.where(reach, p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)], np.inf)
-    least = np.minimum(start.min(axis=0), legs.min(axis=0))
-    today = sum(float(state.deadhead[d]) for d in ds)
-    late = sum(float(state.lateness[d]) for d in ds)
-    return objective.km_weight * (today - float(least.sum())) + objective.late_weight * late
+    least: FloatArray = np.minimum(start.min(axis=0), legs.min(axis=0))
+    return least

@@ -86,8 +86,8 @@ class PassConfig:
     km_replan_width: int = 48
     """Partial plans the km re-plan's beam keeps per ride (its effort and its reach)."""
     km_replan_work: float = 1500.0
-    """The km re-plans of one pass expand at most this many partial plans per booking in
-    all (rides x drivers x width per re-plan; a deterministic bound) ..."""
+    """The km re-plans of one pass expand about this many partial plans per booking in all
+    (x drivers each; a deterministic bound, checked before each re-plan) ..."""
     km_replan_work_cap: float = 60000.0
     """... and never more than this many (about 40 ms; the 300x40 latency target)."""
     km_replan_min_bookings: int = 12

@@ -15,14 +15,15 @@ from optimizer.swap_pass import PassConfig, replay, run_pass
 
 @pytest.mark.parametrize("size", [(10, 3), (25, 4), (40, 6)])
 def test_cost_phase_cuts_deadhead_at_the_same_counts(size: tuple[int, int]) -> None:
-    """Same gap and count multiset, feasible, replayable; total deadhead lower over the days."""
+    """Same gap, squared deviation no worse, feasible, replayable; total deadhead lower over
+    the days."""
     without, with_ = [], []
     for seed in range(1000, 1008):
         problem, upstream = Problem.from_event(generate_day(size[0], size[1], seed))
         off = run_pass(problem, upstream, GreedyPolicy(), PassConfig(cost_phase=False))
         on = run_pass(problem, upstream, GreedyPolicy())
         assert on.after.gap == off.after.gap
-        assert sorted(on.after.counts) == sorted(off.after.counts)
+        assert on.after.value[1] <= off.after.value[1] + 1e-9
         assert Objective().gain(off.after.value, on.after.value) >= 0
         assert is_feasible_change(problem, upstream, on.assignment)[0]
         assert np.array_equal(replay(upstream, [c.move for c in on.accepted]), on.assignment)

@@ -50,7 +50,7 @@ def test_a_re_plan_passes_the_validator_and_saves_at_most_its_bound(
         state = SearchState(problem, local.assignment, SearchState(problem, upstream).deadline)
         subsets = km_subsets(state, 2)[:4] + km_subsets(state, 3)[:2] + km_subsets(state, k)
         for drivers in subsets:
-            move = km_replan(state, drivers, objective)
+            move, _ = km_replan(state, drivers, objective)
             if move is None:
                 continue
             found += 1
