@@ -85,11 +85,12 @@ class PassConfig:
     (empty: never)."""
     km_replan_width: int = 48
     """Partial plans the km re-plan's beam keeps per ride (its effort and its reach)."""
-    km_replan_work: float = 1500.0
-    """The km re-plans of one pass expand about this many partial plans per booking in all
-    (x drivers each; a deterministic bound, checked before each re-plan) ..."""
-    km_replan_work_cap: float = 60000.0
-    """... and never more than this many (about 40 ms; the 300x40 latency target)."""
+    km_replan_work: float = 600.0
+    """The km re-plans' work budget per booking of the day, in partial plans the beam
+    expands (a re-plan also costs 300 for its set-up, a bound 50; about 3 us each on one
+    core): a deterministic bound, checked before each re-plan ..."""
+    km_replan_work_cap: float = 45000.0
+    """... and at most this much in a pass (about 130 ms on one core)."""
     km_replan_min_bookings: int = 12
     """Days with fewer assigned bookings skip the km re-plans: their deadhead is already
     within a few percent of the minimum (10x3: +2 %) and they set the worker's throughput."""
