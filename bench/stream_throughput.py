@@ -17,8 +17,11 @@ pass, to measure everything around it).
    serial and vs in-thread (1 worker), and 2 workers vs 1 (pipelined).
    `+ store`: one pipelined worker that also runs the audit store consumer; `make-run`: the
    worker as `make run` starts it (`dispatch-rl run`: optimizer, audit store and dataset
-   writer in one process, the web server off).
-   The CPU column counts the prepare processes too.
+   writer in one process, logs at INFO; the web server off).
+   Columns: `cpu ms/disp` counts the prepare processes too, `of it pass` is their part;
+   `pass p99` is the p99 of the `Optimized` events' own `latency_ms` (decode, pass, encode):
+   set against the end-to-end p99, it tells how much of the tail is the pass and how much is
+   waiting (queues, the broker, the CPU's other users).
 2. **steady**: one pipelined worker fed at `--rate` days/s (default and in-thread);
    latency = output visible - produce.
 3. **large day** (`--large`, e.g. 2000x200): one large day on partition 0, then small days on
@@ -72,11 +75,16 @@ class Figures:
     max_ms: float
     cpu_ms: float = float("nan")
     """Worker CPU time (user + system, all workers) per dispatch during the run."""
+    child_cpu_ms: float = float("nan")
+    """The part of `cpu_ms` spent in the workers' prepare processes (the pass)."""
+    pass_p99_ms: float = float("nan")
+    """p99 of the `Optimized` events' own `latency_ms` (decode, pass, encode, in the worker):
+    against the end-to-end p99, how much of the tail is the pass and how much waiting."""
 
 
-def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
+def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> tuple[float, float]:
     """User + system CPU seconds the worker processes and their live children (prepare
-    processes) used so far (Linux /proc)."""
+    processes) used so far, and the children's part (Linux /proc)."""
     stats: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, utime + stime ticks)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -91,7 +99,9 @@ def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
         grew = bool(more)
         wanted |= more
     total = sum(stats[pid][1] for pid in wanted if pid in stats)
-    return total / os.sysconf("SC_CLK_TCK")
+    own = sum(stats[p.pid][1] for p in procs if p.pid in stats)
+    tick = os.sysconf("SC_CLK_TCK")
+    return total / tick, (total - own) / tick
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -159,6 +169,7 @@ class Harness:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.visible: dict[bytes, float] = {}
+        self.pass_ms: dict[bytes, float] = {}
         self.producer = AIOKafkaProducer(
             acks="all", linger_ms=2, max_request_size=MAX_MESSAGE_BYTES, **client_options(settings)
         )
@@ -191,8 +202,10 @@ class Harness:
             now = time.perf_counter()
             for records in batches.values():
                 for r in records:
-                    if r.key not in self.visible and self.model_version == "?":
-                        self.model_version = json.loads(r.value)["model_version"]
+                    if r.key not in self.visible:
+                        doc = json.loads(r.value)
+                        self.model_version = doc["model_version"]
+                        self.pass_ms[r.key] = doc["latency_ms"]
                     self.visible.setdefault(r.key, now)
 
     async def send(
@@ -234,8 +247,11 @@ def _encode(days: list[HeuristicDone], prefix: str) -> list[tuple[bytes, bytes]]
     return out
 
 
-def _figures(what: str, sent: dict[bytes, float], visible: dict[bytes, float]) -> Figures:
+def _figures(
+    what: str, sent: dict[bytes, float], visible: dict[bytes, float], pass_ms: dict[bytes, float]
+) -> Figures:
     latencies = [(visible[k] - t) * 1000 for k, t in sent.items()]
+    passes = [pass_ms[k] for k in sent if k in pass_ms]
     seconds = max(visible[k] for k in sent) - min(sent.values())
     return Figures(
         what,
@@ -245,6 +261,7 @@ def _figures(what: str, sent: dict[bytes, float], visible: dict[bytes, float]) -
         statistics.median(latencies),
         _pct(latencies, 0.99),
         max(latencies),
+        pass_p99_ms=_pct(passes, 0.99) if passes else float("nan"),
     )
 
 
@@ -319,12 +336,16 @@ async def _run(
     with _workers(settings, workers, args, pipelined, store, env) as procs:
         async with Harness(settings) as h:
             await _warm(h, pool, tag, workers)
-            cpu = _cpu_seconds(procs)
+            cpu, child = _cpu_seconds(procs)
             sent = await h.send(batch, rate)
             await h.wait_for(set(sent), timeout=900)
-            cpu = _cpu_seconds(procs) - cpu
+            cpu_after, child_after = _cpu_seconds(procs)
             print(f"  {what}: served by {h.model_version}", file=sys.stderr)
-            return replace(_figures(what, sent, h.visible), cpu_ms=cpu * 1000 / len(sent))
+            return replace(
+                _figures(what, sent, h.visible, h.pass_ms),
+                cpu_ms=(cpu_after - cpu) * 1000 / len(sent),
+                child_cpu_ms=(child_after - child) * 1000 / len(sent),
+            )
 
 
 async def _large_day(
@@ -358,7 +379,7 @@ async def _large_day(
             print(
                 f"  {what}: large day visible {big_s:.1f} s after the first small", file=sys.stderr
             )
-            return _figures(what, sent, h.visible)
+            return _figures(what, sent, h.visible, h.pass_ms)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -464,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
                     1,
                     True,
                     True,
-                    default_env | {_FULL_RUN: "1"},
+                    # ... and with its log level (INFO: a few lines per dispatch, to a file here)
+                    default_env | {_FULL_RUN: "1", "DISPATCH_RL_LOG_LEVEL": "INFO"},
                 )
             )
         if "steady" not in skip:
@@ -503,12 +525,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'run':>56} {'days':>6} {'seconds':>8} {'disp/s':>8} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu ms/disp':>11}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu ms/disp':>11} {'of it pass':>10} "
+        f"{'pass p99':>8}"
     )
     for f in results:
         print(
             f"{f.what:>56} {f.days:>6} {f.seconds:>8.2f} {f.per_second:>8.1f} "
-            f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f} {f.cpu_ms:>11.2f}"
+            f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f} {f.cpu_ms:>11.2f} "
+            f"{f.child_cpu_ms:>10.2f} {f.pass_p99_ms:>8.1f}"
         )
     by = {f.what.split(",")[0] + "," + f.what.split(",")[1]: f for f in results if "," in f.what}
     one = by.get("pipelined burst, 1 worker")
