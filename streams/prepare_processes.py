@@ -156,6 +156,13 @@ class ChildDied(Exception):
     """A prepare process exited (or its pipes broke) before answering."""
 
 
+class _Unavailable(Exception):
+    """No prepare process will be started any more (`PrepareProcesses.failed`)."""
+
+
+_START_TRIES = 4  # a replacement that fails this often in a row: prepare in a thread instead
+
+
 class _Child:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -197,7 +204,11 @@ class PrepareProcesses:
         """Children started again after one died."""
         self.set_aside = 0
         """Messages published without a pass because a child died preparing them alone."""
-        self._idle: asyncio.Queue[_Child] | None = None
+        self.failed: str | None = None
+        """Why no child can be started any more (then batches are prepared in a thread of the
+        worker with its own handler: slower, but nothing stalls)."""
+        # None in the queue: no child will come (`failed`); it wakes every waiter in turn.
+        self._idle: asyncio.Queue[_Child | None] | None = None
         self._children: set[_Child] = set()
         self._respawning: set[asyncio.Task[None]] = set()
 
@@ -256,10 +267,17 @@ class PrepareProcesses:
             return await self._run(jobs)
         except ChildDied:
             pass
+        except _Unavailable:
+            return await self._in_thread(jobs)
         out: list[Prepared] = []
-        for job in jobs:  # one at a time: find the message that kills a child
+        for i, job in enumerate(jobs):  # one at a time: find the message that kills a child
             try:
                 out += await self._run([job])
+            except _Unavailable:
+                # One of these killed a child: not run in the worker itself (it could kill it
+                # too, and again after every restart), they go out without a pass.
+                reason = "the process running the pass died on this batch; none could restart"
+                return out + [self.fallback.prepare_without_pass(*j, reason) for j in jobs[i:]]
             except ChildDied:
                 self.set_aside += 1
                 raw, key, source = job
@@ -277,11 +295,20 @@ class PrepareProcesses:
                 )
         return out
 
+    async def _in_thread(self, jobs: Sequence[Job]) -> list[Prepared]:
+        handler = self.fallback
+        return await asyncio.to_thread(lambda: [handler.prepare(*job) for job in jobs])
+
     async def _run(self, jobs: Sequence[Job]) -> list[Prepared]:
+        if self.failed is not None:
+            raise _Unavailable(self.failed)
         if self._idle is None:
             await self.start()
         assert self._idle is not None
         child = await self._idle.get()
+        if child is None:
+            self._idle.put_nowait(None)  # for the next waiter
+            raise _Unavailable(self.failed or "no prepare process")
         replace = True
         try:
             prepared: list[Prepared] = await child.call(list(jobs))
@@ -301,13 +328,22 @@ class PrepareProcesses:
             p.raw = raw
         return prepared
 
-    async def _respawn(self, idle: asyncio.Queue[_Child]) -> None:
+    async def _respawn(self, idle: asyncio.Queue[_Child | None]) -> None:
         delay = 0.1
-        while idle is self._idle:
+        for attempt in range(1, _START_TRIES + 1):
+            if idle is not self._idle:
+                break
             try:
                 idle.put_nowait(await self._spawn())
                 break
             except Exception as exc:  # cannot start one now: try again, with backoff
+                if attempt == _START_TRIES:
+                    self.failed = f"{_START_TRIES} starts failed, last: {exc!r}"[:500]
+                    log.error(
+                        "prepare_processes_failed", error=self.failed, preparing="in a thread"
+                    )
+                    idle.put_nowait(None)
+                    break
                 log.error("prepare_process_start_failed", error=repr(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(10.0, delay * 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Awaitable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,13 @@ def dying_handler() -> DispatchHandler:  # module level: the child imports it by
 
 async def _never_sends(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
     raise AssertionError("a prepare process does not publish")
+
+
+def flagged_handler(flag: str) -> DispatchHandler:
+    """`dying_handler()`, unless the file `flag` exists: then it cannot start."""
+    if Path(flag).exists():
+        raise RuntimeError("cannot start (flag file)")
+    return dying_handler()
 
 
 def _stable(value: bytes) -> dict[str, object]:
@@ -119,3 +127,27 @@ def test_a_valid_day_without_pass_is_its_heuristic_assignment() -> None:
     assert opt["status"] == "fallback" and opt["reason"] == "died"
     assert opt["assignments"] == json.loads(raw)["assignments"]
     assert fallback.audits == [] and fallback.handled.kind == "optimized"
+
+
+async def test_children_that_cannot_start_again_leave_the_pass_to_a_thread(
+    tmp_path: Path,
+) -> None:
+    """When a dead child's replacements keep failing to start, its batch goes out without a
+    pass, later batches are prepared in the worker (with the pass; nothing stalls), and
+    `failed` says why."""
+    flag = tmp_path / "no-more-children"
+    procs = PrepareProcesses(partial(flagged_handler, str(flag)), 1, dying_handler())
+    await procs.start()
+    try:
+        flag.write_text("")
+        day = generate_day(10, 3, seed=3)
+        ok = (codec.encode(day), b"a", Source("in", 0, 0))
+        got = await procs.map([ok, (DIE, b"b", Source("in", 0, 1)), ok])
+        # The batch that killed the child: not run in the worker (its culprit could kill it),
+        # published without a pass.
+        assert [p.handled.status for p in got] == ["fallback", "dead_letter", "fallback"]
+        assert procs.failed is not None and procs.failed.startswith("4 starts failed")
+        again = await procs.map([ok])  # later batches: in the worker, with the pass
+        assert again[0].handled.kind == "optimized" and again[0].handled.status != "fallback"
+    finally:
+        procs.close()
