@@ -146,10 +146,19 @@ def km_replan(
     latest = p.latest[rides].tolist()
     deadline = (state.deadline[rides] + _EPS).tolist()
     dur = duration(p, rides).tolist()
-    leg_min = p.travel.dropoff_to_pickup[np.ix_(rides, rides)]
-    leg_km = p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)]
-    start_min = p.travel.start_to_pickup[np.ix_(dset, rides)]
-    start_km = p.travel.start_to_pickup_km[np.ix_(dset, rides)]
+    # Legs into each ride: from a ride's drop-off (rows 0..n-1), from a driver's start (n + k).
+    leg_min = np.concatenate(
+        (
+            p.travel.dropoff_to_pickup[np.ix_(rides, rides)],
+            p.travel.start_to_pickup[np.ix_(dset, rides)],
+        )
+    )
+    leg_km = np.concatenate(
+        (
+            p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)],
+            p.travel.start_to_pickup_km[np.ix_(dset, rides)],
+        )
+    )
     shift_end = p.shift_end[dset] + _EPS
     counts_now = np.bincount(now, minlength=kk)
     cap = p.max_rides[dset].astype(np.int64)
@@ -160,7 +169,7 @@ def km_replan(
     c_lo, c_hi = int(counts_now.min()), int(counts_now.max())
 
     # The beam: one row per partial plan.
-    last = np.full((1, kk), -1, dtype=np.int64)
+    last = (n + np.arange(kk, dtype=np.int64))[None, :]  # each driver's start
     free = p.shift_start[dset][None, :].astype(float)
     cnt = np.zeros((1, kk), dtype=np.int64)
     work = np.zeros((1, kk))
@@ -171,10 +180,8 @@ def km_replan(
     chosen: list[IntArray] = []
     for i in range(n):
         # Every partial plan x every driver at once: (rows, drivers) arrays.
-        has = last >= 0
-        safe = np.where(has, last, 0)
-        minutes = np.where(has, leg_min[safe, i], start_min[:, i][None, :])
-        km = np.where(has, leg_km[safe, i], start_km[:, i][None, :])
+        minutes = leg_min[last, i]
+        km = leg_km[last, i]
         pick = np.maximum(free + minutes, earliest[i])
         ok = (pick <= deadline[i]) & (pick + dur[i] <= shift_end[None, :]) & (cnt < cap[None, :])
         ok &= allowed[i][None, :]
@@ -197,7 +204,9 @@ def km_replan(
         keep = (cnt.max(axis=1) <= c_hi) & (np.maximum(c_lo - cnt, 0).sum(axis=1) <= left)
         keep &= cost + rest[i + 1] <= ceiling
         keep[hit[0]] = True
-        keep = _best_per_key(np.nonzero(keep)[0], last, cnt, cost, width, int(hit[0]))
+        keep = np.nonzero(keep)[0]
+        if len(keep) > width:  # else every partial plan fits: duplicates cost a few rows
+            keep = _best_per_key(keep, last, cnt, cost, width, int(hit[0]))
         inc = int(np.nonzero(keep == hit[0])[0][0])
         last, free, cnt, work, cost = last[keep], free[keep], cnt[keep], work[keep], cost[keep]
         parents.append(par[keep])
