@@ -79,7 +79,7 @@ class PassConfig:
     cost_work: float = 3000.0
     """The cost phase takes at most max(3, ceil(cost_work / bookings)) rounds (each round
     ranks the whole neighbourhood, which grows with the day; a deterministic bound)."""
-    km_replan_sizes: tuple[int, ...] = (2, 3, 4)
+    km_replan_sizes: tuple[int, ...] = (3, 5)
     """When the cost phase's moves are stuck, re-plan subsets of this many drivers for km
     (`optimizer.km_repair`), smaller first; a size above the fleet's is the whole day
     (empty: never)."""
