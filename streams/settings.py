@@ -196,9 +196,9 @@ class Settings(BaseSettings):
     """Child processes that run the pass (decode, optimize, encode) for the pipelined worker.
     N >= 1: the event loop (fetches, sends, acks) no longer waits for the GIL behind the pass,
     one worker uses up to N cores, and a large day holds one process while the others go on
-    (so keep N >= 2). Each loads the model: ~65 MB resident, ~1 s to start. 0: a thread of
-    the worker (another while a large day holds it); measured (README) several times the
-    end-to-end latency under load."""
+    (so keep N >= 2). Each loads the model and CP-SAT: ~118 MB resident, 1-3 s to start. Gains
+    need free cores: do not run more workers x processes than cores on a host. 0: a thread of
+    the worker (another while a large day holds it)."""
 
     @field_validator("log_level")
     @classmethod
