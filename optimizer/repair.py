@@ -158,10 +158,10 @@ def _serves_at_least(
     digest.update(np.packbits(owner >= 0).tobytes())
     cache: dict[tuple[int, bytes], list[bool]] = p.memo(f"served:{digest.hexdigest()}", _new)
     key = (g, np.nonzero(mine & ~others)[0].tobytes())
-    served = cache.get(key)
-    if served is None:
-        served = cache[key] = _served(state, g, mine, mine | others, None)
-    return target < len(served) and served[target]
+    counts = cache.get(key)
+    if counts is None:
+        counts = cache[key] = _served(state, g, mine, mine | others, None)
+    return target < len(counts) and counts[target]
 
 
 def _new(_: object) -> dict[tuple[int, bytes], list[bool]]:
