@@ -101,7 +101,7 @@ def _lookahead(search: Search, checks: int) -> int:
 def _plateau_sources(state: SearchState, search: Search) -> list[list[tuple[Move, float]]]:
     """Plateau steps from `state`, in two ranked lists: the policy's, then segment exchanges."""
     from optimizer.exchange import segment_exchanges
-    from optimizer.swap_pass import top_order
+    from optimizer.pass_candidates import top_order
 
     out: list[list[tuple[Move, float]]] = []
     cands = _plateau(state)
@@ -127,7 +127,7 @@ def _follow_up(
 ) -> bool:
     """An improving step (a move or swap, else a chain) from a plateau plan, through a
     driver the plateau steps changed."""
-    from optimizer.swap_pass import pass_candidates
+    from optimizer.pass_candidates import pass_candidates
 
     changed = np.array(sorted({d for s in path for d in (s.from_driver, s.to_driver)}))
     for chains in (False, True) if search.config.chains else (False,):
@@ -149,7 +149,7 @@ def _try_follow_ups(
     v0: Value,
     spent: Callable[[], bool],
 ) -> bool:
-    from optimizer.swap_pass import top_order
+    from optimizer.pass_candidates import top_order
 
     scores = np.asarray(search.policy.score(state, cands), dtype=float)
     for i in top_order(scores, search.config.max_checks):
