@@ -131,6 +131,6 @@ class PassConfig:
         `km_replan_min_bookings` .. `km_replan_max_bookings`)."""
         if not self.km_replan_min_bookings <= n_bookings <= self.km_replan_max_bookings:
             return 0.0
-        if not self.km_replan_sizes:
+        if not self.km_replan_sizes or self.km_replan_work <= 0:
             return 0.0
         return min(self.km_replan_work * n_bookings, self.km_replan_work_cap)

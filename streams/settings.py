@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     """Operating cost of one minute of workload spread beyond the band, in km."""
     workload_band_minutes: float = Field(default=60.0, ge=0.0)
     """Workload spread (max - min driving + boarding minutes) that costs nothing."""
+    km_replan_work: float = Field(default=600.0, ge=0.0)
+    """Work budget per booking of the cost phase's km re-plans of driver subsets
+    (`PassConfig.km_replan_work`; 0: off, the pass is then several times cheaper on days of
+    25-150 bookings and leaves more empty km)."""
     polish_steps: int = Field(default=0, ge=0)
     """Once the ride counts are as even as they can be, up to this many more steps that
     even out workload minutes (then deadhead, lateness) without changing any count. Measured
@@ -276,6 +280,7 @@ class Settings(BaseSettings):
                 exchanges=self.exchanges,
                 lookahead_depth=self.lookahead_depth,
                 cost_phase=self.cost_phase,
+                km_replan_work=self.km_replan_work,
                 time_limit_s=self.max_pass_seconds,
                 polish_steps=self.polish_steps,
                 objective=Objective(

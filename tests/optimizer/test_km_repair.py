@@ -113,6 +113,7 @@ def test_small_days_and_an_empty_budget_skip_the_re_plans() -> None:
     assert cfg.km_work(cfg.km_replan_min_bookings - 1) == 0.0
     assert cfg.km_work(cfg.km_replan_max_bookings + 1) == 0.0
     assert replace(cfg, km_replan_sizes=()).km_work(100) == 0.0
+    assert replace(cfg, km_replan_work=0.0).km_work(100) == 0.0  # DISPATCH_RL_KM_REPLAN_WORK=0
     assert 0 < cfg.km_work(40) <= cfg.km_replan_work_cap
     for problem, upstream in _days("generated", 10, 3, range(1000, 1010)):
         on = run_pass(problem, upstream, GreedyPolicy())
