@@ -1,4 +1,4 @@
-"""Kilometre re-plans: the rides of two to four drivers re-planned together, counts kept.
+"""Kilometre re-plans: the rides of a few drivers re-planned together, the gap kept.
 
 The cost phase's relocations, swaps and exchanges stop at a local optimum of the operating
 cost: a better plan is often several rides away, with every step in between dearer. Here the
@@ -8,12 +8,14 @@ it is free again, its ride count and workload, and the cost so far (`Objective.k
 empty km + `late_weight` x minutes late). Each step gives the next ride to every driver that
 may take it (capability and the pass's per-booking deadline, shift end, ride cap, locked
 rides stay), with the ride model's own recursion (`pickup = max(free + leg, window open)`),
-so every partial plan's times are exactly the ride model's. Of the partial plans with the same
-last rides and counts the cheapest is kept, then the `width` cheapest; today's plan is always
-kept, so the answer is never worse. At the end, plans whose ride counts keep the subset's
-range and do not raise its sum of squared counts (so neither the gap nor the squared
-deviation can get worse) are ranked by the objective's whole operating cost, workload spread
-included (`Objective.cost`, the other drivers as they are).
+so every partial plan's times are exactly the ride model's. A partial plan that cannot end
+`min_saving` below today's km and lateness (its cost so far plus each remaining ride's least
+incoming leg) is dropped; when more than `width` remain, the cheapest per (last rides, counts)
+and then the `width` cheapest are kept; today's plan always is, so the answer is never worse.
+At the end, plans that keep the day's gap and do not raise the subset's sum of squared counts
+(counts within its range: the squared deviation cannot get worse) are ranked by the
+objective's whole operating cost, workload spread included (`Objective.cost`, the other
+drivers as they are).
 
 Pure numpy: no solver import, the same answer on any machine (the effort is the beam width
 and the number of subsets, not time). The re-plan is a candidate like any other: the
