@@ -56,6 +56,12 @@ class PassConfig:
     (`repair.whole_day_move`; 0: never). It replaces the biggest `repair_tries` entry there."""
     whole_day_conflicts: int = 20000
     """CP-SAT conflict limit of that whole-day re-plan."""
+    repair_deterministic_time: float = 1.0
+    """CP-SAT's deterministic time limit (its own work units, roughly CPU seconds but the same
+    on any machine and load) for every re-plan, subset or whole day. The conflict limits alone
+    let a search that propagates long between conflicts run on: a whole-day re-plan of a day
+    built from Solomon's R101 spent 12 s to reach 20,000 conflicts and found nothing. The
+    re-plans that succeed on our held-out days use at most ~0.1."""
     repair_work: int = 500_000
     """Most CP-SAT model terms (per solve: rides x rides x drivers / 2, about its pairwise
     constraints, which set its cost) all re-plans of one pass may build, on days up to

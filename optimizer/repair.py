@@ -71,6 +71,7 @@ def repair_moves(
     conflicts: int = 20000,
     whole_day_bookings: int = 0,
     whole_day_conflicts: int = 20000,
+    deterministic_time: float = 1.0,
     budget: WorkBudget | None = None,
 ) -> list[Move]:
     """A re-plan of a driver subset that lowers the squared ride-count deviation, or nothing.
@@ -79,7 +80,8 @@ def repair_moves(
     found nothing. Stops at the first re-plan found, or at the first solve `budget` cannot
     pay for. On a day with at most `whole_day_bookings` assigned bookings and more drivers
     than the smaller subsets hold, the last (biggest) entry gives way to one whole-day
-    re-plan (`whole_day_move`)."""
+    re-plan (`whole_day_move`). Every solve also stops at `deterministic_time` (CP-SAT's
+    deterministic work units)."""
     budget = budget or WorkBudget(1 << 62)
     k = state.problem.n_drivers
     if not tries or not budget.affords(state, min(tries[0][0], k)):
@@ -100,13 +102,13 @@ def repair_moves(
             if not budget.take(state, drivers):
                 return []
             tried += 1
-            move = _repair(state, drivers, conflicts)
+            move = _repair(state, drivers, conflicts, deterministic_time)
             if move is not None:
                 return [move]
         if size >= k:
             return []  # that was the whole day
     if whole and budget.take(state, range(k)):
-        move = whole_day_move(state, whole_day_conflicts)
+        move = whole_day_move(state, whole_day_conflicts, deterministic_time)
         if move is not None:
             return [move]
     return []
@@ -288,7 +290,9 @@ def _nearness(state: SearchState) -> FloatArray:
     return out
 
 
-def _repair(state: SearchState, drivers: tuple[int, ...], conflicts: int) -> Move | None:
+def _repair(
+    state: SearchState, drivers: tuple[int, ...], conflicts: int, deterministic_time: float = 1.0
+) -> Move | None:
     """The least-squares re-plan of `drivers` (fewest rides moved among equals), or None."""
     model = ReplanModel(state, drivers)
     if model.n < 2:
@@ -303,12 +307,14 @@ def _repair(state: SearchState, drivers: tuple[int, ...], conflicts: int) -> Mov
     m.add(sum(squares) <= current - 1)
     moved = sum(v for (i, k), v in model.x.items() if k != model.now[i])
     m.minimize(sum(squares) * (n + 1) + moved)
-    return model.solve(conflicts)
+    return model.solve(conflicts, deterministic_time=deterministic_time)
 
 
-def whole_day_move(state: SearchState, conflicts: int) -> Move | None:
+def whole_day_move(
+    state: SearchState, conflicts: int, deterministic_time: float = 1.0
+) -> Move | None:
     """A re-plan of every driver with a smaller ride-count gap, or None when CP-SAT finds none
-    within `conflicts`.
+    within `conflicts` and `deterministic_time`.
 
     The last resort on days where the gap's bottleneck can only be relieved through many
     drivers at once (a full wheelchair van whose rides only other vans can serve, each of
@@ -334,7 +340,7 @@ def whole_day_move(state: SearchState, conflicts: int) -> Move | None:
         m.add(count <= low + target)
         m.add(count <= _most(state, g, lows[0] + target))
     m.minimize(sum(v for (i, d), v in model.x.items() if d != model.now[i]))
-    return model.solve(conflicts, first_solution=True)
+    return model.solve(conflicts, deterministic_time=deterministic_time, first_solution=True)
 
 
 def _most(state: SearchState, g: int, limit: int) -> int:

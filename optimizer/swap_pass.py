@@ -261,6 +261,7 @@ class Search:
             conflicts=cfg.repair_conflicts,
             whole_day_bookings=cfg.whole_day_bookings,
             whole_day_conflicts=cfg.whole_day_conflicts,
+            deterministic_time=cfg.repair_deterministic_time,
             budget=self.repair_budget,
         ):
             trial = self.check(self.state, move, 0.0)
