@@ -79,6 +79,7 @@ def health_payload(app: Any) -> dict[str, Any]:
                 "processes": pipeline.processes.processes,
                 "restarts": pipeline.processes.restarts,
                 "set_aside": pipeline.processes.set_aside,
+                "grown": pipeline.processes.grown,
                 "failed": pipeline.processes.failed,
             },
         }

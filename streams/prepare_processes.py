@@ -3,7 +3,9 @@
 With `DISPATCH_RL_PREPARE_PROCESSES=N` (N >= 1) a worker prepares (decodes, optimizes,
 encodes) in N child processes instead of a thread: the event loop (Kafka fetches, sends,
 acks) no longer waits for the GIL behind the pass, and with N >= 2 the pass of one worker uses
-more than one core, and a large day holds one process while the others go on.
+more than one core. A large day holds one process; a batch that finds every process held for
+half a second starts one extra process (stopped again once two are idle), so other
+partitions' small days do not wait behind it, even with N = 1 (the default).
 
 A child is `python -m streams.prepare_processes` (not `multiprocessing`: its spawn re-imports
 the parent's main script, and fork would copy the worker's threads mid-flight). It reads
@@ -193,9 +195,12 @@ class PrepareProcesses:
         fallback: DispatchHandler,
         *,
         refresh_seconds: float = 5.0,
+        held_seconds: float = 0.5,
     ) -> None:
         """`factory`: picklable, builds a child's handler; `fallback`: the worker's handler,
-        used only for a message whose child died on it."""
+        used only for a message whose child died on it. A batch that finds every child held
+        for `held_seconds` (a large day) starts one extra child rather than wait behind it;
+        the extra one stops again once two children are idle."""
         self.factory = factory
         self.processes = max(1, processes)
         self.fallback = fallback
@@ -204,6 +209,10 @@ class PrepareProcesses:
         """Children started again after one died."""
         self.set_aside = 0
         """Messages published without a pass because a child died preparing them alone."""
+        self.held_seconds = held_seconds
+        self.grown = 0
+        """Extra children started because every child was held by a slow batch."""
+        self._growing = False
         self.failed: str | None = None
         """Why no child can be started any more (then batches are prepared in a thread of the
         worker with its own handler: slower, but nothing stalls)."""
@@ -305,7 +314,7 @@ class PrepareProcesses:
         if self._idle is None:
             await self.start()
         assert self._idle is not None
-        child = await self._idle.get()
+        child = await self._next_child(self._idle)
         if child is None:
             self._idle.put_nowait(None)  # for the next waiter
             raise _Unavailable(self.failed or "no prepare process")
@@ -322,11 +331,37 @@ class PrepareProcesses:
             if replace:
                 self._drop(child)
                 self._respawning.add(asyncio.create_task(self._respawn(self._idle)))
+            elif len(self._children) > self.processes and self._idle.qsize() > 0:
+                self._drop(child)  # the slow batch is over: back to `processes` children
             else:
                 self._idle.put_nowait(child)
         for p, (raw, _, _) in zip(prepared, jobs, strict=True):
             p.raw = raw
         return prepared
+
+    async def _next_child(self, idle: asyncio.Queue[_Child | None]) -> _Child | None:
+        """An idle child; when every child stays held for `held_seconds` (a large day), one
+        extra child (one at a time), so small days of other partitions do not wait behind it.
+        Unlike a thread of the worker, a child keeps a message that kills its process away
+        from the worker."""
+        try:
+            return await asyncio.wait_for(idle.get(), self.held_seconds)
+        except TimeoutError:
+            pass
+        if self._growing:
+            return await idle.get()
+        self._growing = True
+        try:
+            child = await self._spawn()
+        except Exception as exc:  # cannot start one now: wait for a held child after all
+            log.warning("prepare_process_extra_failed", error=repr(exc))
+            return await idle.get()
+        finally:
+            self._growing = False
+        self.grown += 1
+        log.info("prepare_process_added", reason="every child held by a slow batch",
+                 children=len(self._children))  # fmt: skip
+        return child
 
     async def _respawn(self, idle: asyncio.Queue[_Child | None]) -> None:
         delay = 0.1

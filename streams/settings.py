@@ -196,13 +196,15 @@ class Settings(BaseSettings):
     kept for bench/stream_throughput.py's comparison)."""
     pipeline_batch_max: int = Field(default=64, ge=1)
     """Most input messages a partition optimizes (and then publishes) as one batch."""
-    prepare_processes: int = Field(default=2, ge=0)
+    prepare_processes: int = Field(default=1, ge=0)
     """Child processes that run the pass (decode, optimize, encode) for the pipelined worker.
     N >= 1: the event loop (fetches, sends, acks) no longer waits for the GIL behind the pass,
-    one worker uses up to N cores, and a large day holds one process while the others go on
-    (so keep N >= 2). Each loads the model and CP-SAT: ~118 MB resident, 1-3 s to start. Gains
-    need free cores: do not run more workers x processes than cores on a host. 0: a thread of
-    the worker (another while a large day holds it)."""
+    and one worker uses up to N cores for it. A batch that finds every child held for 0.5 s (a
+    large day) starts one extra child, stopped again once two are idle, so a large day does
+    not hold other partitions' small days. Each child loads the model and CP-SAT: ~118 MB
+    resident, 1-3 s to start; the default 1 keeps a worker near 240 MB idle (2: ~360 MB, more
+    burst throughput where a core is free). Do not run more workers x processes than cores on
+    a host. 0: a thread of the worker (another while a large day holds it)."""
 
     @field_validator("log_level")
     @classmethod

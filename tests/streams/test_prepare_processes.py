@@ -151,3 +151,25 @@ async def test_children_that_cannot_start_again_leave_the_pass_to_a_thread(
         assert again[0].handled.kind == "optimized" and again[0].handled.status != "fallback"
     finally:
         procs.close()
+
+
+async def test_a_held_child_does_not_hold_other_batches() -> None:
+    """With the one child busy on a large day, another batch gets an extra child after
+    `held_seconds` instead of waiting behind it; the extra child goes once both are idle."""
+    import asyncio
+
+    procs = PrepareProcesses(dying_handler, 1, dying_handler(), held_seconds=0.2)
+    await procs.start()
+    try:
+        large = generate_day(1000, 100, seed=3)  # ~4 s of pass here
+        small = generate_day(10, 3, seed=4)
+        slow = asyncio.create_task(procs.map([(codec.encode(large), b"L", Source("in", 0, 0))]))
+        await asyncio.sleep(0.3)  # the child has the large day
+        quick = await procs.map([(codec.encode(small), b"s", Source("in", 1, 0))])
+        assert not slow.done(), "the small day was answered while the large one still ran"
+        assert quick[0].handled.kind == "optimized"
+        assert procs.grown == 1 and len(procs.pids) == 2
+        assert (await slow)[0].handled.kind == "optimized"
+        assert len(procs.pids) == 1  # back to one child once both were idle
+    finally:
+        procs.close()
