@@ -302,18 +302,42 @@ def _unassigned_day(inst: DarpInstance) -> HeuristicDone:
         )
     # Node order of the contract: driver starts (all the depot), then pickup, drop-off per booking.
     nodes = [0] * k + [v for i in range(1, n + 1) for v in (i, n + i)]
-    xy = inst.xy[nodes]
+    return euclidean_event(
+        f"cordeau-{inst.name}",
+        "cordeau",
+        SERVICE_DATE,
+        ANCHOR - timedelta(hours=1),
+        drivers,
+        tuple(bookings),
+        inst.xy[nodes],
+    )
+
+
+def euclidean_event(
+    tag: str,
+    company_id: str,
+    service_date: date,
+    produced_at: datetime,
+    drivers: tuple[Driver, ...],
+    bookings: tuple[Booking, ...],
+    xy: FloatArray,
+    *,
+    minutes_per_unit: float = 1.0,
+) -> HeuristicDone:
+    """A benchmark instance's day: travel minutes = Euclidean distance x `minutes_per_unit`,
+    given as the event's explicit `travel_time_matrix` over `xy` (the contract's node order:
+    driver starts, then each booking's pickup and drop-off). Also used by `optimizer.solomon`."""
     seconds = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=-1)) * 60.0
-    tag = f"cordeau-{inst.name}"
+    seconds *= minutes_per_unit
     return HeuristicDone(
         event_id=f"evt-{tag}",
         dispatch_id=f"dsp-{tag}",
-        company_id="cordeau",
-        service_date=SERVICE_DATE,
+        company_id=company_id,
+        service_date=service_date,
         mode="auto",
-        produced_at=ANCHOR - timedelta(hours=1),
+        produced_at=produced_at,
         drivers=drivers,
-        bookings=tuple(bookings),
+        bookings=bookings,
         travel_time_matrix=tuple(tuple(float(x) for x in row) for row in seconds),
     )
 
@@ -332,9 +356,14 @@ def _is_tight(inst: DarpInstance, node: int) -> bool:
 
 
 def _location(xy: FloatArray) -> Location:
+    return plane_location(xy, KM_PER_UNIT)
+
+
+def plane_location(xy: FloatArray, km_per_unit: float) -> Location:
+    """A point of an instance's plane (x east, y north) around Geneva's centre."""
     lat0, lon0 = CENTRE
     km_per_deg_lon = _KM_PER_DEG_LAT * math.cos(math.radians(lat0))
     return Location(
-        lat=round(lat0 + float(xy[1]) * KM_PER_UNIT / _KM_PER_DEG_LAT, 6),
-        lon=round(lon0 + float(xy[0]) * KM_PER_UNIT / km_per_deg_lon, 6),
+        lat=round(lat0 + float(xy[1]) * km_per_unit / _KM_PER_DEG_LAT, 6),
+        lon=round(lon0 + float(xy[0]) * km_per_unit / km_per_deg_lon, 6),
     )

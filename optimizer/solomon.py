@@ -27,7 +27,6 @@ arguments give the same day.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from optimizer.darp import euclidean_event, plane_location
 from optimizer.generate import attach_assignment, greedy_upstream
 from optimizer.problem import Problem
 from schemas import Booking, Driver, HeuristicDone, Location
@@ -45,9 +45,7 @@ SERVICE_DATE = date(2026, 3, 2)
 ANCHOR = datetime.combine(SERVICE_DATE, time(6, 0), tzinfo=UTC)
 MAX_HORIZON_MINUTES = 900.0
 """Longest shift a day gets (15 h); longer instance horizons are scaled down to it."""
-CENTRE = (46.2044, 6.1432)
 KM_PER_MINUTE = 0.5
-_KM_PER_DEG_LAT = 111.32
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -143,27 +141,17 @@ def _unassigned_day(
             )
         )
         nodes += [pickup, dropoff]
-    xy = inst.xy[nodes]
-    seconds = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=-1)) * 60.0 * scale
-    tag = f"solomon-{inst.name.lower()}-{len(customers)}x{n_drivers}-s{seed}"
-    return HeuristicDone(
-        event_id=f"evt-{tag}",
-        dispatch_id=f"dsp-{tag}",
-        company_id="solomon",
-        service_date=SERVICE_DATE,
-        mode="auto",
-        produced_at=ANCHOR - timedelta(hours=1),
-        drivers=drivers,
-        bookings=tuple(bookings),
-        travel_time_matrix=tuple(tuple(float(x) for x in row) for row in seconds),
+    return euclidean_event(
+        f"solomon-{inst.name.lower()}-{len(customers)}x{n_drivers}-s{seed}",
+        "solomon",
+        SERVICE_DATE,
+        ANCHOR - timedelta(hours=1),
+        drivers,
+        tuple(bookings),
+        inst.xy[nodes],
+        minutes_per_unit=scale,
     )
 
 
 def _location(xy: FloatArray, origin: FloatArray, scale: float) -> Location:
-    lat0, lon0 = CENTRE
-    km_per_deg_lon = _KM_PER_DEG_LAT * math.cos(math.radians(lat0))
-    east, north = (xy - origin) * KM_PER_MINUTE * scale
-    return Location(
-        lat=round(lat0 + float(north) / _KM_PER_DEG_LAT, 6),
-        lon=round(lon0 + float(east) / km_per_deg_lon, 6),
-    )
+    return plane_location(xy - origin, KM_PER_MINUTE * scale)
