@@ -81,28 +81,32 @@ def main(argv: list[str] | None = None) -> int:
     days = heldout_days(spec)
     rows = evaluate_days(days, policies, config, exact_time_limit_s=args.exact_time_limit)
     summary = summarize(rows, list(policies))
-    wall = time.perf_counter() - started
-    load = os.getloadavg()
-    summary.update(
-        model_version=model.version,
-        held_out=spec.describe(),
-        wall_s=round(wall, 1),
-        load_average=[round(x, 2) for x in load],
-    )
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0
-    print(
-        f"model {model.version}; {len(rows)} held-out days ({spec.describe()}); "
-        f"{wall:.0f} s wall, load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
-        f"on {os.cpu_count()} CPUs (timings are noisy on a shared machine)"
-    )
-    print()
-    print(table(summary, list(policies)))
-    print()
-    for line in target_check(summary, list(policies)):
-        print(line)
+    summary.update(model_version=model.version, held_out=spec.describe())
+    report(summary, list(policies), started, f"{len(rows)} held-out days ({spec.describe()})",
+           as_json=args.json)  # fmt: skip
     return 0
+
+
+def report(
+    summary: dict[str, Any], labels: list[str], started: float, what: str, *, as_json: bool
+) -> None:
+    """Add wall time and load to `summary`, then print it as JSON, or as the header line
+    (model, `what`, wall, load), the table and the target check (also `bench/unlike_days.py`)."""
+    wall, load = time.perf_counter() - started, os.getloadavg()
+    summary.update(wall_s=round(wall, 1), load_average=[round(x, 2) for x in load])
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(
+        f"model {summary['model_version']}; {what}; {wall:.0f} s wall, load average "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} CPUs "
+        "(timings are noisy on a shared machine)"
+    )
+    print()
+    print(table(summary, labels))
+    print()
+    for line in target_check(summary, labels):
+        print(line)
 
 
 def table(summary: dict[str, Any], labels: list[str]) -> str:

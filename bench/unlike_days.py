@@ -18,13 +18,11 @@ that break anything (must be 0).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from dataclasses import replace
 
-from heldout import table, target_check  # sibling script (bench/ is on sys.path)
+from heldout import report  # sibling script (bench/ is on sys.path)
 from route_check import check
 
 from optimizer.dispatch import DispatchConfig, optimize_event
@@ -84,27 +82,15 @@ def main(argv: list[str] | None = None) -> int:
                     high_priority=dispatch.rules.high_priority,
                 )
             ]
-    wall, load = time.perf_counter() - started, os.getloadavg()
     summary.update(
         model_version=model.version,
         days=len(days),
         independent_check={"outputs": len(events) * len(policies), "broken": broken},
-        wall_s=round(wall, 1),
-        load_average=[round(x, 2) for x in load],
     )
+    what = f"{len(days)} Solomon days (instances {' '.join(args.instances)}; seeds {args.seeds})"
+    report(summary, list(policies), started, what, as_json=args.json)
     if args.json:
-        print(json.dumps(summary, indent=2))
         return 0
-    print(
-        f"model {model.version}; {len(days)} Solomon days (instances {' '.join(args.instances)};"
-        f" seeds {args.seeds}); {wall:.0f} s wall, load average {load[0]:.2f} / {load[1]:.2f} /"
-        f" {load[2]:.2f} on {os.cpu_count()} CPUs"
-    )
-    print()
-    print(table(summary, list(policies)))
-    print()
-    for line in target_check(summary, list(policies)):
-        print(line)
     print(
         f"independent check (bench/route_check.py): {len(events) * len(policies)} published "
         f"outputs, {len(broken)} broken promises"
