@@ -344,6 +344,8 @@ class PrepareProcesses:
         extra child (one at a time), so small days of other partitions do not wait behind it.
         Unlike a thread of the worker, a child keeps a message that kills its process away
         from the worker."""
+        if not idle.empty():  # the common case: no timer task per batch
+            return idle.get_nowait()
         try:
             return await asyncio.wait_for(idle.get(), self.held_seconds)
         except TimeoutError:
