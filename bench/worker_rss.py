@@ -5,9 +5,11 @@
 
 Starts `dispatch-rl run` (optimizer agent + dataset writer, the shipped DQN serving) in a
 fresh process with its own state, dataset and model folders, waits `--idle` seconds without
-input, then samples its resident memory (VmRSS, /proc) for five seconds and reports the
-largest value, whether torch is mapped into the process (/proc/<pid>/maps), and the same
-figures for a bare `python -c "import torch"` for scale. Target (issue 7): <= 250 MB idle.
+input, then samples the resident memory of the worker's whole process tree (the worker and
+its prepare processes: VmRSS summed, and PSS, which counts shared pages once, from /proc) for
+five seconds and reports the largest values, whether torch is mapped into any of them
+(/proc/<pid>/maps), and the same figure for a bare `python -c "import torch"` for scale.
+Target (issue 7): <= 250 MB idle for the worker with its children (RSS sum).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 TARGET_MB = 250.0
@@ -56,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
                     print(log.read_text()[-3000:], file=sys.stderr)
                     print(f"error: the worker exited with {proc.returncode}", file=sys.stderr)
                     return 1
-                rss = max(_sample(proc.pid) for _ in range(5))
-                torch_mapped = _maps_torch(proc.pid)
+                samples = [_sample(proc.pid) for _ in range(5)]
+                rss = max(sum(t.rss_mb for t in tree) for tree in samples)
+                pss = max(sum(t.pss_mb for t in tree) for tree in samples)
+                main_rss = max(tree[0].rss_mb for tree in samples)
+                children = max(len(tree) - 1 for tree in samples)
+                torch_mapped = any(_maps_torch(t.pid) for t in samples[-1])
                 serving = _serving_line(log)
             finally:
                 proc.terminate()
@@ -68,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     torch_rss = _torch_baseline()
     result = {
         "worker_idle_rss_mb": round(rss, 1),
+        "worker_idle_pss_mb": round(pss, 1),
+        "main_process_rss_mb": round(main_rss, 1),
+        "prepare_processes": children,
         "target_mb": TARGET_MB,
         "torch_mapped_in_worker": torch_mapped,
         "serving": serving,
@@ -79,20 +89,47 @@ def main(argv: list[str] | None = None) -> int:
     else:
         verdict = "met" if rss <= TARGET_MB else "MISSED"
         print(
-            f"worker idle RSS {rss:.0f} MB (target <= {TARGET_MB:.0f} MB: {verdict}); torch "
-            f"mapped: {'yes' if torch_mapped else 'no'}; serving {serving}; for scale, a bare "
-            f"`import torch` process: "
+            f"worker idle RSS {rss:.0f} MB with its {children} prepare process(es) (target <= "
+            f"{TARGET_MB:.0f} MB: {verdict}; main process {main_rss:.0f} MB; PSS {pss:.0f} MB); "
+            f"torch mapped: {'yes' if torch_mapped else 'no'}; serving {serving}; "
+            f"for scale, a bare `import torch` process: "
             + ("n/a (torch not installed)" if torch_rss is None else f"{torch_rss:.0f} MB")
         )
     return 0
 
 
-def _sample(pid: int) -> float:
+@dataclass(frozen=True, slots=True)
+class _Memory:
+    pid: int
+    rss_mb: float
+    pss_mb: float
+
+
+def _sample(pid: int) -> list[_Memory]:
+    """The worker first, then every descendant (its prepare processes)."""
     time.sleep(1.0)
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+    return [_memory(p) for p in _tree(pid)]
+
+
+def _tree(pid: int) -> list[int]:
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out += _tree(int(child))
+    return out
+
+
+def _memory(pid: int) -> _Memory:
+    return _Memory(
+        pid, _kb(f"/proc/{pid}/status", "VmRSS:"), _kb(f"/proc/{pid}/smaps_rollup", "Pss:")
+    )
+
+
+def _kb(path: str, field: str) -> float:
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(field):
             return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field} in {path}")
 
 
 def _maps_torch(pid: int) -> bool:

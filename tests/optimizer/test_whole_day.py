@@ -32,7 +32,7 @@ def test_the_whole_day_re_plan_reaches_the_optimum_the_subsets_miss() -> None:
     without = run_pass(p, upstream, GreedyPolicy(), NO_WHOLE_DAY)
     with_it = run_pass(p, upstream, GreedyPolicy(), PassConfig(cost_phase=False))
     exact = solve_min_gap(p, upstream, time_limit_s=30, hint=with_it.assignment)
-    assert exact.proven_optimal
+    assert exact.proven_optimal and exact.gap is not None
     assert without.after.gap > exact.gap
     assert with_it.after.gap == exact.gap
     assert is_feasible_change(p, upstream, with_it.assignment)[0]
