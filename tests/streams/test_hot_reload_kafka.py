@@ -88,3 +88,70 @@ async def test_promoted_model_is_picked_up_by_a_running_worker(
         )
         assert await publish_and_read(2) == b
         assert "corrupt" in str(provider.status()["last_error"])
+
+
+async def test_prepare_processes_pick_up_a_promoted_model(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The same with the default deployment, where the pass runs in a prepare process that
+    holds its own copy of the model (no injected provider): after a promotion the process
+    serves the new champion, and a champion whose file went bad leaves the previous one
+    serving. Each answer's `model_version` says which model served it."""
+    registry = ModelRegistry(tmp_path / "models")
+    a, b, c = (registry.save(_net(i), {}) for i in range(3))
+    registry.set_champion(a)
+    settings = unique_settings(
+        kafka_bootstrap,
+        tmp_path,
+        model_dir=registry.root,
+        model_poll_seconds=0.5,
+        prepare_processes=1,
+    )
+    served: dict[str, Optimized] = {}
+    seed = iter(range(7200, 7400))
+
+    async def serve_one() -> Optimized:
+        day = generate_day(12, 3, seed=next(seed))
+        await publish_events(settings, keyed([day]))
+
+        def done(records: list[Any]) -> bool:
+            for r in records:
+                ev = Optimized.model_validate_json(r.value)
+                served.setdefault(ev.dispatch_id, ev)
+            return day.dispatch_id in served
+
+        await read_topic(settings, settings.topic_optimized, done=done, timeout=90)
+        return served[day.dispatch_id]
+
+    async def serve_until(version: str, tries: int = 20) -> list[Optimized]:
+        out = []
+        for _ in range(tries):
+            out.append(await serve_one())
+            if out[-1].model_version == version:
+                return out
+            await asyncio.sleep(0.6)  # past the poll interval: the next batch refreshes
+        raise AssertionError(f"never served {version}: {[o.model_version for o in out]}")
+
+    async with running_worker(settings, dataset=False) as worker:
+        first = await serve_one()
+        assert worker.app is not None
+        pool = worker.app.dispatch_pipeline.processes  # the pass runs in a child
+        assert pool is not None and len(pool.pids) == 1
+        assert first.model_version == a
+
+        registry.set_champion(b)
+        before_b = await serve_until(b)
+        assert {o.model_version for o in before_b} <= {a, b}
+
+        (registry.path(c) / "model.npz").write_bytes(b"truncated by a bad copy")
+        doc = registry.pointer()
+        doc.update(version=c, history=[*doc["history"], b])
+        tmp = registry.root / ".champion.test"
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, registry.champion_file)
+        after_c = []
+        for _ in range(3):
+            await asyncio.sleep(0.6)
+            after_c.append(await serve_one())
+        assert [o.model_version for o in after_c] == [b, b, b]
+    assert all(o.status != "fallback" for o in served.values())
