@@ -105,6 +105,26 @@ class RateLimitFilter(logging.Filter):
         return True
 
 
+class RetriedAsWarning(logging.Filter):
+    """aiokafka logs "Group Coordinator Request failed" at ERROR even when the error is
+    retriable and it retries: on every first start against a fresh broker (the group
+    coordinator is elected while the offsets topic is created) a healthy worker printed an
+    error. A retriable one becomes a WARNING; a fatal one stays an ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and record.name == "aiokafka.consumer.group_coordinator"
+            and str(record.msg).startswith("Group Coordinator Request failed")
+            and isinstance(record.args, tuple)
+            and record.args
+            and getattr(record.args[0], "retriable", False)
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = f"{record.msg} (retriable: retrying)"
+        return True
+
+
 def configure_logging(
     fmt: Literal["auto", "json", "console"] = "auto",
     level: str = "INFO",
@@ -151,6 +171,7 @@ def configure_logging(
         )
     )
     # On the handler, not on loggers: a filter on a logger misses its children's records.
+    handler.addFilter(RetriedAsWarning())
     handler.addFilter(RateLimitFilter(interval))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -85,3 +85,22 @@ def test_the_next_line_after_the_interval_carries_the_count() -> None:
     r = record(100)
     assert f.filter(r)
     assert r.getMessage() == "lost 100 (repeated=98 in the last 10s)"
+
+
+def test_a_retried_coordinator_lookup_is_a_warning_and_a_fatal_one_an_error(
+    stderr: io.StringIO,
+) -> None:
+    """What aiokafka logs at ERROR on every first start against a fresh broker (retriable,
+    and retried) is written as a warning; a non-retriable failure stays an error."""
+    import json
+
+    from aiokafka.errors import CoordinatorNotAvailableError, GroupAuthorizationFailedError
+
+    log = logging.getLogger("aiokafka.consumer.group_coordinator")
+    log.error("Group Coordinator Request failed: %s", CoordinatorNotAvailableError())
+    log.error("Group Coordinator Request failed: %s", GroupAuthorizationFailedError())
+    docs = [json.loads(line) for line in stderr.getvalue().splitlines()]
+    assert [(d["level"], "retrying" in d["event"]) for d in docs] == [
+        ("warning", True),
+        ("error", False),
+    ]
