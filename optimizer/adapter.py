@@ -12,6 +12,7 @@ store all go through this module; nothing else translates ids to indices or back
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -123,10 +124,10 @@ def assignment_vector(problem: Problem, pairs: Iterable[Assignment]) -> IntArray
     """Driver index per booking (-1 unassigned); `KeyError` names an unknown id."""
     drivers = _index(problem.driver_ids)
     bookings = _index(problem.booking_ids)
-    out = np.full(problem.n_bookings, -1, dtype=np.int64)
+    vector = [-1] * problem.n_bookings
     for a in pairs:
-        out[bookings[a.booking_id]] = drivers[a.driver_id]
-    return out
+        vector[bookings[a.booking_id]] = drivers[a.driver_id]
+    return np.array(vector, dtype=np.int64)
 
 
 def moves_of(problem: Problem, audits: Iterable[SwapAudit]) -> list[Move]:
@@ -209,11 +210,13 @@ def metrics(problem: Problem, ev: Evaluation) -> Metrics:
     """The reported metrics of an evaluated plan, keyed by driver id."""
     ids = problem.driver_ids
     return Metrics(
-        rides_per_driver={d: int(c) for d, c in zip(ids, ev.counts, strict=False)},
+        rides_per_driver=dict(zip(ids, ev.counts.tolist(), strict=False)),
         gap=ev.gap,
         count_sq_dev=round(ev.value[1], 6),
         unfairness=round(ev.unfairness, 6),
-        workload_minutes={d: round(float(w), 3) for d, w in zip(ids, ev.workload, strict=False)},
+        workload_minutes={
+            d: round(w, 3) for d, w in zip(ids, ev.workload.tolist(), strict=False)
+        },
         workload_spread_minutes=round(ev.value[2], 3),
         deadhead_km=round(ev.deadhead_km, 3),
         lateness_minutes=round(ev.lateness_minutes, 3),
@@ -268,9 +271,10 @@ def schedules(problem: Problem, routes: Sequence[RouteSchedule]) -> tuple[Driver
 
 def assignments(problem: Problem, assignment: IntArray) -> tuple[Assignment, ...]:
     """The assigned bookings of a vector as `Assignment`s (unassigned ones are left out)."""
+    bookings, drivers = problem.booking_ids, problem.driver_ids
     return tuple(
-        Assignment(booking_id=problem.booking_ids[b], driver_id=problem.driver_ids[int(k)])
-        for b, k in enumerate(assignment)
+        Assignment(booking_id=bookings[b], driver_id=drivers[k])
+        for b, k in enumerate(assignment.tolist())
         if k >= 0
     )
 
@@ -297,11 +301,11 @@ def swap_audit(
             )
             for s in c.move.steps
         ),
-        score=c.score if np.isfinite(c.score) else None,
-        objective_before=tuple(round(v, 6) for v in c.value_before),
+        score=c.score if math.isfinite(c.score) else None,
+        objective_before=tuple([round(v, 6) for v in c.value_before]),
         objective_after=None
         if c.value_after is None
-        else tuple(round(v, 6) for v in c.value_after),
+        else tuple([round(v, 6) for v in c.value_after]),
         gap_before=int(c.value_before[0]),
         gap_after=None if c.value_after is None else int(c.value_after[0]),
         delta=None if c.gain is None else round(c.gain, 6),

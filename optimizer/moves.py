@@ -17,6 +17,7 @@ deviation after the move, which the pass uses to drop moves that cannot improve.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -266,7 +267,7 @@ def _pair_terms(
         return hit
     k = len(counts)
     if k <= 8:  # a few dozen pairs: Python numbers beat numpy's per-call overhead
-        out = _pair_terms_small(counts.tolist(), keep, balancing_only)
+        out = _pair_terms_small(tuple(counts.tolist()), keep, balancing_only)
         if memo is not None:
             memo[key] = out
         return out
@@ -313,11 +314,15 @@ def _pair_terms(
     return out
 
 
+@lru_cache(maxsize=4096)
 def _pair_terms_small(
-    c: list[int], keep: CountFilter, balancing_only: bool
+    c: tuple[int, ...], keep: CountFilter, balancing_only: bool
 ) -> tuple[IntArray, FloatArray, BoolArray | None]:
     """`_pair_terms` on Python numbers: `count_terms_after`'s arithmetic, pair by pair (the
-    max and min over the other drivers: the first of the top / bottom three not involved)."""
+    max and min over the other drivers: the first of the top / bottom three not involved).
+
+    A pure function of the ride counts, kept across searches (small fleets see the same
+    counts day after day); the tables are read-only."""
     k = len(c)
     gap, sq = _gap_and_sq(np.asarray(c, dtype=np.int64))
     top = sorted(range(k), key=lambda d: -c[d])[:3]  # = argsort(-counts, kind="stable")[:3]
@@ -350,11 +355,15 @@ def _pair_terms_small(
                 ok = True
             wanted.append(ok and (not balancing_only or c[i] > c[j]))
     shape = (k, k)
-    return (
+    out = (
         np.asarray(gaps, dtype=np.int64).reshape(shape),
         np.asarray(sqs, dtype=float).reshape(shape),
         None if keep == "any" and not balancing_only else np.asarray(wanted).reshape(shape),
     )
+    for table in out:
+        if table is not None:
+            table.setflags(write=False)
+    return out
 
 
 def _swap_pairs(

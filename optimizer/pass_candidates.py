@@ -45,7 +45,8 @@ def pass_candidates(
         keep = (cands.gap_after < gap) | ((cands.gap_after == gap) & sq_ok)
         if chains:
             keep &= cands.kind == CHAIN
-        cands = cands.take(np.nonzero(keep)[0])
+        if not keep.all():  # (generation applied the same filter: usually all are kept)
+            cands = cands.take(np.nonzero(keep)[0])
     return cands
 
 

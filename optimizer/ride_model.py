@@ -229,6 +229,11 @@ def pairwise_sum(values: Sequence[float]) -> float:
     """`float(np.sum(values))` of a 1-D float64 array, on Python floats: numpy's pairwise
     summation (8 accumulators per block of up to 128, halves above), so sums taken here equal
     the vectorised ones to the last bit."""
+    if len(values) < 8:  # `_pairwise`'s first case, inline (a route of a few rides)
+        res = 0.0
+        for v in values:
+            res += v
+        return res + 0.0
     return _pairwise(values, 0, len(values)) + 0.0
 
 

@@ -1,0 +1,200 @@
+"""CPU per dispatch of what a prepare process does per message, split by phase, vs a baseline.
+
+A prepare process (`streams.prepare_processes`) runs `DispatchHandler.prepare` per message:
+decode and validate the `HeuristicDone`, build the problem, run the pass with the served policy
+(the shipped DQN unless the registry has a champion), build the `Optimized` and audit events,
+encode them; then it pickles the result back to the worker. This bench times each phase on a
+pool of generated days (`generate_days(days, [(n, k)], seed=n)`, the stream bench's pool when
+`--days 50`) with `time.process_time` (CPU, not wall: the machine is shared), each phase over
+the whole pool, `--repeats` times after a warm-up, and keeps the smallest:
+
+    decode    codec.decode_heuristic_done (pydantic validation of the input)
+    problem   Problem.from_event
+    pass      run_pass (on a fresh problem: its first-use tables count)
+    events    the rest of optimize_event (the Optimized and audit models, logs)
+    encode    codec.outcome_records (JSON bytes of every event)
+    prepare   DispatchHandler.prepare, whole (what the child runs per message)
+    frame     pickling the prepared records back to the worker
+
+    python bench/prepare_cost.py                                  # 10x3 and 25x4, this tree
+    python bench/prepare_cost.py --baseline /tmp/base --rounds 3  # and a checkout of main
+
+With `--baseline DIR` each round runs this tree and DIR (PYTHONPATH) in fresh processes, in
+alternating order, and the table shows both and the ratio. Both sides also hash every day's
+encoded events (produced_at fixed, latency_ms zeroed) with the pass on, disabled and for a
+mode that is not optimized, and the bench says whether the two are byte-identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+PHASES = ("decode", "problem", "pass", "events", "encode", "prepare", "frame")
+_AT = datetime(2026, 1, 1, tzinfo=UTC)
+_LATENCY = re.compile(rb'"latency_ms":[-0-9.eE+]+')
+
+
+def measure(sizes: list[tuple[int, int, int]], repeats: int) -> dict[str, Any]:
+    """Per size: min CPU ms per dispatch of each phase, and per-day digests of the events."""
+    from streams.prepare_processes import settings_handler
+    from streams.settings import Settings
+
+    handler = settings_handler(Settings(log_level="WARNING"))
+    out: dict[str, Any] = {"model_version": handler.provider.policy().version, "sizes": {}}
+    for n, k, days in sizes:
+        out["sizes"][f"{n}x{k}"] = _measure_size(handler, n, k, days, repeats)
+    return out
+
+
+def _measure_size(handler: Any, n: int, k: int, days: int, repeats: int) -> dict[str, Any]:
+    from optimizer.dispatch import optimize_event
+    from optimizer.generate import generate_days
+    from optimizer.problem import Problem
+    from optimizer.swap_pass import run_pass
+    from schemas import HeuristicDone
+    from streams import codec
+    from streams.agents import Source
+
+    policy, cfg, limits = handler.provider.policy(), handler.config, handler.limits
+    raws = [codec.encode(e) for e in generate_days(days, [(n, k)], seed=n)]
+    src = Source("bench", 0, 0)
+    events: list[HeuristicDone] = []
+    for r in raws:
+        event = codec.decode_heuristic_done(r, limits)
+        assert not isinstance(event, list), event
+        events.append(event)
+    outcomes = [optimize_event(e, policy, cfg) for e in events]
+    prepared = [handler.prepare(r, b"k", src) for r in raws]
+    for p in prepared:
+        p.raw = None
+
+    steps: dict[str, Callable[[], object]] = {
+        "decode": lambda: [codec.decode_heuristic_done(r, limits) for r in raws],
+        "problem": lambda: [
+            Problem.from_event(e, travel_model=cfg.travel, rules=cfg.rules) for e in events
+        ],
+        # On fresh problems, as in the child (a problem keeps tables it built on first use).
+        "problem+pass": lambda: [
+            run_pass(
+                *Problem.from_event(e, travel_model=cfg.travel, rules=cfg.rules),
+                policy,
+                cfg.pass_config,
+            )
+            for e in events
+        ],
+        "optimize": lambda: [optimize_event(e, policy, cfg) for e in events],
+        "encode": lambda: [codec.outcome_records(o) for o in outcomes],
+        "prepare": lambda: [handler.prepare(r, b"k", src) for r in raws],
+        "frame": lambda: pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL),
+    }
+    best: dict[str, float] = {}
+    for step in steps.values():  # warm-up
+        step()
+    for _ in range(repeats):
+        for name, step in steps.items():
+            t = time.process_time()
+            step()
+            ms = (time.process_time() - t) * 1000 / len(raws)
+            best[name] = min(best.get(name, ms), ms)
+    best["pass"] = best["problem+pass"] - best["problem"]
+    best["events"] = best.pop("optimize") - best.pop("problem+pass")
+    return {
+        "ms": {p: best[p] for p in PHASES},
+        "digests": _digests(events, policy, cfg),
+    }
+
+
+def _digests(events: list[Any], policy: Any, cfg: Any) -> list[str]:
+    """sha256 of each day's encoded events: pass on, disabled, mode not optimized."""
+    from optimizer.dispatch import optimize_event
+    from streams import codec
+
+    configs = (cfg, replace(cfg, enabled=False), replace(cfg, modes=frozenset({"manual"})))
+    out = []
+    for e in events:
+        h = hashlib.sha256()
+        for c in configs:
+            outcome = optimize_event(e, policy, c, now=lambda: _AT)
+            for kind, key, value in codec.outcome_records(outcome):
+                h.update(kind.encode() + b"\0" + key + b"\0")
+                h.update(_LATENCY.sub(b'"latency_ms":0', value) + b"\n")
+        out.append(h.hexdigest())
+    return out
+
+
+def _child(tree: str, args: argparse.Namespace) -> dict[str, Any]:
+    env = os.environ | {"PYTHONPATH": tree}
+    cmd = [sys.executable, __file__, "--sizes", args.sizes, "--repeats", str(args.repeats),
+           "--json"]  # fmt: skip
+    done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--sizes", default="10x3:300,25x4:60", help="comma-separated NxK:days (the pool sizes)"
+    )
+    ap.add_argument("--repeats", type=int, default=3, help="timed loops per phase (min kept)")
+    ap.add_argument("--baseline", help="a checkout to compare with (its root, as PYTHONPATH)")
+    ap.add_argument("--rounds", type=int, default=2, help="with --baseline: alternating rounds")
+    ap.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    args = ap.parse_args()
+    sizes = [
+        (int(n), int(k), int(d)) for n, k, d in (re.split("[x:]", s) for s in args.sizes.split(","))
+    ]
+    if args.json:
+        print(json.dumps(measure(sizes, args.repeats)))
+        return
+    here = str(Path(__file__).resolve().parent.parent)
+    sides = {"here": here} | ({"base": args.baseline} if args.baseline else {})
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
+    for r in range(args.rounds if args.baseline else 1):
+        order = list(sides) if r % 2 == 0 else list(reversed(sides))
+        for side in order:
+            runs[side].append(_child(sides[side], args))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average {load}; days per size {args.sizes}, model "
+          f"{runs['here'][0]['model_version']}; CPU ms per dispatch, min of {args.repeats} "
+          f"loops x {len(runs['here'])} runs")  # fmt: skip
+    print("| size | tree | " + " | ".join(PHASES) + " |")
+    print("|---|---|" + "---:|" * len(PHASES))
+    for size in (f"{n}x{k}" for n, k, _ in sizes):
+        best = {
+            side: {p: min(run["sizes"][size]["ms"][p] for run in rs) for p in PHASES}
+            for side, rs in runs.items()
+        }
+        for side in sides:
+            cells = " | ".join(f"{best[side][p]:.3f}" for p in PHASES)
+            print(f"| {size} | {side} | {cells} |")
+        if "base" in best:
+            cells = " | ".join(
+                f"{best['base'][p] / best['here'][p]:.2f}x" if best["here"][p] > 0 else "-"
+                for p in PHASES
+            )
+            print(f"| {size} | base/here | {cells} |")
+    if "base" in runs:
+        for size in (f"{n}x{k}" for n, k, _ in sizes):
+            a = runs["base"][0]["sizes"][size]["digests"]
+            b = runs["here"][0]["sizes"][size]["digests"]
+            differ = sum(x != y for x, y in zip(a, b, strict=True))
+            print(f"{size}: events of {len(a)} days x 3 configs: {differ} days differ "
+                  f"({'byte-identical' if not differ else 'NOT identical'})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
