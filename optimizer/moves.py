@@ -202,17 +202,25 @@ def generate(
         by_count = np.argsort(counts, kind="stable")
         ends_from = by_count[::-1][:chain_ends]
         ends_to = by_count[:chain_ends]
+        # A few drivers: the pair's terms and filter from the cached table (the same numbers).
+        small = _pair_terms_small(tuple(counts.tolist()), keep, False) if len(counts) <= 8 else None
         for src_d in ends_from:
             for dst2 in ends_to:
                 if src_d == dst2 or counts[src_d] - counts[dst2] < 2:
                     continue
                 # A chain's net change is one ride src_d -> dst2 (`via` gives one and takes
                 # one), so every chain of this pair has the pair's count terms: once per pair.
-                pair_g, pair_s = count_terms_after(
-                    counts, np.array([src_d], dtype=np.int64), np.array([dst2], dtype=np.int64)
-                )
-                if keep != "any" and not count_mask(keep, pair_g, pair_s, gap, sq)[0]:
-                    continue
+                if small is not None:
+                    g_tab, s_tab, wanted = small
+                    pair_g, pair_s = g_tab[src_d, dst2 : dst2 + 1], s_tab[src_d, dst2 : dst2 + 1]
+                    if wanted is not None and not wanted[src_d, dst2]:
+                        continue
+                else:
+                    pair_g, pair_s = count_terms_after(
+                        counts, np.array([src_d], dtype=np.int64), np.array([dst2], dtype=np.int64)
+                    )
+                    if keep != "any" and not count_mask(keep, pair_g, pair_s, gap, sq)[0]:
+                        continue
                 for b1 in routes[src_d]:
                     if not movable[b1]:
                         continue

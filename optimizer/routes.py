@@ -96,19 +96,31 @@ class RouteArrays:
                 dropoffs += s.dropoff_at
         total = len(bookings)
         # A sentinel at the end (driver = K, never matched) keeps every index valid.
-        self.driver = np.array([*drivers, k], dtype=np.int64)
-        self.booking = np.array([*bookings, 0], dtype=np.int64)
-        self.pickup = np.array([*pickups, 0.0])
-        self.dropoff = np.array([*dropoffs, 0.0])
+        drivers.append(k)
+        bookings.append(0)
+        pickups.append(0.0)
+        dropoffs.append(0.0)
+        self.driver = np.array(drivers, dtype=np.int64)
+        self.booking = np.array(bookings, dtype=np.int64)
+        self.pickup = np.array(pickups)
+        self.dropoff = np.array(dropoffs)
         self.size = total
         # Flat index of each assigned booking (the sentinel's for unassigned ones).
-        self.position = np.full(p.n_bookings, total, dtype=np.int64)
-        self.position[self.booking[:total]] = np.arange(total)
+        position = [total] * p.n_bookings
+        for i in range(total):
+            position[bookings[i]] = i
+        self.position = np.array(position, dtype=np.int64)
         # A booking already late upstream may stay as late, never later (its deadline).
         self.deadline = deadlines(p, scheds) if deadline is None else deadline
         n1 = p.n_bookings + 1
-        self.key = self.driver * n1 + np.append(p.order[self.booking[:total]], 0)
-        self.slack = self._forward_slack()
+        order = tables(p).order
+        keys = [d * n1 + order[b] for d, b in zip(drivers[:total], bookings, strict=False)]
+        keys.append(k * n1)  # the sentinel's
+        self.key = np.array(keys, dtype=np.int64)
+        if total and total <= 48:  # a few rides: the same arithmetic on Python floats
+            self.slack = self._forward_slack_small((drivers, bookings, pickups, dropoffs))
+        else:
+            self.slack = self._forward_slack()
         self._removal: FloatArray | None = None
         self._grid_cache: _Grid | None = None
 
@@ -153,11 +165,21 @@ class RouteArrays:
         out[:n] = rev_min - waited
         return out
 
-    def _forward_slack_small(self) -> FloatArray:
-        """`_forward_slack`, ride by ride (the same operations in the same order)."""
+    def _forward_slack_small(
+        self, flat: tuple[list[int], list[int], list[float], list[float]] | None = None
+    ) -> FloatArray:
+        """`_forward_slack`, ride by ride (the same operations in the same order). `flat`: the
+        driver, booking, pickup and drop-off arrays as lists (sentinel included) when the
+        caller has them."""
         p, n = self.problem, self.size
-        drivers, bookings = self.driver.tolist(), self.booking.tolist()
-        pickups, dropoffs = self.pickup.tolist(), self.dropoff.tolist()
+        if flat is None:
+            flat = (
+                self.driver.tolist(),
+                self.booking.tolist(),
+                self.pickup.tolist(),
+                self.dropoff.tolist(),
+            )
+        drivers, bookings, pickups, dropoffs = flat
         deadline, shift_end = self.deadline.tolist(), tables(p).shift_end
         minutes = leg_tables(p)[0]
         waited = [0.0] * n
