@@ -6,15 +6,16 @@ decode and validate the `HeuristicDone`, build the problem, run the pass with th
 encode them; then it pickles the result back to the worker. This bench times each phase on a
 pool of generated days (`generate_days(days, [(n, k)], seed=n)`, the stream bench's pool when
 `--days 50`) with `time.process_time` (CPU, not wall: the machine is shared), each phase over
-the whole pool, `--repeats` times after a warm-up, and keeps the smallest:
+each message's phases in turn (the child's order), the pool `--repeats` times after a
+warm-up, and keeps each phase's smallest sum:
 
     decode    codec.decode_heuristic_done (pydantic validation of the input)
     problem   Problem.from_event
-    pass      run_pass (on a fresh problem: its first-use tables count)
+    pass      run_pass (on the fresh problem: its first-use tables count)
     events    the rest of optimize_event (the Optimized and audit models, logs)
     encode    codec.outcome_records (JSON bytes of every event)
-    prepare   DispatchHandler.prepare, whole (what the child runs per message)
-    frame     pickling the prepared records back to the worker
+    frame     pickling the records (the child sends them back to the worker)
+    prepare   DispatchHandler.prepare, whole, in a loop of its own (what the child runs)
 
     python bench/prepare_cost.py                                  # 10x3 and 25x4, this tree
     python bench/prepare_cost.py --baseline /tmp/base --rounds 3  # and a checkout of main
@@ -36,13 +37,13 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-PHASES = ("decode", "problem", "pass", "events", "encode", "prepare", "frame")
+PHASES = ("decode", "problem", "pass", "events", "encode", "frame", "prepare")
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
 _LATENCY = re.compile(rb'"latency_ms":[-0-9.eE+]+')
 
@@ -60,7 +61,7 @@ def measure(sizes: list[tuple[int, int, int]], repeats: int) -> dict[str, Any]:
 
 
 def _measure_size(handler: Any, n: int, k: int, days: int, repeats: int) -> dict[str, Any]:
-    from optimizer.dispatch import optimize_event
+    import optimizer.dispatch as dispatch
     from optimizer.generate import generate_days
     from optimizer.problem import Problem
     from optimizer.swap_pass import run_pass
@@ -71,50 +72,64 @@ def _measure_size(handler: Any, n: int, k: int, days: int, repeats: int) -> dict
     policy, cfg, limits = handler.provider.policy(), handler.config, handler.limits
     raws = [codec.encode(e) for e in generate_days(days, [(n, k)], seed=n)]
     src = Source("bench", 0, 0)
-    events: list[HeuristicDone] = []
-    for r in raws:
-        event = codec.decode_heuristic_done(r, limits)
-        assert not isinstance(event, list), event
-        events.append(event)
-    outcomes = [optimize_event(e, policy, cfg) for e in events]
-    prepared = [handler.prepare(r, b"k", src) for r in raws]
-    for p in prepared:
-        p.raw = None
+    clock = time.process_time
 
-    steps: dict[str, Callable[[], object]] = {
-        "decode": lambda: [codec.decode_heuristic_done(r, limits) for r in raws],
-        "problem": lambda: [
-            Problem.from_event(e, travel_model=cfg.travel, rules=cfg.rules) for e in events
-        ],
-        # On fresh problems, as in the child (a problem keeps tables it built on first use).
-        "problem+pass": lambda: [
-            run_pass(
-                *Problem.from_event(e, travel_model=cfg.travel, rules=cfg.rules),
-                policy,
-                cfg.pass_config,
-            )
-            for e in events
-        ],
-        "optimize": lambda: [optimize_event(e, policy, cfg) for e in events],
-        "encode": lambda: [codec.outcome_records(o) for o in outcomes],
-        "prepare": lambda: [handler.prepare(r, b"k", src) for r in raws],
-        "frame": lambda: pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL),
-    }
+    built: list[Any] = []
+    result: list[Any] = []
+
+    class _Built:
+        """What `optimize_event` builds and runs, handed the ones timed just before."""
+
+        @staticmethod
+        def from_event(*args: Any, **kwargs: Any) -> Any:
+            return built[0]
+
+    def phases() -> dict[str, float]:
+        """Each phase of each message in turn (the child's order), CPU seconds per phase."""
+        spent = dict.fromkeys(("decode", "problem", "pass", "events", "encode", "frame"), 0.0)
+        # `optimize_event` itself, handed the problem and pass result timed just before.
+        with (
+            mock.patch.object(dispatch, "Problem", _Built),
+            mock.patch.object(dispatch, "run_pass", lambda *args, **kwargs: result[0]),
+        ):
+            for raw in raws:
+                t0 = clock()
+                event = codec.decode_heuristic_done(raw, limits)
+                t1 = clock()
+                assert isinstance(event, HeuristicDone), event
+                problem, upstream = Problem.from_event(
+                    event, travel_model=cfg.travel, rules=cfg.rules
+                )
+                built[:] = [(problem, upstream)]
+                t2 = clock()
+                result[:] = [run_pass(problem, upstream, policy, cfg.pass_config)]
+                t3 = clock()
+                outcome = dispatch.optimize_event(event, policy, cfg)
+                t4 = clock()
+                records = codec.outcome_records(outcome)
+                t5 = clock()
+                pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+                t6 = clock()
+                marks = (t0, t1, t2, t3, t4, t5, t6)
+                for i, name in enumerate(spent):
+                    spent[name] += marks[i + 1] - marks[i]
+        return spent
+
+    def whole() -> float:
+        t = clock()
+        for raw in raws:
+            handler.prepare(raw, b"k", src)
+        return clock() - t
+
+    phases()  # warm-up
+    whole()
     best: dict[str, float] = {}
-    for step in steps.values():  # warm-up
-        step()
     for _ in range(repeats):
-        for name, step in steps.items():
-            t = time.process_time()
-            step()
-            ms = (time.process_time() - t) * 1000 / len(raws)
+        for name, seconds in [*phases().items(), ("prepare", whole())]:
+            ms = seconds * 1000 / len(raws)
             best[name] = min(best.get(name, ms), ms)
-    best["pass"] = best["problem+pass"] - best["problem"]
-    best["events"] = best.pop("optimize") - best.pop("problem+pass")
-    return {
-        "ms": {p: best[p] for p in PHASES},
-        "digests": _digests(events, policy, cfg),
-    }
+    events = [codec.decode_heuristic_done(r, limits) for r in raws]
+    return {"ms": {p: best[p] for p in PHASES}, "digests": _digests(events, policy, cfg)}
 
 
 def _digests(events: list[Any], policy: Any, cfg: Any) -> list[str]:
