@@ -17,6 +17,13 @@ mask computed for all pairs at once; the validator (`SearchState.trial`) still d
 whole chain. The chains are found by a breadth-first search over rides from each full driver
 (shortest chains first, each ride reached once per search), so the work is about the number
 of (ride, driver) pairs.
+
+A ride that cannot reach a sink within the depth left, even ignoring the one-ride-per-driver
+rule (`_sink_distance`: a breadth-first search backwards from the rides with a sink, on
+boolean arrays), is not entered in the search: it could end no chain, nor could any ride
+reached through it (they are as far from a sink, one step deeper), so the chains and their
+order are those of the unpruned search, found with much less work on days where few or no
+chains exist (the stuck rounds of a big day).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import numpy as np
 
 from optimizer.moves import Move, Step
 from optimizer.objective import count_terms_after
-from optimizer.problem import IntArray
+from optimizer.problem import BoolArray, IntArray
 from optimizer.search_state import SearchState
 
 __all__ = ["Chain", "ejection_chains"]
@@ -65,7 +72,7 @@ def ejection_chains(
     k_count = p.n_drivers
     if k_count < 2 or int(counts.max() - counts.min()) < 2:
         return []
-    free, takes = _arcs(state, neighbours)
+    free, takes, arcs = _arcs(state, neighbours)
     # Python lists for the ride-by-ride search below: numpy scalar indexing costs ~10x more.
     owner = state.assignment.tolist()
     locked = p.locked.tolist()
@@ -77,11 +84,17 @@ def ejection_chains(
     if sources > 0:
         starts = starts[:sources]
     found: dict[tuple[Step, ...], None] = {}  # insertion-ordered set of chains
+    reach: dict[int, list[int]] = {}  # per start count: `_sink_distance`
     for d0 in starts:
         sink_mask = (counts <= counts[d0] - 2) & has_room
         if not sink_mask.any():
             continue
         sink_ok = sink_mask.tolist()
+        level = int(counts[d0])
+        if level not in reach:
+            reach[level] = _sink_distance(state, arcs, sink_mask, max_depth)
+        # A ride entered at depth t can end a chain only if a sink lies within max_depth - t.
+        far = [max_depth - x for x in reach[level]]
         # Breadth-first over rides: parent[r] is the ride r takes the place of... reversed:
         # parent[s] = r means r takes s's place, so s is the next ride to place.
         parent: dict[int, int] = {}
@@ -92,7 +105,7 @@ def ejection_chains(
         # to `nxt` below (its rides would all be skipped), so it is not listed at all.
         left = list(movable_count)
         for r in state.routes[d0]:
-            if locked[r]:
+            if locked[r] or far[r] < 1:
                 continue
             parent[r], depth[r], used[r] = -1, 1, frozenset((d0,))
             left[d0] -= 1
@@ -110,11 +123,12 @@ def ejection_chains(
             # r fits into k as it is: any ride of k may go on (taking one out never hurts);
             # else r may take the place of a ride next to where it would sit.
             nxt = [s for k in free.get(r, ()) if left[k] and k not in here for s in state.routes[k]]
+            step = depth[r] + 1
             for s in nxt + takes.get(r, []):
                 d = owner[s]
-                if s in parent or d in here or locked[s]:
+                if s in parent or d in here or locked[s] or far[s] < step:
                     continue
-                parent[s], depth[s], used[s] = r, depth[r] + 1, here | {d}
+                parent[s], depth[s], used[s] = r, step, here | {d}
                 left[d] -= 1
                 queue.append(s)
         if len(found) >= limit:
@@ -151,9 +165,23 @@ def _chains(counts: IntArray, found: list[tuple[Step, ...]]) -> list[Chain]:
     return out
 
 
-def _arcs(state: SearchState, neighbours: int) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+@dataclass(frozen=True, slots=True)
+class _Arcs:
+    """`_arcs`' pairs as arrays: (ride, driver) it fits into, (ride, ride) whose place it
+    may take."""
+
+    free_b: IntArray
+    free_k: IntArray
+    take_b: IntArray
+    take_s: IntArray
+
+
+def _arcs(
+    state: SearchState, neighbours: int
+) -> tuple[dict[int, list[int]], dict[int, list[int]], _Arcs]:
     """`free[r]`: drivers whose route r fits into as it is; `takes[r]`: rides whose place in
-    their own route r may take (a mask from forward slacks; the validator decides)."""
+    their own route r may take (a mask from forward slacks; the validator decides); both as
+    arrays too."""
     p = state.problem
     ra = state.route_arrays()
     owner = state.assignment
@@ -163,10 +191,12 @@ def _arcs(state: SearchState, neighbours: int) -> tuple[dict[int, list[int]], di
     rb, rk = np.nonzero(ok)
     free: dict[int, list[int]] = {}
     takes: dict[int, list[int]] = {}
+    none = np.zeros(0, dtype=np.int64)
     if not len(rb):
-        return free, takes
+        return free, takes, _Arcs(none, none, none, none)
     fits = ra.fits(rb, rk)
-    for b, k in zip(rb[fits].tolist(), rk[fits].tolist(), strict=True):
+    free_b, free_k = rb[fits], rk[fits]
+    for b, k in zip(free_b.tolist(), free_k.tolist(), strict=True):
         free.setdefault(b, []).append(k)
     # Rides near r's place in k's route: the `neighbours` before and after it.
     pred, pred_ok, succ, succ_ok = ra.neighbours(rb, rk)
@@ -184,7 +214,7 @@ def _arcs(state: SearchState, neighbours: int) -> tuple[dict[int, list[int]], di
     b_all = np.concatenate(cand_b)
     s_all = np.concatenate(cand_s)
     if not len(b_all):
-        return free, takes
+        return free, takes, _Arcs(free_b, free_k, none, none)
     k_all = owner[s_all]
     own, downstream, _, push = ra.insertion(b_all, k_all, s_all)
     good = (own >= -_EPS) & (np.isnan(push) | (push <= _EPS) | (downstream >= -_EPS))
@@ -194,4 +224,38 @@ def _arcs(state: SearchState, neighbours: int) -> tuple[dict[int, list[int]], di
     heads, at = np.unique(bs, return_index=True)
     for b, group in zip(heads.tolist(), np.split(ss, at[1:]), strict=True):
         takes[b] = group.tolist()
-    return free, takes
+    return free, takes, _Arcs(free_b, free_k, bs, ss)
+
+
+_FAR = 1 << 20
+
+
+def _sink_distance(
+    state: SearchState, arcs: _Arcs, sink_mask: BoolArray, max_depth: int
+) -> list[int]:
+    """Per ride, the fewest steps from it to a ride that fits into a sink (`sink_mask`) as
+    it is, over the search's arcs without its one-ride-per-driver rule (so a lower bound on
+    the search's own); `_FAR` beyond `max_depth - 1` steps and for rides it never enters.
+
+    The search steps from r to every movable ride of a driver r fits into, and to the rides
+    whose place r may take."""
+    p = state.problem
+    owner = state.assignment
+    movable = (owner >= 0) & ~p.locked
+    dist = np.full(p.n_bookings, _FAR, dtype=np.int64)
+    frontier = np.zeros(p.n_bookings, dtype=bool)
+    frontier[arcs.free_b[sink_mask[arcs.free_k]]] = True
+    dist[frontier] = 0
+    for t in range(1, max_depth):
+        # Drivers holding a ride of the frontier: every ride that fits into one steps there.
+        held = np.zeros(p.n_drivers, dtype=bool)
+        held[owner[frontier & movable]] = True
+        back = np.zeros(p.n_bookings, dtype=bool)
+        back[arcs.free_b[held[arcs.free_k]]] = True
+        back[arcs.take_b[frontier[arcs.take_s]]] = True
+        frontier = back & (dist == _FAR)
+        if not frontier.any():
+            break
+        dist[frontier] = t
+    out: list[int] = dist.tolist()
+    return out

@@ -158,15 +158,26 @@ def _serves_at_least(
         return target < len(served) and served[target]
     digest = hashlib.blake2b(state.deadline.tobytes(), digest_size=12)
     digest.update(np.packbits(owner >= 0).tobytes())
-    cache: dict[tuple[int, bytes], list[bool]] = p.memo(f"served:{digest.hexdigest()}", _new)
+    cache: dict[tuple[int, bytes], tuple[list[bool], bool]] = p.memo(
+        f"served:{digest.hexdigest()}", _new
+    )
     key = (g, np.nonzero(mine & ~others)[0].tobytes())
-    counts = cache.get(key)
-    if counts is None:
-        counts = cache[key] = _served(state, g, mine, mine | others, None)
+    hit = cache.get(key)
+    if hit is None or (target >= len(hit[0]) and not hit[1]):
+        # Only as far as asked (plus a little: callers ask one count more as plans improve);
+        # the recursion to every reachable count costs three times as much on big days.
+        upto = target + _SERVED_AHEAD
+        counts = _served(state, g, mine, mine | others, upto)
+        hit = cache[key] = (counts, len(counts) <= upto)
+    counts, _ = hit
     return target < len(counts) and counts[target]
 
 
-def _new(_: object) -> dict[tuple[int, bytes], list[bool]]:
+# How many counts past the one asked `_serves_at_least` answers ahead (kept for later asks).
+_SERVED_AHEAD = 2
+
+
+def _new(_: object) -> dict[tuple[int, bytes], tuple[list[bool], bool]]:
     return {}
 
 
@@ -180,8 +191,10 @@ def _served(
     rides = np.nonzero(may)[0]
     n = len(rides)
     out = [False]
-    if n == 0 or (upto is not None and n < upto):
+    if n == 0:
         return out
+    if upto is not None and n < upto:
+        upto = n  # no count above n is possible: the list below ends there (complete)
     rides = rides[np.argsort(p.order[rides], kind="stable")]
     must = p.locked[rides] & mine[rides]
     dur = duration(p, rides)
@@ -191,7 +204,9 @@ def _served(
     last_must = np.maximum.accumulate(np.where(must, idx, -1))  # last locked at or before j
     prev_must = np.concatenate(([-1], last_must[:-1]))  # last locked strictly before j
     follow = (idx[:, None] < idx[None, :]) & (idx[:, None] >= prev_must[None, :])
-    legs = p.travel.dropoff_to_pickup[np.ix_(rides, rides)]
+    # The legs j may follow i by (inf where it may not): pick + dur + inf is inf as in
+    # np.where(follow, pick + dur + legs, inf), so the same figures with one pass less a count.
+    legs = np.where(follow, p.travel.dropoff_to_pickup[np.ix_(rides, rides)], np.inf)
     first = pickup_at(p, p.shift_start[g] + p.travel.start_to_pickup[g, rides], rides)
     pick = np.where(prev_must < 0, first, np.inf)
     pick = np.where(pick <= latest_start + 1e-6, pick, np.inf)
@@ -200,7 +215,7 @@ def _served(
         out.append(bool(np.isfinite(pick[done_ok]).any()))
         if c == upto:
             break
-        arrive = np.where(follow, (pick + dur)[:, None] + legs, np.inf).min(axis=0)
+        arrive = ((pick + dur)[:, None] + legs).min(axis=0)
         nxt = pickup_at(p, arrive, rides)
         pick = np.where(nxt <= latest_start + 1e-6, nxt, np.inf)
         if not np.isfinite(pick).any():
