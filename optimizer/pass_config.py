@@ -62,6 +62,13 @@ class PassConfig:
     let a search that propagates long between conflicts run on: a whole-day re-plan of a day
     built from Solomon's R101 spent 12 s to reach 20,000 conflicts and found nothing. The
     re-plans that succeed on our held-out days use at most ~0.1."""
+    repair_deterministic_budget: float = 0.5
+    """Most CP-SAT deterministic time all re-plans of one pass may spend together (each solve
+    stops at `repair_deterministic_time` or at what is left of this; none starts once it is
+    spent). Machine-independent like the per-solve limit. On the held-out days a pass's
+    re-plans spend at most ~0.12 in all; the patient 100x13 day whose optimum only a
+    whole-day re-plan reaches (tests/optimizer/test_whole_day.py) 0.33; Solomon days whose
+    re-plans all fail spent 2-3 per pass (2-3 s of CPU) without it."""
     repair_work: int = 500_000
     """Most CP-SAT model terms (per solve: rides x rides x drivers / 2, about its pairwise
     constraints, which set its cost) all re-plans of one pass may build, on days up to

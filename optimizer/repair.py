@@ -16,7 +16,10 @@ Which three: a fullest driver, one with at least two rides fewer, and a third wh
 near both (mean empty km from each ride to the nearest ride of the other), fullest first, then
 the biggest count difference, then the nearest; then four, five, nine drivers
 (`PassConfig.repair_tries`: at most so many solves per size and stuck plan), each solve bounded
-by a conflict count (not wall time), so the pass stays deterministic.
+by a conflict count and CP-SAT's deterministic time (not wall time), so the pass stays
+deterministic; all solves of a pass share one deterministic-time budget
+(`PassConfig.repair_deterministic_budget`, in `WorkBudget`): days whose re-plans keep failing
+stop paying for them.
 
 Some days need more drivers at once than any subset holds (a full wheelchair van whose rides
 only other vans can serve, each of which must pass a ride on: six or more drivers). On days
@@ -45,9 +48,21 @@ __all__ = ["WorkBudget", "can_take_more", "repair_moves", "subsets", "whole_day_
 
 @dataclass(slots=True)
 class WorkBudget:
-    """CP-SAT model terms the re-plans of one pass may still build (`PassConfig.repair_work`)."""
+    """CP-SAT model terms the re-plans of one pass may still build (`PassConfig.repair_work`)
+    and CP-SAT deterministic time they may still spend
+    (`PassConfig.repair_deterministic_budget`)."""
 
     left: int
+    time_left: float = float("inf")
+
+    def time_limit(self, per_solve: float) -> float:
+        """The next solve's deterministic time limit: `per_solve`, or what is left if less
+        (0: no solve may start)."""
+        return max(0.0, min(per_solve, self.time_left))
+
+    def spend_time(self, model: ReplanModel) -> None:
+        """Count what `model`'s last solve took."""
+        self.time_left -= model.deterministic_time
 
     def take(self, state: SearchState, drivers: Sequence[int]) -> bool:
         """Spend the cost of re-planning `drivers` (rides x rides x drivers / 2), if left."""
@@ -81,10 +96,15 @@ def repair_moves(
     pay for. On a day with at most `whole_day_bookings` assigned bookings and more drivers
     than the smaller subsets hold, the last (biggest) entry gives way to one whole-day
     re-plan (`whole_day_move`). Every solve also stops at `deterministic_time` (CP-SAT's
-    deterministic work units)."""
+    deterministic work units) or at the `budget`'s time left, and none starts when that is
+    spent."""
     budget = budget or WorkBudget(1 << 62)
     k = state.problem.n_drivers
-    if not tries or not budget.affords(state, min(tries[0][0], k)):
+    if (
+        not tries
+        or not budget.affords(state, min(tries[0][0], k))
+        or budget.time_limit(deterministic_time) <= 0
+    ):
         return []  # not even the cheapest subset: skip choosing them (not free on big days)
     whole = (
         len(tries) > 1
@@ -99,16 +119,16 @@ def repair_moves(
                 break
             if not _may_improve(state, drivers):
                 continue  # no receiver in it could take a ride more: a solve finds nothing
-            if not budget.take(state, drivers):
+            if budget.time_limit(deterministic_time) <= 0 or not budget.take(state, drivers):
                 return []
             tried += 1
-            move = _repair(state, drivers, conflicts, deterministic_time)
+            move = _repair(state, drivers, conflicts, deterministic_time, budget)
             if move is not None:
                 return [move]
         if size >= k:
             return []  # that was the whole day
-    if whole and budget.take(state, range(k)):
-        move = whole_day_move(state, whole_day_conflicts, deterministic_time)
+    if whole and budget.time_limit(deterministic_time) > 0 and budget.take(state, range(k)):
+        move = whole_day_move(state, whole_day_conflicts, deterministic_time, budget)
         if move is not None:
             return [move]
     return []
@@ -306,9 +326,14 @@ def _nearness(state: SearchState) -> FloatArray:
 
 
 def _repair(
-    state: SearchState, drivers: tuple[int, ...], conflicts: int, deterministic_time: float = 1.0
+    state: SearchState,
+    drivers: tuple[int, ...],
+    conflicts: int,
+    deterministic_time: float = 1.0,
+    budget: WorkBudget | None = None,
 ) -> Move | None:
-    """The least-squares re-plan of `drivers` (fewest rides moved among equals), or None."""
+    """The least-squares re-plan of `drivers` (fewest rides moved among equals), or None;
+    the solve's deterministic time is taken from `budget`."""
     model = ReplanModel(state, drivers)
     if model.n < 2:
         return None
@@ -322,14 +347,36 @@ def _repair(
     m.add(sum(squares) <= current - 1)
     moved = sum(v for (i, k), v in model.x.items() if k != model.now[i])
     m.minimize(sum(squares) * (n + 1) + moved)
-    return model.solve(conflicts, deterministic_time=deterministic_time)
+    return _solve(model, conflicts, deterministic_time, budget)
+
+
+def _solve(
+    model: ReplanModel,
+    conflicts: int,
+    deterministic_time: float,
+    budget: WorkBudget | None,
+    *,
+    first_solution: bool = False,
+) -> Move | None:
+    """`model.solve` within `deterministic_time` and what `budget` has left; spends it."""
+    if budget is None:
+        return model.solve(
+            conflicts, deterministic_time=deterministic_time, first_solution=first_solution
+        )
+    limit = budget.time_limit(deterministic_time)
+    move = model.solve(conflicts, deterministic_time=limit, first_solution=first_solution)
+    budget.spend_time(model)
+    return move
 
 
 def whole_day_move(
-    state: SearchState, conflicts: int, deterministic_time: float = 1.0
+    state: SearchState,
+    conflicts: int,
+    deterministic_time: float = 1.0,
+    budget: WorkBudget | None = None,
 ) -> Move | None:
     """A re-plan of every driver with a smaller ride-count gap, or None when CP-SAT finds none
-    within `conflicts` and `deterministic_time`.
+    within `conflicts` and `deterministic_time` (and the time `budget` has left, if given).
 
     The last resort on days where the gap's bottleneck can only be relieved through many
     drivers at once (a full wheelchair van whose rides only other vans can serve, each of
@@ -355,7 +402,7 @@ def whole_day_move(
         m.add(count <= low + target)
         m.add(count <= _most(state, g, lows[0] + target))
     m.minimize(sum(v for (i, d), v in model.x.items() if d != model.now[i]))
-    return model.solve(conflicts, deterministic_time=deterministic_time, first_solution=True)
+    return _solve(model, conflicts, deterministic_time, budget, first_solution=True)
 
 
 def _most(state: SearchState, g: int, limit: int) -> int:

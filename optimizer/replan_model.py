@@ -43,6 +43,8 @@ class ReplanModel:
         self.now = now = np.array(
             [ds.index(int(state.assignment[b])) for b in rides], dtype=np.int64
         )
+        self.deterministic_time = 0.0
+        """CP-SAT's deterministic time the last `solve` took (0 before one)."""
         if n < 2:
             return
         dset = np.array(ds, dtype=np.int64)
@@ -115,6 +117,7 @@ class ReplanModel:
         solver.parameters.max_deterministic_time = deterministic_time
         solver.parameters.stop_after_first_solution = first_solution
         status = solver.solve(self.m)
+        self.deterministic_time = float(solver.deterministic_time)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
         ds, now = self.drivers, self.now

@@ -125,7 +125,9 @@ class Search:
         self.before = self.state.evaluation()
         self.floor = gap_floor(int(self.state.counts.sum()), problem.n_drivers)
         self.budget = config.budget(int((assignment >= 0).sum()))
-        self.repair_budget = WorkBudget(config.repair_budget(problem.n_bookings))
+        self.repair_budget = WorkBudget(
+            config.repair_budget(problem.n_bookings), config.repair_deterministic_budget
+        )
         self.lookahead_left = config.lookahead_budget(problem.n_bookings)
         self.checked: list[CheckedMove] = []
         self.visited: set[bytes] = {self.state.key()}
