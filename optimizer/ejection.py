@@ -196,8 +196,7 @@ def _arcs(
         return free, takes, _Arcs(none, none, none, none)
     fits = ra.fits(rb, rk)
     free_b, free_k = rb[fits], rk[fits]
-    for b, k in zip(free_b.tolist(), free_k.tolist(), strict=True):
-        free.setdefault(b, []).append(k)
+    _group(free, free_b, free_k)
     # Rides near r's place in k's route: the `neighbours` before and after it.
     pred, pred_ok, succ, succ_ok = ra.neighbours(rb, rk)
     cand_b, cand_s = [], []
@@ -221,10 +220,19 @@ def _arcs(
     # The distinct (b, s) pairs in (b, s) order, grouped by b.
     keys = np.unique(b_all[good] * p.n_bookings + s_all[good])
     bs, ss = keys // p.n_bookings, keys % p.n_bookings
-    heads, at = np.unique(bs, return_index=True)
-    for b, group in zip(heads.tolist(), np.split(ss, at[1:]), strict=True):
-        takes[b] = group.tolist()
+    _group(takes, bs, ss)
     return free, takes, _Arcs(free_b, free_k, bs, ss)
+
+
+def _group(out: dict[int, list[int]], keys: IntArray, values: IntArray) -> None:
+    """out[key] = its values in order, for `keys` sorted ascending (one list slice each)."""
+    if not len(keys):
+        return
+    heads, at = np.unique(keys, return_index=True)
+    flat = values.tolist()
+    bounds = [*at.tolist(), len(flat)]
+    for i, key in enumerate(heads.tolist()):
+        out[key] = flat[bounds[i] : bounds[i + 1]]
 
 
 _FAR = 1 << 20

@@ -75,11 +75,15 @@ def segment_exchanges(
             )
             merged_of[a, b] = merged
             m = len(merged)
-            # Unless `neutral`, only a net transfer strictly between 0 and counts[a] - counts[b]
-            # can lower the ride-count terms (any other leaves the pair's spread as wide and
-            # raises the squared deviation): the others are not listed.
+            # Only a net transfer strictly between 0 and counts[a] - counts[b] can lower the
+            # ride-count terms, and only 0 or that difference (the pair's counts trade
+            # places) keeps them (any other widens the pair's spread: a higher squared
+            # deviation, never a lower gap): the others are not listed. With `neutral` the
+            # bounds are inclusive.
             span = int(counts[a]) - int(counts[b])
-            lo, hi = (min(0, span), max(0, span)) if not neutral else (-m - 1, m + 1)
+            lo, hi = min(0, span), max(0, span)
+            if neutral:
+                lo, hi = lo - 1, hi + 1
             for i in range(m):
                 ta = tb = 0
                 inside: list[int] = []  # merged indices of the movable rides so far

@@ -249,8 +249,12 @@ def _may_improve(state: SearchState, drivers: tuple[int, ...]) -> bool:
     c = state.counts[list(drivers)]
     among = np.isin(state.assignment, drivers)
     top = int(c.max())
+    # Over every ride it may take first (cached for the plan by `can_take_more`): a driver
+    # that cannot serve one more of those cannot among the subset's (fewer) rides either.
     return any(
-        int(c[i]) <= top - 2 and _serves_at_least(state, g, int(c[i]) + 1, among)
+        int(c[i]) <= top - 2
+        and _serves_at_least(state, g, int(c[i]) + 1)
+        and _serves_at_least(state, g, int(c[i]) + 1, among)
         for i, g in enumerate(drivers)
     )
 
