@@ -6,9 +6,9 @@ time-limited, hinted with the pass's plan), the mean deadhead excess of its fina
 the exact minimum deadhead at that same gap (`solve_lexicographic`, on the days where the
 pass reached the optimum and CP-SAT proved the minimum; `(n)` says on how many) and, over all
 days at the optimum, against CP-SAT's lower bound on that minimum (`<= bnd`: the true excess is
-at most this), the input plan's excess (`dh in`), why the passes stopped, how many validator
-checks they made, and p50/p99 pass latency (wall clock, and CPU time of this process, which a
-machine shared with other work inflates less).
+at most this), the input plan's excess (`dh in`), the final plans' mean deadhead (`dh km`),
+why the passes stopped, how many validator checks they made, and p50/p99 pass latency (wall
+clock, and CPU time of this process, which a machine shared with other work inflates less).
 
     python bench/optimize_latency.py                       # 20 days per size, all sizes
     python bench/optimize_latency.py --sizes 10x3,300x40 --no-exact --policies greedy,dqn
@@ -133,7 +133,8 @@ def main() -> None:
         print(f"rules: {rules}; day shape: locked {args.locked}, urgent {args.urgent}")
     print(
         f"{'size':>7} {'policy':>10} {'days':>4} {'gap in':>6} {'gap':>5} {'exact':>5} "
-        f"{'at opt':>7} {'dh excess':>9} {'(n)':>4} {'<= bnd':>7} {'dh in':>6} {'late min':>8} "
+        f"{'at opt':>7} {'dh excess':>9} {'(n)':>4} {'<= bnd':>7} {'dh in':>6} {'dh km':>7} "
+        f"{'late min':>8} "
         f"{'checks':>6} "
         f"{'p50 ms':>7} {'p99 ms':>7}{'':5} {'cpu p50':>7} {'cpu p99':>7} {'cpu avg':>7}"
         "  stop reasons"
@@ -211,6 +212,7 @@ def main() -> None:
                 f"({len(excess):>2}) "
                 f"{(100 * statistics.mean(excess_hi) if excess_hi else float('nan')):>6.1f}% "
                 f"{(100 * statistics.mean(excess_in) if excess_in else float('nan')):>5.0f}% "
+                f"{statistics.mean(r.after.deadhead_km for r in rs):>7.1f} "
                 f"{statistics.mean(r.after.lateness_minutes for r in rs):>8.1f} "
                 f"{statistics.mean(r.validator_checks for r in rs):>6.0f} "
                 f"{_pct(ms, 50):>7.1f} {p99:>7.1f}{flag:<5} "
@@ -222,6 +224,7 @@ def main() -> None:
                 "p99": p99,
                 "cpu_mean": statistics.mean(cpu_ms),
                 "cpu_p99": _pct(cpu_ms, 99),
+                "deadhead_km": statistics.mean(r.after.deadhead_km for r in rs),
             }
             saved[f"{spec}/{name}"] = row
             base = baseline.get(f"{spec}/{name}")
@@ -231,7 +234,13 @@ def main() -> None:
                     f"{row['cpu_mean']:.2f} ms ({base['cpu_mean'] / row['cpu_mean']:.2f}x), "
                     f"p50 wall {base['p50']:.1f} -> {row['p50']:.1f} ms "
                     f"({base['p50'] / row['p50']:.2f}x), p99 wall {base['p99']:.1f} -> "
-                    f"{row['p99']:.1f} ms ({base['p99'] / row['p99']:.2f}x)"
+                    f"{row['p99']:.1f} ms ({base['p99'] / row['p99']:.2f}x), cpu p99 "
+                    f"{base['cpu_p99']:.1f} -> {row['cpu_p99']:.1f} ms"
+                    + (
+                        f", mean deadhead {base['deadhead_km']:.1f} -> {row['deadhead_km']:.1f} km"
+                        if "deadhead_km" in base
+                        else ""
+                    )
                 )
     if args.save:
         with open(args.save, "w") as f:

@@ -8,7 +8,9 @@ leaves) and validated in that order; the first that lowers the objective's opera
 `min_improvement` is accepted, and with `batch_moves` also the next ones on other drivers.
 The ranking here is the phase's own, not the policy's: the learned policy is trained for the
 ride counts. The phase stops when a round accepts nothing or after `cost_checks` validator
-checks (deterministic, unlike a time limit; the pass's `time_limit_s` still applies).
+checks or `cost_rounds` rounds (deterministic, unlike a time limit; the pass's `time_limit_s`
+still applies). On big days (`PassConfig.cost_list_big`) a round ranks a long list and
+checks down it, so it accepts many moves on disjoint drivers per ranking.
 
 Where those moves stop (a local optimum, or their budget spent), driver subsets are re-planned
 whole for km (`optimizer.km_repair`: pairs, then triples, then fours, the ones whose days
@@ -203,7 +205,8 @@ def _local_round(
         if len(cands):
             saving = estimated_km_saving(search, cands)
             good = np.nonzero(saving > cfg.min_improvement / 2)[0]
-            order = good[np.argsort(-saving[good], kind="stable")][: cfg.max_checks]
+            longest = cfg.cost_list(int((state.assignment >= 0).sum()))
+            order = good[np.argsort(-saving[good], kind="stable")][:longest]
             narrow = [(float(saving[i]), cands.move(int(i))) for i in order]
         narrow_cache.append(narrow)
     ranked = list(narrow_cache[0])

@@ -92,6 +92,15 @@ class PassConfig:
     cost_work: float = 3000.0
     """The cost phase takes at most max(3, ceil(cost_work / bookings)) rounds (each round
     ranks the whole neighbourhood, which grows with the day; a deterministic bound)."""
+    cost_list_big: int = 1000
+    """On days with more assigned bookings than `km_replan_max_bookings` (no km re-plans
+    there), one cost-phase round ranks this many relocations and swaps (else `max_checks`)
+    and checks down the list while its checks last: with dozens of drivers a ranking holds
+    many moves on disjoint drivers, so a round accepts ~12 instead of ~3-4 and fewer rounds
+    (`cost_work_big`) save more km. Patient 300x40, 10 days: 1,524 -> 1,456 km, cost phase
+    ~40 % less CPU."""
+    cost_work_big: float = 1500.0
+    """`cost_work` on those days (300 bookings: 5 rounds)."""
     km_replan_sizes: tuple[int, ...] = (3, 5)
     """When the cost phase's moves are stuck, re-plan subsets of this many drivers for km
     (`optimizer.km_repair`), smaller first; a size above the fleet's is the whole day
@@ -137,7 +146,16 @@ class PassConfig:
         return max(100, math.ceil(self.cost_checks_per_booking * n_bookings))
 
     def cost_rounds(self, n_bookings: int) -> int:
-        return max(3, math.ceil(self.cost_work / max(n_bookings, 1)))
+        work = self.cost_work_big if self.big_cost_day(n_bookings) else self.cost_work
+        return max(3, math.ceil(work / max(n_bookings, 1)))
+
+    def cost_list(self, n_bookings: int) -> int:
+        """How many moves one cost-phase round ranks (see `cost_list_big`)."""
+        return self.cost_list_big if self.big_cost_day(n_bookings) else self.max_checks
+
+    def big_cost_day(self, n_bookings: int) -> bool:
+        """Days whose cost phase has no km re-plans (`km_replan_max_bookings`)."""
+        return n_bookings > self.km_replan_max_bookings
 
     def km_work(self, n_bookings: int) -> float:
         """The km re-plans' budget for a day of `n_bookings` assigned bookings (0 outside
