@@ -43,3 +43,33 @@ def test_operating_cost_trades_terms_explicitly() -> None:
     # Lexicographic: gap, then squared deviation, then the cost.
     assert o.gain((2.0, 9.0, 0.0, 0.0, 0.0), (1.0, 50.0, 500.0, 500.0, 50.0)) == 1.0
     assert o.gain(base, (1.0, 2.0, 50.0, 97.0, 3.0)) == pytest.approx(3.0)
+
+
+def test_big_days_rank_a_long_list_in_fewer_rounds() -> None:
+    """Above `km_replan_max_bookings` a round ranks `cost_list_big` moves and the rounds
+    follow `cost_work_big`; at and below it nothing changes."""
+    cfg = PassConfig()
+    edge = cfg.km_replan_max_bookings
+    assert cfg.cost_list(edge) == cfg.max_checks
+    assert cfg.cost_list(edge + 1) == cfg.cost_list_big
+    assert cfg.cost_rounds(100) == 30  # cost_work / bookings
+    assert cfg.cost_rounds(300) == 5  # cost_work_big / bookings
+
+
+def test_the_long_list_accepts_more_moves_per_round_on_a_big_day() -> None:
+    """A patient 300x40 day: the same fairness result, then more cost-phase moves in fewer
+    rounds than with the short list, fewer km, the plan feasible and never worse."""
+    from dataclasses import replace
+
+    from optimizer.patient_transport import PATIENT_RULES, patient_day
+
+    problem, upstream = Problem.from_event(patient_day(300, 40, 1000), rules=PATIENT_RULES)
+    long_list = run_pass(problem, upstream, GreedyPolicy())
+    short = replace(PassConfig(), cost_list_big=PassConfig().max_checks)
+    short_list = run_pass(problem, upstream, GreedyPolicy(), short)
+    assert long_list.steps == short_list.steps
+    assert long_list.after.gap == short_list.after.gap
+    assert long_list.cost_steps > short_list.cost_steps
+    assert long_list.after.deadhead_km < short_list.after.deadhead_km
+    assert is_feasible_change(problem, upstream, long_list.assignment)[0]
+    assert Objective().gain(long_list.before.value, long_list.after.value) >= 0
