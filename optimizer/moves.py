@@ -221,26 +221,15 @@ def generate(
                     )
                     if keep != "any" and not count_mask(keep, pair_g, pair_s, gap, sq)[0]:
                         continue
-                for b1 in routes[src_d]:
-                    if not movable[b1]:
-                        continue
-                    vias = np.nonzero(solo[b1])[0]
-                    for via in vias:
-                        if via in (src_d, dst2):
-                            continue
-                        b2s = np.array(
-                            [x for x in routes[via] if movable[x] and solo[x, dst2]],
-                            dtype=np.int64,
-                        )
-                        if len(b2s) == 0:
-                            continue
-                        one = np.ones(len(b2s), dtype=np.int64)
-                        g_after = np.full(len(b2s), pair_g[0], dtype=np.int64)
-                        s_after = np.full(len(b2s), pair_s[0], dtype=float)
-                        parts.append(
-                            (CHAIN, one * b1, one * src_d, one * via, b2s, one * dst2,
-                             g_after, s_after)
-                        )  # fmt: skip
+                part = _chains_between(routes, solo, movable, int(src_d), int(dst2))
+                if part is not None:
+                    b1, via, b2 = part
+                    m = len(b1)
+                    parts.append(
+                        (CHAIN, b1, np.full(m, src_d, dtype=np.int64), via, b2,
+                         np.full(m, dst2, dtype=np.int64),
+                         np.full(m, pair_g[0], dtype=np.int64), np.full(m, pair_s[0], dtype=float))
+                    )  # fmt: skip
 
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
@@ -255,6 +244,36 @@ def generate(
     )
     sq_after = np.concatenate([np.asarray(p[7], dtype=float) for p in parts])
     return Candidates(kind, b1, src, dst, b2, dst2, gap_after, sq_after)
+
+
+def _chains_between(
+    routes: list[list[int]], solo: BoolArray, movable: BoolArray, src_d: int, dst2: int
+) -> tuple[IntArray, IntArray, IntArray] | None:
+    """(b1, via, b2) of every chain src_d -> via -> dst2: each movable b1 of src_d's route (in
+    route order), each `via` that could serve it alone (ascending, neither end), each movable
+    b2 of via's route that dst2 could serve alone (route order); None when there is none.
+    One numpy expansion instead of a loop per (b1, via) pair (on a 300x40 day ~5 ms a call)."""
+    is_movable = movable.tolist()
+    b1s = np.array([b for b in routes[src_d] if is_movable[b]], dtype=np.int64)
+    if not len(b1s):
+        return None
+    k = solo.shape[1]
+    to_end = solo[:, dst2].tolist()
+    by_via = [
+        [] if via in (src_d, dst2) else [x for x in routes[via] if is_movable[x] and to_end[x]]
+        for via in range(k)
+    ]
+    lens = np.array([len(rides) for rides in by_via], dtype=np.int64)
+    flat = np.array([x for rides in by_via for x in rides], dtype=np.int64)
+    starts = np.cumsum(lens) - lens
+    row, via = np.nonzero(solo[b1s] & (lens > 0)[None, :])  # b1 order, then via ascending
+    rep = lens[via]
+    total = int(rep.sum())
+    if total == 0:
+        return None
+    offset = np.arange(total) - np.repeat(np.cumsum(rep) - rep, rep)
+    b2 = flat[np.repeat(starts[via], rep) + offset]
+    return np.repeat(b1s[row], rep), np.repeat(via, rep), b2
 
 
 def _gap_and_sq(counts: IntArray) -> tuple[float, float]:
