@@ -10,7 +10,8 @@ The ranking here is the phase's own, not the policy's: the learned policy is tra
 ride counts. The phase stops when a round accepts nothing or after `cost_checks` validator
 checks or `cost_rounds` rounds (deterministic, unlike a time limit; the pass's `time_limit_s`
 still applies). On big days (`PassConfig.cost_list_big`) a round ranks a long list and
-checks down it, so it accepts many moves on disjoint drivers per ranking.
+checks down it, so it accepts many moves on disjoint drivers per ranking, and only swaps
+whose two halves pass the forward-slack test (`swaps_fit`) are ranked.
 
 Where those moves stop (a local optimum, or their budget spent), driver subsets are re-planned
 whole for km (`optimizer.km_repair`: pairs, then triples, then fours, the ones whose days
@@ -27,12 +28,12 @@ import numpy as np
 
 from optimizer.exchange import balanced_exchanges, partner_pairs
 from optimizer.moves import SWAP, Candidates, Move, Step
-from optimizer.problem import FloatArray
+from optimizer.problem import BoolArray, FloatArray, IntArray
 
 if TYPE_CHECKING:
     from optimizer.swap_pass import Search
 
-__all__ = ["cost_phase", "estimated_km_saving", "neutral_chains"]
+__all__ = ["cost_phase", "estimated_km_saving", "neutral_chains", "swaps_fit"]
 
 
 def estimated_km_saving(search: Search, cands: Candidates) -> FloatArray:
@@ -58,6 +59,28 @@ def estimated_km_saving(search: Search, cands: Candidates) -> FloatArray:
     saving -= added
     saving[swaps] += routes.km_removal(b2) - both[len(swaps) :]
     return saving
+
+
+def swaps_fit(search: Search, cands: Candidates, idx: IntArray) -> BoolArray:
+    """For candidates `idx`: True for a move (`generate` offers only moves that fit), and for
+    a swap whose two halves each fit where the other leaves (`RouteArrays.insertion` with
+    `skip`: the forward-slack test, exact when the two rides are neighbours, else judged
+    with the leaving ride still in the route, so a mask, never a verdict)."""
+    out = np.ones(len(idx), dtype=bool)
+    sw = np.nonzero(cands.kind[idx] == SWAP)[0]
+    if not len(sw):
+        return out
+    at = idx[sw]
+    routes = search.state.route_arrays()
+    b1, b2 = cands.b1[at], cands.b2[at]
+    own, downstream, _, push = routes.insertion(
+        np.concatenate([b1, b2]),
+        np.concatenate([cands.dst[at], cands.src[at]]),
+        np.concatenate([b2, b1]),
+    )
+    ok = (own >= -1e-6) & (np.isnan(push) | (push <= 1e-6) | (downstream >= -1e-6))
+    out[sw] = ok[: len(sw)] & ok[len(sw) :]
+    return out
 
 
 def neutral_chains(search: Search, limit: int) -> list[tuple[float, Move]]:
@@ -205,6 +228,10 @@ def _local_round(
         if len(cands):
             saving = estimated_km_saving(search, cands)
             good = np.nonzero(saving > cfg.min_improvement / 2)[0]
+            if cfg.big_cost_day(int((state.assignment >= 0).sum())):
+                # Most swaps of a big day's long list break a window or the shift: checking
+                # them all cost more than the rankings (~85 % of the phase's checks).
+                good = good[swaps_fit(search, cands, good)]
             longest = cfg.cost_list(int((state.assignment >= 0).sum()))
             order = good[np.argsort(-saving[good], kind="stable")][:longest]
             narrow = [(float(saving[i]), cands.move(int(i))) for i in order]
