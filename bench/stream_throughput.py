@@ -85,20 +85,27 @@ class Figures:
 def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> tuple[float, float]:
     """User + system CPU seconds the worker processes and their live children (prepare
     processes) used so far, and the children's part (Linux /proc)."""
-    stats: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, utime + stime ticks)
+    # pid -> (parent pid, utime + stime ticks, cutime + cstime ticks: its exited children's)
+    stats: dict[int, tuple[int, int, int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError):
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                # ppid, utime, stime: fields 4, 14, 15 of proc(5)
-                stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+                # ppid, utime, stime, cutime, cstime: fields 4, 14-17 of proc(5)
+                stats[int(entry.name)] = (
+                    int(fields[1]),
+                    int(fields[11]) + int(fields[12]),
+                    int(fields[13]) + int(fields[14]),
+                )
     wanted = {p.pid for p in procs}
     grew = True
     while grew:
-        more = {pid for pid, (ppid, _) in stats.items() if ppid in wanted} - wanted
+        more = {pid for pid, (ppid, _, _) in stats.items() if ppid in wanted} - wanted
         grew = bool(more)
         wanted |= more
-    total = sum(stats[pid][1] for pid in wanted if pid in stats)
+    # A prepare process that was stopped (an extra one) or replaced counts too: the worker
+    # reaped it, so its CPU is in the worker's cutime/cstime.
+    total = sum(stats[pid][1] + stats[pid][2] for pid in wanted if pid in stats)
     own = sum(stats[p.pid][1] for p in procs if p.pid in stats)
     tick = os.sysconf("SC_CLK_TCK")
     return total / tick, (total - own) / tick

@@ -173,3 +173,27 @@ async def test_a_held_child_does_not_hold_other_batches() -> None:
         assert len(procs.pids) == 1  # back to one child once both were idle
     finally:
         procs.close()
+
+
+async def test_a_long_batch_of_small_days_starts_no_extra_child() -> None:
+    """Held means one message taking `held_seconds`, not a batch: a batch of small days that
+    takes longer in all starts no extra process (its start costs seconds of CPU)."""
+    import asyncio
+
+    procs = PrepareProcesses(dying_handler, 1, dying_handler(), held_seconds=0.4)
+    await procs.start()
+    try:
+        days = [generate_day(10, 3, seed=s) for s in range(200)]  # >= 0.6 s of passes here
+        jobs = [(codec.encode(d), b"k", Source("in", 0, i)) for i, d in enumerate(days)]
+        await procs.map(jobs[:20])  # one-time costs (CP-SAT import on seed 10) behind us
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        long = asyncio.create_task(procs.map(jobs))
+        await asyncio.sleep(0.05)
+        quick = await procs.map([(codec.encode(days[0]), b"s", Source("in", 1, 0))])
+        assert long.done() and loop.time() - t0 > 0.4  # it waited behind the batch ...
+        assert procs.grown == 0 and len(procs.pids) == 1  # ... and no child was added
+        assert quick[0].handled.kind == "optimized"
+        assert [p.source.offset for p in await long] == list(range(200))
+    finally:
+        procs.close()
