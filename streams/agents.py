@@ -135,6 +135,18 @@ class Prepared:
     """For an `Optimized`: what `publish` logs and counts."""
 
 
+@dataclass(slots=True)
+class Unsent:
+    """What a batch still has to send after a shared send round (`publish_round`)."""
+
+    audits: list[tuple[Prepared, Record]]
+    finals: list[tuple[Prepared, Record]]
+
+    @classmethod
+    def all_of(cls, batch: Sequence[Prepared]) -> Unsent:
+        return cls([(p, r) for p in batch for r in p.audits], [(p, p.final) for p in batch])
+
+
 class Sender(Protocol):
     """Hands one record to the producer; the returned awaitable is its acknowledgement."""
 
@@ -316,8 +328,37 @@ class DispatchHandler:
 
         Returns only when every record is acknowledged (failed sends are retried forever).
         """
-        await self._deliver([(p, r) for p in batch for r in p.audits])
-        await self._deliver([(p, p.final) for p in batch], final=True)
+        await self.finish(batch, Unsent.all_of(batch))
+
+    async def publish_round(self, batches: Sequence[Sequence[Prepared]]) -> list[Unsent]:
+        """One send round for several partitions' batches: every audit of all of them,
+        acknowledged; then the final records of the batches whose audits all were,
+        acknowledged. Returns what each batch still has to send (from its first failed record
+        on; nothing when all were acknowledged): `finish` sends it, with retries, for that
+        batch alone, so a partition whose sends fail holds only itself.
+        """
+        audits = [[(p, r) for p in b for r in p.audits] for b in batches]
+        failed = _split(await self._round([x for a in audits for x in a]), audits)
+        finals: list[list[tuple[Prepared, Record]]] = [
+            [(p, p.final) for p in b] if f is None else []
+            for b, f in zip(batches, failed, strict=True)
+        ]
+        failed_finals = _split(await self._round([x for f in finals for x in f]), finals)
+        out = []
+        for b, a, fa, fi, ff in zip(batches, audits, failed, finals, failed_finals, strict=True):
+            if fa is not None:
+                out.append(Unsent(a[fa:], [(p, p.final) for p in b]))
+            else:
+                out.append(Unsent([], fi[ff:] if ff is not None else []))
+        return out
+
+    async def finish(self, batch: Sequence[Prepared], unsent: Unsent) -> None:
+        """Send what `unsent` holds of `batch` (audits first, acknowledged, then finals),
+        retrying until acknowledged; then count and log the batch as published."""
+        if unsent.audits:
+            await self._deliver(unsent.audits)
+        if unsent.finals:
+            await self._deliver(unsent.finals, final=True)
         for p in batch:
             self._published(p)
 
@@ -369,22 +410,13 @@ class DispatchHandler:
         """Send every record, in order; resend from the first failure until all are acked."""
         attempt = 0
         while items:
-            acks: list[Awaitable[Any] | BaseException] = []
-            for _, rec in items:
-                try:
-                    acks.append(await self.send(rec.topic, rec.key, rec.value))
-                except Exception as exc:  # refused before it left (size, closed producer)
-                    acks.append(exc)
-            results = await asyncio.gather(
-                *(_failed(a) if isinstance(a, BaseException) else a for a in acks),
-                return_exceptions=True,
-            )
-            failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+            results = await self._send_once(items)
+            failed = [i for i, r in enumerate(results) if r is not None]
             if not failed:
                 return
             for i in failed:
                 error = results[i]
-                assert isinstance(error, BaseException)
+                assert error is not None
                 if final and too_large(error):
                     items[i] = self._smaller(items[i][0], error)
             # Resend from the first failure on, so records of one partition keep their order.
@@ -404,6 +436,48 @@ class DispatchHandler:
                 )
             attempt += 1
             await asyncio.sleep(delay)
+
+    async def _round(self, items: list[tuple[Prepared, Record]]) -> list[BaseException | None]:
+        """`_send_once`, counting and logging (rate-limited) what failed: `finish` resends it."""
+        errors = await self._send_once(items)
+        for (p, rec), error in zip(items, errors, strict=True):
+            if error is None:
+                continue
+            self.retries[rec.topic] += 1
+            held = self._limiter.allow(f"send_failed|{rec.topic}|{type(error).__name__}")
+            if held is not None:
+                log.error(
+                    "send_failed_retrying",
+                    topic=rec.topic,
+                    error=repr(error)[:500],
+                    input_partition=p.source.partition,
+                    repeated=held,
+                )
+        return errors
+
+    async def _send_once(
+        self, items: Sequence[tuple[Prepared, Record]]
+    ) -> list[BaseException | None]:
+        """Hand every record to the producer, in order, then wait for every acknowledgement;
+        each record's error (None: acknowledged)."""
+        if not items:
+            return []
+        acks: list[Awaitable[Any] | BaseException] = []
+        for _, rec in items:
+            try:
+                acks.append(await self.send(rec.topic, rec.key, rec.value))
+            except Exception as exc:  # refused before it left (size, closed producer)
+                acks.append(exc)
+        results = await asyncio.gather(
+            *(_failed(a) if isinstance(a, BaseException) else a for a in acks),
+            return_exceptions=True,
+        )
+        out: list[BaseException | None] = []
+        for r in results:
+            if isinstance(r, asyncio.CancelledError):
+                raise r
+            out.append(r if isinstance(r, BaseException) else None)
+        return out
 
     def _smaller(self, p: Prepared, exc: BaseException) -> tuple[Prepared, Record]:
         """A replacement for a final record the topic refused as too large."""
@@ -438,3 +512,17 @@ class DispatchHandler:
 
 async def _failed(exc: BaseException) -> Any:
     raise exc
+
+
+def _split(
+    errors: list[BaseException | None], parts: Sequence[Sequence[object]]
+) -> list[int | None]:
+    """For each part of a concatenated send, the index of its first failed record (None:
+    every record acknowledged)."""
+    out: list[int | None] = []
+    at = 0
+    for part in parts:
+        mine = errors[at : at + len(part)]
+        at += len(part)
+        out.append(next((i for i, e in enumerate(mine) if e is not None), None))
+    return out

@@ -82,6 +82,9 @@ def health_payload(app: Any) -> dict[str, Any]:
                 "grown": pipeline.processes.grown,
                 "failed": pipeline.processes.failed,
             },
+            # Lane batches over calls to prepare processes / over send rounds: how much the
+            # partitions' work is done together (streams.batching).
+            "batching": None if pipeline is None else pipeline.batching(),
         }
     )
     return payload

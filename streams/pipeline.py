@@ -5,9 +5,12 @@ The agent hands every message to `Pipeline.submit`. Each partition gets a lane o
 * prepare: takes what has arrived (up to `batch_max` messages) and runs
   `DispatchHandler.prepare` on each in a thread (decode, optimize, encode); the lanes share
   `streams.prepare_threads.PrepareThreads` (one thread, another while one is held by a slow
-  message), or, when the worker runs prepare processes, `streams.prepare_processes`;
-* publish: takes every prepared batch that is ready, publishes it (`DispatchHandler.publish`:
-  audits acknowledged, then `Optimized`/`DeadLetter` acknowledged), then acks the input
+  message), or, when the worker runs prepare processes, `streams.prepare_processes`, through
+  `streams.batching.PrepareGroups`: the batches of every lane that are waiting for a process
+  go to it in one call;
+* publish: takes every prepared batch that is ready, publishes it through
+  `streams.batching.PublishRounds` (audits acknowledged, then `Optimized`/`DeadLetter`
+  acknowledged, in one send round with every other lane's ready batches), then acks the input
   offsets, in offset order.
 
 So a partition's next batch is optimized while the previous one's sends are in flight, a
@@ -20,7 +23,7 @@ Flow control: a lane holding `high_water` unacked messages pauses the fetching o
 until it is down to `low_water`, so a slow partition neither grows without bound nor stops the
 others. (The app pauses through Faust's own buffer-full flow control: `pause_partitions` drops
 the rest of a fetched batch of that partition, which is then not seen again until a restart.)
-A lane whose sends fail keeps retrying (see `DispatchHandler.publish`) and holds its offsets:
+A lane whose sends fail keeps retrying (see `DispatchHandler.finish`) and holds its offsets:
 nothing after an unpublished input is ever committed.
 """
 
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from streams.agents import DispatchHandler, Prepared, Source
+from streams.batching import PrepareGroups, PublishRounds
 from streams.prepare_threads import PrepareThreads
 
 if TYPE_CHECKING:
@@ -81,6 +85,9 @@ class Pipeline:
         """At most `threads` threads; one while no message holds it for `slow_seconds`."""
         self.processes = processes
         """When set, batches are prepared in these child processes instead of the threads."""
+        self._groups: PrepareGroups | None = None
+        self.rounds = PublishRounds(handler)
+        """Every lane's publishes, one send round for all that are ready."""
         self.lanes: dict[tuple[str, int], _Lane] = {}
         self.failure: BaseException | None = None
         self.pauses = 0
@@ -88,6 +95,25 @@ class Pipeline:
         self.dropped = 0
         """Queued messages forgotten at rebalances (`drop_queued`), all redelivered."""
         self._latest: Item | None = None
+
+    @property
+    def groups(self) -> PrepareGroups | None:
+        """Every lane's prepare calls, one call per idle prepare process (None: threads)."""
+        if self.processes is None:
+            return None
+        if self._groups is None or self._groups.processes is not self.processes:
+            self._groups = PrepareGroups(self.processes, max_messages=self.batch_max)
+        return self._groups
+
+    def batching(self) -> dict[str, int]:
+        """Lane batches prepared over prepare-process calls, published over send rounds."""
+        groups = self._groups
+        return {
+            "prepare_calls": groups.calls if groups is not None else 0,
+            "prepared_batches": groups.batches if groups is not None else 0,
+            "send_rounds": self.rounds.rounds,
+            "published_batches": self.rounds.batches,
+        }
 
     async def submit(self, item: Item) -> None:
         """Queue one message on its partition's lane (returns at once)."""
@@ -146,6 +172,8 @@ class Pipeline:
 
     async def close(self) -> None:
         """Stop every lane (unacked messages stay unacked: they are redelivered)."""
+        if self.lanes:
+            log.info("pipeline_closed", **self.batching())
         tasks = [t for lane in self.lanes.values() for t in lane.tasks]
         for t in tasks:
             t.cancel()
@@ -153,6 +181,9 @@ class Pipeline:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.lanes.clear()
+        self.rounds.close()
+        if self._groups is not None:
+            self._groups.close()
         self.threads.close()
         if self.processes is not None:
             self.processes.close()
@@ -218,8 +249,8 @@ class _Lane:
                 self.arrived.clear()
                 await self.arrived.wait()
             batch = [self.inbox.popleft() for _ in range(min(len(self.inbox), p.batch_max))]
-            if p.processes is not None:
-                prepared = await p.processes.map([(i.raw, i.key, i.source) for i in batch])
+            if p.groups is not None:
+                prepared = await p.groups.map([(i.raw, i.key, i.source) for i in batch])
             else:
                 prepared = await p.threads.map(prepare, batch)
             await self.ready.put(list(zip(prepared, batch, strict=True)))
@@ -230,7 +261,7 @@ class _Lane:
             batch = await self.ready.get()
             while not self.ready.empty():
                 batch += self.ready.get_nowait()
-            await p.handler.publish([prepared for prepared, _ in batch])
+            await p.rounds.publish([prepared for prepared, _ in batch])
             for _, item in batch:  # in offset order
                 await item.ack()
             self.forget(len(batch))

@@ -4,15 +4,14 @@ With `DISPATCH_RL_PREPARE_PROCESSES=N` (N >= 1) a worker prepares (decodes, opti
 encodes) in N child processes instead of a thread: the event loop (Kafka fetches, sends,
 acks) no longer waits for the GIL behind the pass, and with N >= 2 the pass of one worker uses
 more than one core. A large day holds one process; a batch that finds every process held for
-half a second starts one extra process (stopped again once two are idle), so other
+half a second on one message starts one extra process (stopped again once two are idle), so other
 partitions' small days do not wait behind it, even with N = 1 (the default).
 
-A child is `python -m streams.prepare_processes` (not `multiprocessing`: its spawn re-imports
-the parent's main script, and fork would copy the worker's threads mid-flight). It reads
-pickled frames on stdin and writes them on stdout: first the factory of its `DispatchHandler`
-(the registry's champion, like the worker's own provider, refreshed every
-`model_poll_seconds`), then batches of `(raw, key, source)`, answered with each message's
-`Prepared` without its raw input (the worker has it). A child's logs go to the worker's stderr.
+A child is `python -m streams.prepare_child` (not `multiprocessing`: its spawn re-imports
+the parent's main script, and fork would copy the worker's threads mid-flight), fed pickled
+frames on its stdin: first the factory of its `DispatchHandler` (`settings_handler`: the
+registry's champion, like the worker's own provider, refreshed every `model_poll_seconds`),
+then batches of `(raw, key, source)`, answered one message at a time.
 A child that dies (killed, out of memory) is started again and its batch retried one message at
 a time; a message that kills a child on its own gets status `fallback` (the heuristic
 assignment, no pass) prepared in the worker, so no input is lost and the agent goes on. A child
@@ -23,133 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import os
 import pickle
-import signal
-import struct
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import IO, Any
+from typing import Any
 
 import structlog
 
-from streams.agents import DispatchHandler, Prepared, Source, TopicNames
+from streams.agents import DispatchHandler, Prepared
+from streams.prepare_child import HEADER, Job, frame, settings_handler
 from streams.settings import Settings
 
+__all__ = ["ChildDied", "Job", "PrepareProcesses", "settings_handler"]
+
 log = structlog.get_logger("dispatch_rl.streams")
-
-Job = tuple[bytes | None, bytes | None, Source]
-"""What a child prepares: `(raw, key, source)`."""
-
-
-def settings_handler(settings: Settings) -> DispatchHandler:
-    """The handler a child prepares with (no sender: the worker publishes), warmed up."""
-    from optimizer.serving import default_provider
-    from streams.logs import configure_logging
-    from streams.topics import MAX_MESSAGE_BYTES
-
-    configure_logging(settings.log_format, "WARNING")  # the warm-up's passes are not news
-    handler = DispatchHandler(
-        TopicNames(settings.topic_optimized, settings.topic_audit, settings.topic_dead_letter),
-        default_provider(settings.model_dir),
-        settings.dispatch_config(),
-        settings.limits(),
-        _no_send,
-        max_record_bytes=MAX_MESSAGE_BYTES,
-    )
-    _warm_up(handler)
-    configure_logging(settings.log_format, settings.log_level)
-    return handler
-
-
-async def _no_send(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
-    raise RuntimeError("a prepare process does not publish")
-
-
-# ---------------------------------------------------------------- frames
-
-_HEADER = struct.Struct(">Q")
-
-
-def _frame(obj: Any) -> bytes:
-    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(body)) + body
-
-
-def _read_frame(stream: IO[bytes]) -> Any:
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        raise EOFError
-    (size,) = _HEADER.unpack(header)
-    body = stream.read(size)
-    if len(body) < size:
-        raise EOFError
-    return pickle.loads(body)
-
-
-# ---------------------------------------------------------------- in the child
-
-
-def child_main() -> int:
-    """A prepare process: factory frame, then batches until end-of-file on stdin."""
-    results = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # a stray print must not corrupt the frames
-    sys.stdout = sys.stderr
-    # Ctrl-C reaches the whole process group: the worker stops its children itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    jobs_in = sys.stdin.buffer
-    try:
-        factory, refresh_seconds = _read_frame(jobs_in)
-        handler: DispatchHandler = factory()
-        # What is loaded now (modules, the model, CP-SAT) lives as long as the process: out of
-        # the collector's sight, a full collection no longer walks it. Measured on 1,500 10x3
-        # days: the one full collection took 196 ms without, 22 ms with (load ~6); every
-        # message queued behind the child waits for it.
-        gc.freeze()
-        results.write(_frame(True))
-        results.flush()
-        refreshed = time.monotonic()
-        while True:
-            jobs: list[Job] = _read_frame(jobs_in)
-            now = time.monotonic()
-            if now - refreshed >= refresh_seconds:
-                refreshed = now
-                _refresh(handler)
-            # One frame per message, as each is done: the worker sees how long the current
-            # message has taken (a large day, not a long batch of small ones under load).
-            for raw, key, source in jobs:
-                prepared = handler.prepare(raw, key, source)
-                prepared.raw = None  # the worker has it: not sent back
-                results.write(_frame(prepared))
-                results.flush()
-    except (EOFError, BrokenPipeError):
-        return 0  # the worker closed the pipe (or died)
-
-
-def _warm_up(handler: DispatchHandler) -> None:
-    """Pay the first-use costs before the first real message: CP-SAT's import (~0.6 s, on
-    the first day that needs a subset re-plan) and the first passes' lazy set-ups, which
-    would otherwise stall every message queued behind them."""
-    from optimizer.generate import generate_day
-    from streams import codec
-
-    with contextlib.suppress(ImportError):
-        from ortools.sat.python import cp_model  # noqa: F401
-    for seed in range(3):
-        day = generate_day(10, 3, seed=seed)
-        handler.prepare(codec.encode(day), None, Source("warm-up", 0, seed))
-
-
-def _refresh(handler: DispatchHandler) -> None:
-    try:
-        if handler.provider.refresh():
-            log.info("policy_reloaded", model_version=handler.provider.policy().version)
-    except Exception:  # a broken registry must not stop preparing: the old policy serves
-        log.exception("policy_refresh_failed")
-
 
 # ---------------------------------------------------------------- in the worker
 
@@ -198,7 +86,7 @@ class _Child:
 
     def _write(self, obj: Any) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(_frame(obj))
+        self.proc.stdin.write(frame(obj))
 
     async def _drain(self) -> None:
         assert self.proc.stdin is not None
@@ -207,7 +95,7 @@ class _Child:
     async def _read(self) -> Any:
         stdout = self.proc.stdout
         assert stdout is not None
-        (size,) = _HEADER.unpack(await stdout.readexactly(_HEADER.size))
+        (size,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
         return pickle.loads(await stdout.readexactly(size))
 
     def held(self, now: float, seconds: float) -> bool:
@@ -287,7 +175,7 @@ class PrepareProcesses:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "streams.prepare_processes",
+            "streams.prepare_child",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -304,10 +192,29 @@ class PrepareProcesses:
         child.kill()
         self._children.discard(child)
 
-    async def map(self, jobs: Sequence[Job]) -> list[Prepared]:
-        """`Prepared` for each `(raw, key, source)`, in order; never raises for a dead child."""
+    async def acquire(self) -> _Child | None:
+        """An idle child, taken for a `map` call (waits as `map` would, growing by one when
+        every child is held by one message); None when no child will come (`failed`)."""
+        if self.failed is not None:
+            return None
+        if self._idle is None:
+            await self.start()
+        assert self._idle is not None
+        child = await self._next_child(self._idle)
+        if child is None:
+            self._idle.put_nowait(None)  # for the next waiter
+        return child
+
+    def release(self, child: _Child | None) -> None:
+        """Give back a child taken by `acquire` and not used."""
+        if child is not None and self._idle is not None:
+            self._idle.put_nowait(child)
+
+    async def map(self, jobs: Sequence[Job], child: _Child | None = None) -> list[Prepared]:
+        """`Prepared` for each `(raw, key, source)`, in order; never raises for a dead child.
+        `child`: one taken by `acquire` for this call (else one is taken here)."""
         try:
-            return await self._run(jobs)
+            return await self._run(jobs, child)
         except ChildDied:
             pass
         except _Unavailable:
@@ -342,16 +249,12 @@ class PrepareProcesses:
         handler = self.fallback
         return await asyncio.to_thread(lambda: [handler.prepare(*job) for job in jobs])
 
-    async def _run(self, jobs: Sequence[Job]) -> list[Prepared]:
-        if self.failed is not None:
-            raise _Unavailable(self.failed)
-        if self._idle is None:
-            await self.start()
-        assert self._idle is not None
-        child = await self._next_child(self._idle)
+    async def _run(self, jobs: Sequence[Job], child: _Child | None = None) -> list[Prepared]:
         if child is None:
-            self._idle.put_nowait(None)  # for the next waiter
+            child = await self.acquire()
+        if child is None:
             raise _Unavailable(self.failed or "no prepare process")
+        assert self._idle is not None
         replace = True
         try:
             prepared = await child.prepare(jobs)
@@ -443,7 +346,3 @@ class PrepareProcesses:
             task.cancel()
         for child in list(self._children):
             self._drop(child)
-
-
-if __name__ == "__main__":
-    sys.exit(child_main())
