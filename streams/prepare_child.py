@@ -67,7 +67,7 @@ def frame(obj: Any) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def _readframe(stream: IO[bytes]) -> Any:
+def _read_frame(stream: IO[bytes]) -> Any:
     header = stream.read(HEADER.size)
     if len(header) < HEADER.size:
         raise EOFError
@@ -90,7 +90,7 @@ def child_main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     jobs_in = sys.stdin.buffer
     try:
-        factory, refresh_seconds = _readframe(jobs_in)
+        factory, refresh_seconds = _read_frame(jobs_in)
         handler: DispatchHandler = factory()
         # What is loaded now (modules, the model, CP-SAT) lives as long as the process: out of
         # the collector's sight, a full collection no longer walks it. Measured on 1,500 10x3
@@ -101,7 +101,7 @@ def child_main() -> int:
         results.flush()
         refreshed = time.monotonic()
         while True:
-            jobs: list[Job] = _readframe(jobs_in)
+            jobs: list[Job] = _read_frame(jobs_in)
             now = time.monotonic()
             if now - refreshed >= refresh_seconds:
                 refreshed = now
