@@ -6,11 +6,16 @@ import os
 import shutil
 import tempfile
 
+import hypothesis  # noqa: F401  # see below
 import pytest
 
 from optimizer.seed import seed_day as build_seed_day
 from schemas import HeuristicDone
 
+# hypothesis is imported here, at collection, on purpose: when its pytest plugin first imports
+# it at the end of a session (a run with no test that uses it), pytest's assertion rewriter
+# hits CPython 3.11.7's "SystemError: AST constructor recursion depth mismatch" and the run
+# fails after its tests passed.
 pytest_plugins = ["tests.kafka_broker", "tests.pg_server"]
 
 _DATA_HOME = pytest.StashKey[str]()
