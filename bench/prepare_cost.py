@@ -19,6 +19,7 @@ warm-up, and keeps each phase's smallest sum:
 
     python bench/prepare_cost.py                                  # 10x3 and 25x4, this tree
     python bench/prepare_cost.py --baseline /tmp/base --rounds 3  # and a checkout of main
+    python bench/prepare_cost.py --pass-split --sizes 10x3:200     # where the pass's CPU goes
 
 With `--baseline DIR` each round runs this tree and DIR (PYTHONPATH) in fresh processes, in
 alternating order, and the table shows both and the ratio. Both sides also hash every day's
@@ -132,6 +133,77 @@ def _measure_size(handler: Any, n: int, k: int, days: int, repeats: int) -> dict
     return {"ms": {p: best[p] for p in PHASES}, "digests": _digests(events, policy, cfg)}
 
 
+# Where the pass's CPU goes (`--pass-split`): (module, attribute, label); nested ones overlap
+# (a route-array rebuild is inside whichever call first needs it; the phases hold the rest).
+SPLIT = (
+    ("optimizer.swap_pass", "Search.__init__", "set-up (schedules, masks, value)"),
+    ("optimizer.swap_pass", "Search.fairness", "fairness phase"),
+    ("optimizer.swap_pass", "Search.polish", "polish"),
+    ("optimizer.cost_phase", "cost_phase", "cost phase"),
+    ("optimizer.search_state", "SearchState.candidates", "  candidate generation"),
+    ("optimizer.routes", "RouteArrays.__init__", "  route arrays rebuilt"),
+    ("optimizer.routes", "RouteArrays._grid", "  insertion grid"),
+    ("optimizer.dqn.policy", "DQNPolicy.score", "  DQN scoring"),
+    ("optimizer.dqn.policy", "candidate_features", "    features"),
+    ("optimizer.dqn.inference", "MlpWeights.__call__", "    network"),
+    ("optimizer.search_state", "SearchState._trial", "  validator checks"),
+    ("optimizer.lookahead", "lookahead", "  lookahead"),
+    ("optimizer.swap_pass", "Search.repair_round", "  subset re-plans (CP-SAT)"),
+    ("optimizer.cost_phase", "estimated_km_saving", "  cost: km estimates"),
+    ("optimizer.cost_phase", "neutral_chains", "  cost: neutral chains"),
+    ("optimizer.cost_phase", "balanced_exchanges", "  cost: balanced exchanges"),
+)
+
+
+def pass_split(n: int, k: int, days: int) -> None:
+    """Print CPU ms per pass spent in `SPLIT`'s functions (timing wrappers; this tree only)."""
+    import importlib
+    from collections import defaultdict
+
+    from optimizer.generate import generate_days
+    from optimizer.problem import Problem
+    from optimizer.swap_pass import run_pass
+    from streams.prepare_processes import settings_handler
+    from streams.settings import Settings
+
+    handler = settings_handler(Settings(log_level="WARNING"))
+    policy, cfg = handler.provider.policy(), handler.config
+    spent: defaultdict[str, float] = defaultdict(float)
+    calls: defaultdict[str, int] = defaultdict(int)
+
+    def timed(label: str, f: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t = time.process_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent[label] += time.process_time() - t
+                calls[label] += 1
+
+        return wrapper
+
+    for module, attribute, label in SPLIT:
+        owner: Any = importlib.import_module(module)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, name, timed(label, getattr(owner, name)))
+    events = generate_days(days, [(n, k)], seed=n)
+    for _ in range(2):  # the first warms up
+        spent.clear()
+        calls.clear()
+        t = time.process_time()
+        for e in events:
+            problem, upstream = Problem.from_event(e, travel_model=cfg.travel, rules=cfg.rules)
+            run_pass(problem, upstream, policy, cfg.pass_config)
+        total = time.process_time() - t
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{n}x{k}, {days} days, load {load}: pass {total * 1000 / days:.3f} ms CPU (with the "
+          f"wrappers' own cost); ms per pass and calls per pass:")  # fmt: skip
+    for _, _, label in SPLIT:
+        print(f"{label:36s} {spent[label] * 1000 / days:7.3f} {calls[label] / days:7.2f}")
+
+
 def _digests(events: list[Any], policy: Any, cfg: Any) -> list[str]:
     """sha256 of each day's encoded events: pass on, disabled, mode not optimized."""
     from optimizer.dispatch import optimize_event
@@ -168,12 +240,19 @@ def main() -> None:
     ap.add_argument("--baseline", help="a checkout to compare with (its root, as PYTHONPATH)")
     ap.add_argument("--rounds", type=int, default=2, help="with --baseline: alternating rounds")
     ap.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    ap.add_argument(
+        "--pass-split", action="store_true", help="where the pass's CPU goes (this tree only)"
+    )
     args = ap.parse_args()
     sizes = [
         (int(n), int(k), int(d)) for n, k, d in (re.split("[x:]", s) for s in args.sizes.split(","))
     ]
     if args.json:
         print(json.dumps(measure(sizes, args.repeats)))
+        return
+    if args.pass_split:
+        for n, k, days in sizes:
+            pass_split(n, k, days)
         return
     here = str(Path(__file__).resolve().parent.parent)
     sides = {"here": here} | ({"base": args.baseline} if args.baseline else {})

@@ -152,9 +152,10 @@ def candidate_features(state: SearchState, c: Candidates) -> Float32Array:
         (workload[c.src] - w_mean) / 120.0,
         (workload[c.dst] - w_mean) / 120.0,
     )
-    # Every column is a bool, a small whole number or a float64: float64 holds each exactly,
-    # so one cast to float32 gives what a cast per column gives.
-    out[:, col : col + len(move_cols)] = np.column_stack(move_cols)
+    # Every column is a bool, a small whole number or a float64 (float32 for `flex`): one
+    # float64 block holds each exactly, so one cast to float32 gives what a cast per column
+    # gives.
+    out[:, col : col + len(move_cols)] = np.array(move_cols).T
     col += len(move_cols)
 
     b1 = c.b1
@@ -180,7 +181,7 @@ def candidate_features(state: SearchState, c: Candidates) -> Float32Array:
         has2 * (downstream2 / 60.0),
         has2 * (leg2 / 30.0),
     )
-    out[:, col : col + len(rest)] = np.column_stack(rest)
+    out[:, col : col + len(rest)] = np.array(rest).T
     col += len(rest)
     assert col == N_FEATURES
     np.clip(out, _LOW, _HIGH, out=out)
