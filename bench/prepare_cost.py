@@ -57,7 +57,7 @@ def measure(sizes: list[tuple[int, int, int]], repeats: int) -> dict[str, Any]:
     handler = settings_handler(Settings(log_level="WARNING"))
     out: dict[str, Any] = {"model_version": handler.provider.policy().version, "sizes": {}}
     for n, k, days in sizes:
-        out["sizes"][f"{n}x{k}"] = _measure_size(handler, n, k, days, repeats)
+        out["sizes"][f"{n}x{k}:{days}"] = _measure_size(handler, n, k, days, repeats)
     return out
 
 
@@ -267,7 +267,7 @@ def main() -> None:
           f"loops x {len(runs['here'])} runs")  # fmt: skip
     print("| size | tree | " + " | ".join(PHASES) + " |")
     print("|---|---|" + "---:|" * len(PHASES))
-    for size in (f"{n}x{k}" for n, k, _ in sizes):
+    for size in (f"{n}x{k}:{d}" for n, k, d in sizes):
         best = {
             side: {p: min(run["sizes"][size]["ms"][p] for run in rs) for p in PHASES}
             for side, rs in runs.items()
@@ -282,7 +282,7 @@ def main() -> None:
             )
             print(f"| {size} | base/here | {cells} |")
     if "base" in runs:
-        for size in (f"{n}x{k}" for n, k, _ in sizes):
+        for size in (f"{n}x{k}:{d}" for n, k, d in sizes):
             a = runs["base"][0]["sizes"][size]["digests"]
             b = runs["here"][0]["sizes"][size]["digests"]
             differ = sum(x != y for x, y in zip(a, b, strict=True))
