@@ -12,7 +12,7 @@ Plateau steps only touch drivers that could receive a ride (at least two below t
 an improving step needs its receiving driver's route to change. Plans the lookahead explored
 join the pass's visited set, so it never explores or returns to a plan twice. Its effort is
 bounded by `lookahead_checks` validator checks, and all lookaheads of a pass by
-`PassConfig.lookahead_work`.
+`PassConfig.lookahead_work`; days above `PassConfig.lookahead_max_bookings` skip it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ Path = tuple[Step, ...]
 
 
 def lookahead(search: Search) -> int:
-    """Find and accept one improving compound move; 1 when it did, else 0."""
+    """Find and accept one improving compound move; 1 when it did, else 0 (at once on days
+    above `PassConfig.lookahead_max_bookings`)."""
+    if int((search.state.assignment >= 0).sum()) > search.config.lookahead_max_bookings:
+        return 0
     first = len(search.checked)
     try:
         return _lookahead(search, min(search.config.lookahead_checks, search.lookahead_left))

@@ -73,6 +73,11 @@ class PassConfig:
     """Most CP-SAT model terms (per solve: rides x rides x drivers / 2, about its pairwise
     constraints, which set its cost) all re-plans of one pass may build, on days up to
     `work_bookings` bookings (see there above). A deterministic bound on the repair's share."""
+    lookahead_max_bookings: int = 200
+    """Days with more assigned bookings skip the lookahead: on patient 300x40 days (seeds
+    1000-1019, 2000-2019) and generated ones (1000-1011) no final gap changed without it,
+    while it cost up to ~30 ms of CPU on the stuck ones (its `lookahead_work` is nearly spent
+    there anyway: 82 checks). Up to here its budget is unchanged."""
     lookahead_work: int = 20_000
     """Most validator checks all lookaheads of one pass may spend together, on days up to
     `work_bookings` bookings (each one also stops at `lookahead_checks`)."""
