@@ -53,7 +53,7 @@ def test_big_days_rank_a_long_list_in_fewer_rounds() -> None:
     assert cfg.cost_list(edge) == cfg.max_checks
     assert cfg.cost_list(edge + 1) == cfg.cost_list_big
     assert cfg.cost_rounds(100) == 30  # cost_work / bookings
-    assert cfg.cost_rounds(300) == 6  # cost_work_big / bookings
+    assert cfg.cost_rounds(300) == 8  # cost_work_big / bookings
 
 
 def test_the_long_list_accepts_more_moves_per_round_on_a_big_day() -> None:
