@@ -9,7 +9,7 @@ leaves) and validated in that order; the first that lowers the objective's opera
 The ranking here is the phase's own, not the policy's: the learned policy is trained for the
 ride counts. The phase stops when a round accepts nothing or after `cost_checks` validator
 checks or `cost_rounds` rounds (deterministic, unlike a time limit; the pass's `time_limit_s`
-still applies). On big days (`PassConfig.cost_list_big`) a round ranks a long list and
+still applies). On big days (`PassConfig.cost_list_big`) a round ranks a longer list and
 checks down it, so it accepts many moves on disjoint drivers per ranking, and only swaps
 whose two halves pass the forward-slack test (`swaps_fit`) are ranked.
 

@@ -56,20 +56,25 @@ def test_big_days_rank_a_long_list_in_fewer_rounds() -> None:
     assert cfg.cost_rounds(300) == 8  # cost_work_big / bookings
 
 
-def test_the_long_list_accepts_more_moves_per_round_on_a_big_day() -> None:
-    """A patient 300x40 day: the same fairness result, then more cost-phase moves in fewer
-    rounds than with the short list, fewer km, the plan feasible and never worse."""
+def test_a_big_day_checks_few_swaps_that_break_a_window_or_the_shift() -> None:
+    """A patient 300x40 day: swaps are ranked only when both halves pass the forward-slack
+    test, so few of the cost phase's checks are swaps the validator rejects for a window or
+    the shift (before: ~85 % of its checks); it still cuts km, feasible and never worse."""
     from dataclasses import replace
 
     from optimizer.patient_transport import PATIENT_RULES, patient_day
 
     problem, upstream = Problem.from_event(patient_day(300, 40, 1000), rules=PATIENT_RULES)
-    long_list = run_pass(problem, upstream, GreedyPolicy())
-    short = replace(PassConfig(), cost_list_big=PassConfig().max_checks)
-    short_list = run_pass(problem, upstream, GreedyPolicy(), short)
-    assert long_list.steps == short_list.steps
-    assert long_list.after.gap == short_list.after.gap
-    assert long_list.cost_steps > short_list.cost_steps
-    assert long_list.after.deadhead_km < short_list.after.deadhead_km
-    assert is_feasible_change(problem, upstream, long_list.assignment)[0]
-    assert Objective().gain(long_list.before.value, long_list.after.value) >= 0
+    off = run_pass(problem, upstream, GreedyPolicy(), replace(PassConfig(), cost_phase=False))
+    on = run_pass(problem, upstream, GreedyPolicy())
+    cost_checks = on.checked[len(off.checked) :]
+    blocked = [
+        c
+        for c in cost_checks
+        if c.move.kind == "swap" and c.reason in ("shift", "time_window", "priority")
+    ]
+    assert on.cost_steps > 0 and len(blocked) <= 0.25 * len(cost_checks)
+    assert on.after.deadhead_km < 0.8 * off.after.deadhead_km
+    assert on.after.gap == off.after.gap
+    assert is_feasible_change(problem, upstream, on.assignment)[0]
+    assert Objective().gain(on.before.value, on.after.value) >= 0
