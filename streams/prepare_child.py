@@ -58,6 +58,9 @@ async def _no_send(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any
 
 # ---------------------------------------------------------------- frames
 
+PROGRESS_SECONDS = 0.05
+"""A child sends the messages it has prepared at least this often (and at a batch's end)."""
+
 HEADER = struct.Struct(">Q")
 """Each frame: its pickled body's length, then the body."""
 
@@ -106,13 +109,20 @@ def child_main() -> int:
             if now - refreshed >= refresh_seconds:
                 refreshed = now
                 _refresh(handler)
-            # One frame per message, as each is done: the worker sees how long the current
-            # message has taken (a large day, not a long batch of small ones under load).
-            for raw, key, source in jobs:
+            # One frame per message, sent at least every PROGRESS_SECONDS: the worker sees how
+            # long the current message has taken (a large day, not a long batch of small ones
+            # under load) without waking up for every small day of a burst.
+            pending = bytearray()
+            sent = time.monotonic()
+            for n, (raw, key, source) in enumerate(jobs, start=1):
                 prepared = handler.prepare(raw, key, source)
                 prepared.raw = None  # the worker has it: not sent back
-                results.write(frame(prepared))
-                results.flush()
+                pending += frame(prepared)
+                if n == len(jobs) or time.monotonic() - sent >= PROGRESS_SECONDS:
+                    results.write(pending)
+                    results.flush()
+                    pending.clear()
+                    sent = time.monotonic()
     except (EOFError, BrokenPipeError):
         return 0  # the worker closed the pipe (or died)
 

@@ -57,7 +57,8 @@ class _Child:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.message_since: float | None = None
-        """When the child began the message it is preparing (monotonic); None: not busy."""
+        """When the child last sent prepared messages, or was given its batch (monotonic): the
+        message it is on began no earlier. None: not busy."""
 
     async def call(self, obj: Any) -> Any:
         """Send one frame, read one frame (the start-up handshake)."""
@@ -69,7 +70,8 @@ class _Child:
             raise ChildDied(f"prepare process {self.proc.pid} died: {exc!r}") from exc
 
     async def prepare(self, jobs: Sequence[Job]) -> list[Prepared]:
-        """The child's `Prepared` for each job, read one frame at a time as each is done."""
+        """The child's `Prepared` for each job, read one frame at a time as they come (at
+        least every `prepare_child.PROGRESS_SECONDS` while no message holds the child)."""
         out: list[Prepared] = []
         try:
             self._write(list(jobs))
