@@ -214,9 +214,7 @@ def metrics(problem: Problem, ev: Evaluation) -> Metrics:
         gap=ev.gap,
         count_sq_dev=round(ev.value[1], 6),
         unfairness=round(ev.unfairness, 6),
-        workload_minutes={
-            d: round(w, 3) for d, w in zip(ids, ev.workload.tolist(), strict=False)
-        },
+        workload_minutes={d: round(w, 3) for d, w in zip(ids, ev.workload.tolist(), strict=False)},
         workload_spread_minutes=round(ev.value[2], 3),
         deadhead_km=round(ev.deadhead_km, 3),
         lateness_minutes=round(ev.lateness_minutes, 3),
