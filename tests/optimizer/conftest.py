@@ -85,3 +85,21 @@ def day(
 def make_day() -> Callable[..., HeuristicDone]:
     """`make_day(drivers, bookings, {booking: driver})` from `driver(...)`/`booking(...)` dicts."""
     return day
+
+
+@pytest.fixture
+def cpsat_solves(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The deterministic time (CP-SAT's machine-independent work units) of every CP-SAT solve
+    the test runs, in order."""
+    from ortools.sat.python import cp_model
+
+    spent: list[float] = []
+    solve = cp_model.CpSolver.solve
+
+    def recording(self: cp_model.CpSolver, *args: object, **kwargs: object) -> object:
+        status = solve(self, *args, **kwargs)  # type: ignore[arg-type]
+        spent.append(self.deterministic_time)
+        return status
+
+    monkeypatch.setattr(cp_model.CpSolver, "solve", recording)
+    return spent

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from optimizer.dqn.days import day_from_event
 from optimizer.feasibility import is_feasible_change
 from optimizer.policy import GreedyPolicy
@@ -11,28 +9,13 @@ from optimizer.solomon import solomon_day
 from optimizer.swap_pass import PassConfig, run_pass
 
 
-def _recorded_solves(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    from ortools.sat.python import cp_model
-
-    spent: list[float] = []
-    solve = cp_model.CpSolver.solve
-
-    def recording(self: cp_model.CpSolver, *args: object, **kwargs: object) -> object:
-        status = solve(self, *args, **kwargs)  # type: ignore[arg-type]
-        spent.append(self.deterministic_time)
-        return status
-
-    monkeypatch.setattr(cp_model.CpSolver, "solve", recording)
-    return spent
-
-
 def test_a_pass_stops_re_planning_once_its_deterministic_time_is_spent(
-    monkeypatch: pytest.MonkeyPatch,
+    cpsat_solves: list[float],
 ) -> None:
     """A Solomon R101 day whose re-plans all fail: without a per-pass budget they spend about
     2.5 units; with one, the sum over the pass stays within it, the result as feasible and
     no worse; with none left no solve starts."""
-    spent = _recorded_solves(monkeypatch)
+    spent = cpsat_solves
     day = day_from_event(solomon_day("R101", 60, 8, 2), "solomon")
     unbounded = PassConfig(cost_phase=False, repair_deterministic_budget=10.0)
     run_pass(day.problem, day.assignment, GreedyPolicy(), unbounded)

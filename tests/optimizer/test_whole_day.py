@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pytest
 
 from optimizer.exact import solve_min_gap
 from optimizer.feasibility import is_feasible_change
@@ -91,24 +90,14 @@ def test_the_repair_work_budget_bounds_the_re_plans() -> None:
     assert budget.take(state, [big]) == (rides * rides // 2 <= 1000)
 
 
-def test_every_re_plan_stops_at_its_deterministic_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_re_plan_stops_at_its_deterministic_time(cpsat_solves: list[float]) -> None:
     """A Solomon R101 day (not from our generators) whose whole-day re-plan propagates long
     between conflicts: it ran 12 s of CPU to the conflict limit. Each solve now stops at
     `repair_deterministic_time` of CP-SAT's own (machine-independent) work units."""
-    from ortools.sat.python import cp_model
-
     from optimizer.dqn.days import day_from_event
     from optimizer.solomon import solomon_day
 
-    spent: list[float] = []
-    solve = cp_model.CpSolver.solve
-
-    def recording(self: cp_model.CpSolver, *args: object, **kwargs: object) -> object:
-        status = solve(self, *args, **kwargs)  # type: ignore[arg-type]
-        spent.append(self.deterministic_time)
-        return status
-
-    monkeypatch.setattr(cp_model.CpSolver, "solve", recording)
+    spent = cpsat_solves
     day = day_from_event(solomon_day("R101", 60, 8, 2), "solomon")
     config = PassConfig(cost_phase=False, repair_deterministic_time=0.5)
     result = run_pass(day.problem, day.assignment, GreedyPolicy(), config)

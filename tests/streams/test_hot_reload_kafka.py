@@ -28,6 +28,18 @@ def _net(seed: int) -> MlpWeights:
     return ranking_weights(1.0, seed)
 
 
+def _corrupt_champion(registry: ModelRegistry, version: str, *, previous: str) -> None:
+    """Make `version` the champion after its file went bad (say, a truncated copy on shared
+    storage): the pointer is switched by hand, since `set_champion` refuses a model that does
+    not load."""
+    (registry.path(version) / "model.npz").write_bytes(b"truncated by a bad copy")
+    doc = registry.pointer()
+    doc.update(version=version, history=[*doc["history"], previous])
+    tmp = registry.root / ".champion.test"
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, registry.champion_file)
+
+
 async def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -73,14 +85,7 @@ async def test_promoted_model_is_picked_up_by_a_running_worker(
         await _wait_for(lambda: provider.policy().version == b)
         assert await publish_and_read(1) == b
 
-        # A champion whose file went bad (say, a truncated copy on shared storage): the pointer
-        # is switched by hand, since `set_champion` refuses a model that does not load.
-        (registry.path(c) / "model.npz").write_bytes(b"truncated by a bad copy")
-        doc = registry.pointer()
-        doc.update(version=c, history=[*doc["history"], b])
-        tmp = registry.root / ".champion.test"
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, registry.champion_file)
+        _corrupt_champion(registry, c, previous=b)
         await _wait_for(
             lambda: (
                 provider.status()["champion"] == c and provider.status()["last_error"] is not None
@@ -135,7 +140,7 @@ async def test_prepare_processes_pick_up_a_promoted_model(
     async with running_worker(settings, dataset=False) as worker:
         first = await serve_one()
         assert worker.app is not None
-        pool = worker.app.dispatch_pipeline.processes  # the pass runs in a child
+        pool = worker.app.dispatch_pipeline.processes  # type: ignore[attr-defined]  # a child
         assert pool is not None and len(pool.pids) == 1
         assert first.model_version == a
 
@@ -143,12 +148,7 @@ async def test_prepare_processes_pick_up_a_promoted_model(
         before_b = await serve_until(b)
         assert {o.model_version for o in before_b} <= {a, b}
 
-        (registry.path(c) / "model.npz").write_bytes(b"truncated by a bad copy")
-        doc = registry.pointer()
-        doc.update(version=c, history=[*doc["history"], b])
-        tmp = registry.root / ".champion.test"
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, registry.champion_file)
+        _corrupt_champion(registry, c, previous=b)
         after_c = []
         for _ in range(3):
             await asyncio.sleep(0.6)
