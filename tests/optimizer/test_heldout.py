@@ -40,7 +40,7 @@ def test_gate_passes_equal_and_refuses_worse_on_each_metric() -> None:
         "deadhead_excess_pct": 20.0,
         "lateness_minutes": 3.0,
         "infeasible": 0,
-        "latency_ms_p99": 10.0,
+        "cpu_ms_p99": 10.0,
     }
     assert compare(champion, champion).passed
     worse = {
@@ -49,7 +49,7 @@ def test_gate_passes_equal_and_refuses_worse_on_each_metric() -> None:
         "deadhead_excess_pct": 25.0,
         "lateness_minutes": 9.0,
         "infeasible": 1,
-        "latency_ms_p99": 400.0,
+        "cpu_ms_p99": 400.0,
     }
     assert [m for m, _ in GATE_METRICS] == list(champion)
     for metric in champion:
