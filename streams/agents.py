@@ -423,17 +423,14 @@ class DispatchHandler:
             items = items[failed[0] :]
             first = results[failed[0]]
             delay = self.backoff.delay(attempt)
-            self.retries[items[0][1].topic] += len(failed)
-            held = self._limiter.allow(f"send_failed|{items[0][1].topic}|{type(first).__name__}")
-            if held is not None:
-                log.error(
-                    "send_failed_retrying",
-                    topic=items[0][1].topic,
-                    error=repr(first)[:500],
-                    records=len(items),
-                    retry_in_s=round(delay, 2),
-                    repeated=held,
-                )
+            assert first is not None
+            self._failed_send(
+                items[0][1].topic,
+                first,
+                len(failed),
+                records=len(items),
+                retry_in_s=round(delay, 2),
+            )
             attempt += 1
             await asyncio.sleep(delay)
 
@@ -441,19 +438,23 @@ class DispatchHandler:
         """`_send_once`, counting and logging (rate-limited) what failed: `finish` resends it."""
         errors = await self._send_once(items)
         for (p, rec), error in zip(items, errors, strict=True):
-            if error is None:
-                continue
-            self.retries[rec.topic] += 1
-            held = self._limiter.allow(f"send_failed|{rec.topic}|{type(error).__name__}")
-            if held is not None:
-                log.error(
-                    "send_failed_retrying",
-                    topic=rec.topic,
-                    error=repr(error)[:500],
-                    input_partition=p.source.partition,
-                    repeated=held,
-                )
+            if error is not None:
+                self._failed_send(rec.topic, error, 1, input_partition=p.source.partition)
         return errors
+
+    def _failed_send(self, topic: str, error: BaseException, count: int, **fields: Any) -> None:
+        """Count `count` failed sends to `topic` and log it, one line per distinct error per
+        interval (`RateLimiter`): an outage must not flood the log."""
+        self.retries[topic] += count
+        held = self._limiter.allow(f"send_failed|{topic}|{type(error).__name__}")
+        if held is not None:
+            log.error(
+                "send_failed_retrying",
+                topic=topic,
+                error=repr(error)[:500],
+                repeated=held,
+                **fields,
+            )
 
     async def _send_once(
         self, items: Sequence[tuple[Prepared, Record]]
