@@ -117,10 +117,7 @@ class RouteArrays:
         keys = [d * n1 + order[b] for d, b in zip(drivers[:total], bookings, strict=False)]
         keys.append(k * n1)  # the sentinel's
         self.key = np.array(keys, dtype=np.int64)
-        if total and total <= 48:  # a few rides: the same arithmetic on Python floats
-            self.slack = self._forward_slack_small((drivers, bookings, pickups, dropoffs))
-        else:
-            self.slack = self._forward_slack()
+        self.slack = self._forward_slack((drivers, bookings, pickups, dropoffs))
         self._removal: FloatArray | None = None
         self._grid_cache: _Grid | None = None
 
@@ -131,18 +128,21 @@ class RouteArrays:
         out: BoolArray = self.deadline > p.latest + p.tolerance + 1e-6
         return out
 
-    def _forward_slack(self) -> FloatArray:
+    def _forward_slack(
+        self, flat: tuple[list[int], list[int], list[float], list[float]] | None = None
+    ) -> FloatArray:
         """How many minutes each ride's pickup may slip before a later window or the shift breaks.
 
         FS_i = min over later rides j of the same route of (own slack_j + waits between i and j),
         the last ride's own slack also bounded by the shift end. Segmented reverse minimum by
-        offsetting each route by a large multiple of its driver index.
+        offsetting each route by a large multiple of its driver index. `flat`: see
+        `_forward_slack_small`.
         """
         n = self.size
         if n == 0:
             return np.zeros(1)
         if n <= 48:  # a few rides: the same arithmetic on Python floats is cheaper
-            return self._forward_slack_small()
+            return self._forward_slack_small(flat)
         return self._forward_slack_vector()
 
     def _forward_slack_vector(self) -> FloatArray:
