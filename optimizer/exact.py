@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from ortools.sat.python import cp_model
 
-from optimizer.feasibility import Violation, deadlines, is_feasible_change, schedule_all
-from optimizer.moves import solo_feasible
+from optimizer.deadhead_bound import DeadheadBound, allowed_drivers, deadhead_lower_bound
+from optimizer.feasibility import is_feasible_change, schedule_all
 from optimizer.objective import count_gap, gap_floor
 from optimizer.problem import BoolArray, IntArray, Problem
 from optimizer.ride_model import duration, leg
@@ -63,13 +63,15 @@ class LexicographicResult:
     deadhead_km: float | None
     """Deadhead of the best plan found, measured with the ride model (None: none found)."""
     proven_optimal: bool
-    """CP-SAT proved no plan with this gap has less deadhead (to 1 m rounding)."""
+    """No plan with this gap has less deadhead: CP-SAT proved it (to 1 m rounding), or the
+    plan's deadhead meets the Lagrangian bound (`optimizer.deadhead_bound`)."""
     status: str
     assignment: IntArray | None
     verified: bool
     wall_s: float
     lower_bound_km: float = 0.0
-    """No plan with this gap has less deadhead (CP-SAT's bound; = deadhead_km when proven)."""
+    """No plan with this gap has less deadhead: the larger of CP-SAT's bound and the
+    Lagrangian one (`optimizer.deadhead_bound`); = deadhead_km when proven."""
 
 
 @dataclass
@@ -85,30 +87,11 @@ class _Model:
 
 
 def _build(problem: Problem, assignment: IntArray, floor: int) -> _Model:
-    n, k_count = problem.n_bookings, problem.n_drivers
     assigned = _ints(np.nonzero(assignment >= 0)[0])
     # Violations the upstream plan already has are tolerated, as in the swap pass; lateness
     # is capped per booking at max(tolerance, its input lateness) (`feasibility.deadlines`).
-    input_scheds = schedule_all(problem, assignment)
-    input_violations: set[Violation] = set()
-    for sched in input_scheds:
-        input_violations |= sched.violations
-    cap_ok = {b for r, b in input_violations if r == "capability"}
-    shift_ok = {d for r, d in input_violations if r == "shift"}
-    limit_ok = {d for r, d in input_violations if r == "driver_limit"}
-
-    upper = deadlines(problem, input_scheds)
-    solo = solo_feasible(problem, upper)
-    allowed = np.zeros((n, k_count), dtype=bool)
-    for b in assigned:
-        if problem.locked[b]:
-            allowed[b, assignment[b]] = True
-            continue
-        reach = solo[b] | (b in cap_ok)
-        if b not in cap_ok:
-            reach &= problem.capable[b]
-        allowed[b] = reach
-        allowed[b, assignment[b]] = True
+    allowed, upper, shift_ok, limit_ok = allowed_drivers(problem, assignment)
+    k_count = problem.n_drivers
 
     m = cp_model.CpModel()
     x: dict[tuple[int, int], cp_model.IntVar] = {}
@@ -246,13 +229,17 @@ def solve_lexicographic(
     time_limit_s: float = 10.0,
     workers: int = 2,
     hint: IntArray | None = None,
+    lagrangian: bool = True,
 ) -> LexicographicResult:
     """The least deadhead at the least gap: minimise the gap, then deadhead with the gap fixed.
 
     `gap`: the gap to fix (e.g. a proven optimum already known); default: `solve_min_gap`
     first, with the same limits. The second solve adds, per driver, a circuit over the
     bookings it may take in service order (an arc a -> b means b is a's next ride) and
-    minimises the empty kilometres of the arcs taken, in metres.
+    minimises the empty kilometres of the arcs taken, in metres. The Lagrangian bound
+    (`optimizer.deadhead_bound`) is given to CP-SAT as a floor on that total and proves the
+    plan found minimal where it meets it (`lagrangian=False`: CP-SAT alone, e.g. to check
+    that bound against CP-SAT's own proofs).
     """
     started = time.perf_counter()
     n, k_count = problem.n_bookings, problem.n_drivers
@@ -273,6 +260,20 @@ def solve_lexicographic(
         gap = first.gap
         hint = first.assignment if hint is None or _gap_of(hint, k_count) != gap else hint
     assigned = np.nonzero(assignment >= 0)[0]
+    # A bound that knows the ride counts (`optimizer.deadhead_bound`): CP-SAT's own is weak
+    # from about 60 bookings up. It also proves a plan minimal where it meets it.
+    known = (
+        _deadhead_of(problem, hint) if hint is not None and _gap_of(hint, k_count) == gap else None
+    )
+    lagrange = (
+        deadhead_lower_bound(problem, assignment, gap, upper_km=known)
+        if lagrangian
+        else DeadheadBound(0.0, 0, True)
+    )
+    if not lagrange.feasible_routes:
+        return LexicographicResult(
+            gap, None, False, "INFEASIBLE", None, False, time.perf_counter() - started, math.inf
+        )
     model = _build(problem, assignment, gap_floor(len(assigned), k_count))
     m, x = model.m, model.x
     m.add(model.spread == gap)
@@ -298,21 +299,25 @@ def solve_lexicographic(
         m.add_circuit(arcs)
         for b in nodes:
             m.add_implication(x[b, k], used)
-    m.minimize(sum(cost))
+    total = sum(cost)
+    # Each arc's metres are rounded (to 0.5 m), so the model's total is at least this.
+    m.add(total >= math.floor(1000.0 * lagrange.bound_km - 0.5 * len(assigned)))
+    m.minimize(total)
     if hint is not None and _gap_of(hint, k_count) == gap:
         _hint(model, hint)
     solver, status = _solve(model, time_limit_s, workers)
     name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return LexicographicResult(
-            gap, None, False, name, None, False, time.perf_counter() - started
+            gap, None, False, name, None, False, time.perf_counter() - started, lagrange.bound_km
         )
     out = _plan(model, solver, n)
     verified, _ = is_feasible_change(problem, assignment, out)
-    km = float(sum(s.deadhead_km for s in schedule_all(problem, out)))
-    proven = status == cp_model.OPTIMAL and verified and _gap_of(out, k_count) == gap
-    # The bound is in rounded metres (each arc to 0.5 m): shave that off to stay a bound.
-    bound = max(0.0, solver.best_objective_bound / 1000.0 - 0.0005 * n)
+    km = _deadhead_of(problem, out)
+    # CP-SAT's bound is in rounded metres (each arc to 0.5 m): shave that off to stay a bound.
+    bound = max(0.0, solver.best_objective_bound / 1000.0 - 0.0005 * n, lagrange.bound_km)
+    met = status == cp_model.OPTIMAL or km <= bound + 1e-9
+    proven = met and verified and _gap_of(out, k_count) == gap
     return LexicographicResult(
         gap=gap,
         deadhead_km=km,
@@ -323,6 +328,10 @@ def solve_lexicographic(
         wall_s=time.perf_counter() - started,
         lower_bound_km=min(km, bound),
     )
+
+
+def _deadhead_of(problem: Problem, plan: IntArray) -> float:
+    return float(sum(s.deadhead_km for s in schedule_all(problem, plan)))
 
 
 def _gap_of(plan: IntArray, k: int) -> int:

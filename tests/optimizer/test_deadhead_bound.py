@@ -1,0 +1,95 @@
+"""The Lagrangian deadhead bound: never above a minimum CP-SAT proved, and it knows the counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optimizer.deadhead_bound import deadhead_lower_bound
+from optimizer.exact import solve_lexicographic, solve_min_gap
+from optimizer.generate import generate_day
+from optimizer.patient_transport import patient_day
+from optimizer.problem import Problem
+from tests.optimizer.conftest import GENEVA, booking, day, driver
+
+FAR = (GENEVA[0] + 0.09, GENEVA[1])  # about 10 km north of the rides
+
+
+def _spread_day() -> tuple[Problem, np.ndarray]:
+    """Four rides one after another at the same place; two drivers starting 10 km away, the
+    upstream plan gives all four to k0. Any plan at gap 0 pays two long start legs; a bound
+    that ignores the counts sees one."""
+    ev = day(
+        [driver("k0", where=FAR), driver("k1", where=FAR)],
+        [booking(f"b{i}", 420 + 60 * i) for i in range(4)],
+        {f"b{i}": "k0" for i in range(4)},
+    )
+    problem, upstream = Problem.from_event(ev)
+    return problem, upstream
+
+
+def test_the_bound_pays_for_spreading_the_rides_where_the_gap_forces_it() -> None:
+    """At gap 0 the bound is the proven minimum (two start legs); at gap 4 (one driver may
+    take everything) it is the one-driver route's, far lower."""
+    problem, upstream = _spread_day()
+    exact = solve_lexicographic(problem, upstream, gap=0, time_limit_s=10, lagrangian=False)
+    assert exact.status == "OPTIMAL" and exact.deadhead_km is not None
+    even = deadhead_lower_bound(problem, upstream, 0)
+    lopsided = deadhead_lower_bound(problem, upstream, 4)
+    assert even.bound_km <= exact.deadhead_km + 1e-9
+    assert even.bound_km == pytest.approx(exact.deadhead_km, abs=1e-3)
+    assert lopsided.bound_km < even.bound_km - 5.0  # one 10 km start leg fewer
+
+
+def test_a_gap_no_plan_can_have_is_reported_infeasible() -> None:
+    """Four rides, two drivers: gap 1 would need counts summing to 4 in {m, m + 1} with both
+    used, impossible (2 + 2 has gap 0, 1 + 3 gap 2)."""
+    problem, upstream = _spread_day()
+    out = deadhead_lower_bound(problem, upstream, 1)
+    assert not out.feasible_routes and out.bound_km == float("inf")
+
+
+@pytest.mark.parametrize(
+    ("kind", "size", "seed"),
+    [("generated", (10, 3), s) for s in range(1000, 1004)]
+    + [("generated", (24, 4), s) for s in (1000, 1001)]
+    + [("patient", (10, 3), s) for s in (3000000, 3000001)]
+    + [("patient", (25, 4), s) for s in (3000002, 3000003)],
+)
+def test_the_bound_never_exceeds_a_minimum_cp_sat_proved(
+    kind: str, size: tuple[int, int], seed: int
+) -> None:
+    """Valid: at the proven optimal gap, the bound is at most CP-SAT's own proven minimum
+    (solved without the bound), and at least 80 % of it (it is not a trivial 0)."""
+    event = (
+        generate_day(size[0], size[1], seed)
+        if kind == "generated"
+        else patient_day(size[0], size[1], seed)
+    )
+    problem, upstream = Problem.from_event(event)
+    gap = solve_min_gap(problem, upstream, time_limit_s=20, workers=1)
+    assert gap.proven_optimal and gap.gap is not None
+    exact = solve_lexicographic(
+        problem, upstream, gap=gap.gap, time_limit_s=30, workers=1, lagrangian=False
+    )
+    if exact.status != "OPTIMAL" or exact.deadhead_km is None:
+        pytest.skip("CP-SAT proved no minimum in time on this machine")
+    bound = deadhead_lower_bound(problem, upstream, gap.gap, upper_km=exact.deadhead_km)
+    assert bound.feasible_routes
+    assert bound.bound_km <= exact.deadhead_km + 1e-9
+    assert bound.bound_km >= 0.8 * exact.deadhead_km
+
+
+def test_lexicographic_solve_uses_the_bound_and_stays_consistent() -> None:
+    """With the bound the lexicographic solve reports the same minimum, proven, and a lower
+    bound no higher than it."""
+    problem, upstream = Problem.from_event(generate_day(24, 4, 1001))
+    gap = solve_min_gap(problem, upstream, time_limit_s=20, workers=1)
+    assert gap.gap is not None
+    alone = solve_lexicographic(
+        problem, upstream, gap=gap.gap, time_limit_s=30, workers=1, lagrangian=False
+    )
+    both = solve_lexicographic(problem, upstream, gap=gap.gap, time_limit_s=30, workers=1)
+    assert alone.proven_optimal and both.proven_optimal
+    assert both.deadhead_km == pytest.approx(alone.deadhead_km, abs=2e-3)
+    assert both.lower_bound_km <= both.deadhead_km + 1e-9
