@@ -35,3 +35,21 @@ def test_pass_cpu_excludes_other_threads_of_the_process() -> None:
         # one thread cannot spend more CPU than the wall time it ran; a process-wide clock
         # would add the spinner's CPU (up to one more core) during the pass
         assert o.cpu_ms is not None and 0 < o.cpu_ms <= o.latency_ms + 1.0
+
+
+def test_the_callers_heap_is_frozen_while_passes_run_and_released_after() -> None:
+    """A full collection inside a measured pass scans only that pass's objects: the caller's
+    heap (here a large list) is out of the collector's generations during the evaluation."""
+    import gc
+
+    heap = [[i] for i in range(100_000)]
+    seen: list[int] = []
+    evaluate_days(
+        generated_days([(10, 3)], range(2)),
+        {"greedy": GreedyPolicy()},
+        PassConfig(),
+        exact=False,
+        on_day=lambda _row: seen.append(gc.get_freeze_count()),
+    )
+    assert len(seen) == 2 and min(seen) >= len(heap)
+    assert gc.get_freeze_count() == 0
