@@ -58,6 +58,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
 from optimizer.generate import generate_day, generate_days  # noqa: E402
 from schemas import HeuristicDone  # noqa: E402
+from streams import stage_trace  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import MAX_MESSAGE_BYTES, client_options, ensure_topics  # noqa: E402
 
@@ -77,6 +78,8 @@ class Figures:
     """Worker CPU time (user + system, all workers) per dispatch during the run."""
     child_cpu_ms: float = float("nan")
     """The part of `cpu_ms` spent in the workers' prepare processes (the pass)."""
+    stages: list[tuple[str, float, float, float, float]] | None = None
+    """With `--stages`: per stage, p50, p90, p99 (ms) and the mean over the slowest 2 %."""
     pass_p99_ms: float = float("nan")
     """p99 of the `Optimized` events' own `latency_ms` (decode, pass, encode, in the worker):
     against the end-to-end p99, how much of the tail is the pass and how much waiting."""
@@ -109,6 +112,75 @@ def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> tuple[float, float]:
     own = sum(stats[p.pid][1] for p in procs if p.pid in stats)
     tick = os.sysconf("SC_CLK_TCK")
     return total / tick, (total - own) / tick
+
+
+STAGES = (
+    ("sent", "in_ts", "bench producer -> broker append"),
+    ("in_ts", "agent", "broker -> worker fetch -> Faust stream -> agent"),
+    ("agent", "prep0", "lane picks it up"),
+    ("prep0", "c_recv", "wait for a prepare process, pipe"),
+    ("c_recv", "c_done", "in the prepare process (its batch before it + itself)"),
+    ("c_done", "prep1", "back to the lane (pipe, rest of its lane batch)"),
+    ("prep1", "round0", "wait for a send round"),
+    ("round0", "aud1", "audits sent and acknowledged"),
+    ("aud1", "final_ts", "Optimized sent -> broker append"),
+    ("final_ts", "visible", "broker -> bench consumer"),
+    ("aud1", "fin1", "Optimized acknowledged (worker)"),
+    ("fin1", "acked", "input offset acked"),
+)
+"""Stage pairs of `--stages` (stamps: `streams.stage_trace`, and the bench's own); the rows
+down to `final_ts -> visible` add up to the end-to-end latency."""
+
+
+async def _log_append_time(settings: Settings) -> None:
+    """Let the broker stamp the bench topics' records when it appends them (`--stages`)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, t, {"message.timestamp.type": "LogAppendTime"}
+                )
+                for t in (settings.topic_input, settings.topic_optimized)
+            ]
+        )
+    finally:
+        await admin.close()
+
+
+def _stage_rows(
+    prefix: Path, wall: dict[str, dict[str, float]]
+) -> list[tuple[str, float, float, float, float]]:
+    """Per stage of `STAGES`: p50, p90, p99 and the slowest 2 %'s mean, in ms, over the
+    messages every process stamped (`wall`: the bench's stamps by key)."""
+    stamps = {k: dict(v) for k, v in wall.items()}
+    for path in prefix.parent.glob(f"{prefix.name}.*"):
+        for line in path.read_text().splitlines():
+            doc = json.loads(line)
+            if doc["key"] in stamps:
+                stamps[doc.pop("key")].update(doc)
+    names = {a for a, _, _ in STAGES} | {b for _, b, _ in STAGES}
+    rows = [s for s in stamps.values() if names <= s.keys()]
+    if not rows:
+        return []
+    slow = sorted(rows, key=lambda s: s["visible"] - s["sent"])[-max(1, len(rows) // 50) :]
+    out = []
+    for a, b, what in STAGES:
+        ms = [(s[b] - s[a]) * 1000 for s in rows]
+        out.append(
+            (
+                f"{a} -> {b}: {what}",
+                _pct(ms, 0.5),
+                _pct(ms, 0.9),
+                _pct(ms, 0.99),
+                statistics.mean((s[b] - s[a]) * 1000 for s in slow),
+            )
+        )
+    return out
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -177,6 +249,10 @@ class Harness:
         self.settings = settings
         self.visible: dict[bytes, float] = {}
         self.pass_ms: dict[bytes, float] = {}
+        self.wall: dict[bytes, dict[str, float]] = {}
+        """Per key, wall-clock (Unix s) `sent`, `visible`, and the broker's timestamps `in_ts`
+        (input) and `final_ts` (its `Optimized`): with `--stages`, the topics are set to
+        LogAppendTime, so these are when the broker appended each record."""
         self.producer = AIOKafkaProducer(
             acks="all", linger_ms=2, max_request_size=MAX_MESSAGE_BYTES, **client_options(settings)
         )
@@ -207,8 +283,12 @@ class Harness:
         while True:
             batches = await self.consumer.getmany(timeout_ms=100)
             now = time.perf_counter()
+            wnow = time.time()
             for records in batches.values():
                 for r in records:
+                    w = self.wall.setdefault(r.key, {})
+                    w.setdefault("visible", wnow)
+                    w.setdefault("final_ts", r.timestamp / 1000)
                     if r.key not in self.visible:
                         doc = json.loads(r.value)
                         self.model_version = doc["model_version"]
@@ -230,12 +310,14 @@ class Harness:
                 if delay > 0:
                     await asyncio.sleep(delay)
             sent[key] = time.perf_counter()
+            self.wall.setdefault(key, {})["sent"] = time.time()
             futures.append(
                 await self.producer.send(
                     self.settings.topic_input, value, key=key, partition=partition
                 )
             )
-        await asyncio.gather(*futures)
+        for (key, _), meta in zip(days, await asyncio.gather(*futures), strict=True):
+            self.wall[key]["in_ts"] = meta.timestamp / 1000
         return sent
 
     async def wait_for(self, keys: set[bytes], timeout: float) -> None:
@@ -338,6 +420,9 @@ async def _run(
     tag = f"{what.split()[0]}-{uuid.uuid4().hex[:8]}"
     settings = _settings(bootstrap, tag, args.partitions)
     await ensure_topics(settings)
+    if args.stages:
+        await _log_append_time(settings)
+        env = env | {stage_trace.ENV: str(args.state_dir / f"stages-{tag}")}
     pool = generate_days(50, [size], seed=size[0])
     batch = _encode([pool[i % len(pool)] for i in range(days)], f"b-{tag}")
     with _workers(settings, workers, args, pipelined, store, env) as procs:
@@ -347,12 +432,16 @@ async def _run(
             sent = await h.send(batch, rate)
             await h.wait_for(set(sent), timeout=900)
             cpu_after, child_after = _cpu_seconds(procs)
+            wall = {k.decode(): h.wall[k] for k in sent}
             print(f"  {what}: served by {h.model_version}", file=sys.stderr)
-            return replace(
+            figures = replace(
                 _figures(what, sent, h.visible, h.pass_ms),
                 cpu_ms=(cpu_after - cpu) * 1000 / len(sent),
                 child_cpu_ms=(child_after - child) * 1000 / len(sent),
             )
+    if args.stages:  # the workers have stopped: their stamps are written
+        figures.stages = _stage_rows(args.state_dir / f"stages-{tag}", wall)
+    return figures
 
 
 async def _large_day(
@@ -420,6 +509,12 @@ def main(argv: list[str] | None = None) -> int:
         help="extra environment of the workers (e.g. DISPATCH_RL_MAX_SWAPS=1 for profiling)",
     )
     parser.add_argument("--state-dir", type=Path, default=Path("/tmp/dispatch-rl-bench"))
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="per-stage latency of each burst/steady row (streams.stage_trace; the bench "
+        "topics stamped by the broker at append)",
+    )
     args = parser.parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
@@ -519,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.large:
             runs = [("serial", False, {}), ("in-thread", True, thread_env)]
+            # --skip serial / thread leave out those large-day rows too
+            runs = [r for r, k in zip(runs, ("serial", "thread"), strict=True) if k not in skip]
             if args.processes:
                 runs.append((procs, True, default_env))
             for label, pipelined, env in runs:
@@ -541,6 +638,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f} {f.cpu_ms:>11.2f} "
             f"{f.child_cpu_ms:>10.2f} {f.pass_p99_ms:>8.1f}"
         )
+    for f in results:
+        if f.stages:
+            print(f"\nstages of '{f.what}' (ms; slow 2 %: mean over the slowest 2 % end to end)")
+            print(f"{'stage':>80} {'p50':>7} {'p90':>7} {'p99':>7} {'slow 2 %':>8}")
+            for name, p50, p90, p99, slow in f.stages:
+                print(f"{name:>80} {p50:7.1f} {p90:7.1f} {p99:7.1f} {slow:8.1f}")
     by = {f.what.split(",")[0] + "," + f.what.split(",")[1]: f for f in results if "," in f.what}
     one = by.get("pipelined burst, 1 worker")
     serial = by.get("serial burst, 1 worker")

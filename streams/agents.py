@@ -35,7 +35,7 @@ from optimizer.problem import FloatArray
 from optimizer.serving import PolicyProvider
 from optimizer.swap_pass import MovePolicy, SearchState
 from schemas import ErrorDetail, HeuristicDone, Limits
-from streams import codec
+from streams import codec, stage_trace
 from streams.logs import RateLimiter
 from streams.metrics import default_metrics
 
@@ -337,13 +337,16 @@ class DispatchHandler:
         on; nothing when all were acknowledged): `finish` sends it, with retries, for that
         batch alone, so a partition whose sends fail holds only itself.
         """
+        stage_trace.mark_all((p.key for b in batches for p in b), "round0")
         audits = [[(p, r) for p in b for r in p.audits] for b in batches]
         failed = _split(await self._round([x for a in audits for x in a]), audits)
+        stage_trace.mark_all((p.key for b in batches for p in b), "aud1")
         finals: list[list[tuple[Prepared, Record]]] = [
             [(p, p.final) for p in b] if f is None else []
             for b, f in zip(batches, failed, strict=True)
         ]
         failed_finals = _split(await self._round([x for f in finals for x in f]), finals)
+        stage_trace.mark_all((p.key for b in batches for p in b), "fin1")
         out = []
         for b, a, fa, fi, ff in zip(batches, audits, failed, finals, failed_finals, strict=True):
             if fa is not None:

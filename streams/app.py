@@ -23,6 +23,7 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from optimizer.serving import PolicyProvider, default_provider
+from streams import stage_trace
 from streams.agents import DispatchHandler, Handled, Source, TopicNames
 from streams.pipeline import Item, Pipeline
 from streams.prepare_processes import PrepareProcesses
@@ -139,6 +140,7 @@ def create_app(settings: Settings, provider: PolicyProvider | None = None) -> fa
                     pipeline.processes = None
             async for event in manual.events():
                 msg = event.message
+                stage_trace.mark(msg.key, "agent")
                 await pipeline.submit(
                     Item(
                         event.value,

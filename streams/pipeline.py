@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from streams import stage_trace
 from streams.agents import DispatchHandler, Prepared, Source
 from streams.batching import PrepareGroups, PublishRounds
 from streams.prepare_threads import PrepareThreads
@@ -249,10 +250,12 @@ class _Lane:
                 self.arrived.clear()
                 await self.arrived.wait()
             batch = [self.inbox.popleft() for _ in range(min(len(self.inbox), p.batch_max))]
+            stage_trace.mark_all((i.key for i in batch), "prep0")
             if p.groups is not None:
                 prepared = await p.groups.map([(i.raw, i.key, i.source) for i in batch])
             else:
                 prepared = await p.threads.map(prepare, batch)
+            stage_trace.mark_all((i.key for i in batch), "prep1")
             await self.ready.put(list(zip(prepared, batch, strict=True)))
 
     async def _publish_loop(self) -> None:
@@ -264,6 +267,7 @@ class _Lane:
             await p.rounds.publish([prepared for prepared, _ in batch])
             for _, item in batch:  # in offset order
                 await item.ack()
+                stage_trace.mark(item.key, "acked")
             self.forget(len(batch))
 
     def forget(self, n: int) -> None:

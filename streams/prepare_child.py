@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import structlog
 
+from streams import stage_trace
 from streams.agents import DispatchHandler, Source, TopicNames
 from streams.settings import Settings
 
@@ -105,6 +106,7 @@ def child_main() -> int:
         refreshed = time.monotonic()
         while True:
             jobs: list[Job] = _read_frame(jobs_in)
+            stage_trace.mark_all((key for _, key, _ in jobs), "c_recv")
             now = time.monotonic()
             if now - refreshed >= refresh_seconds:
                 refreshed = now
@@ -116,6 +118,7 @@ def child_main() -> int:
             sent = time.monotonic()
             for n, (raw, key, source) in enumerate(jobs, start=1):
                 prepared = handler.prepare(raw, key, source)
+                stage_trace.mark(key, "c_done")
                 prepared.raw = None  # the worker has it: not sent back
                 pending += frame(prepared)
                 if n == len(jobs) or time.monotonic() - sent >= PROGRESS_SECONDS:
@@ -123,6 +126,7 @@ def child_main() -> int:
                     results.flush()
                     pending.clear()
                     sent = time.monotonic()
+            stage_trace.flush()  # a prepare process is killed at the end, not stopped
     except (EOFError, BrokenPipeError):
         return 0  # the worker closed the pipe (or died)
 
