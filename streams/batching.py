@@ -9,13 +9,17 @@ one message, that per-call cost is most of the worker's CPU. So the lanes' calls
   process (an idle one, or an extra one when every child is held by one message), then every
   batch asked for by then, and prepares them as ONE call to that child. When the child is
   idle a lone batch goes at once (no added wait); when it is busy, what piles up meanwhile
-  goes together. A batch of `alone_bytes` or more (a large day) goes alone, so it never holds
-  small days of other partitions in its call.
+  goes together, and each lane gets its batch back as soon as the child has prepared it (not
+  when the whole call is done). A batch of `alone_bytes` or more (a large day) goes alone, so
+  it never holds small days of other partitions in its call; one with a day of
+  `PrepareProcesses.own_bytes` or more goes to a child started for it alone.
 * `PublishRounds`: a lane hands its prepared batch over; one round sends the audits of every
   batch handed over by then, waits for their acknowledgements, then sends the final records
   (`Optimized` / `DeadLetter`) of those batches and waits for theirs
-  (`DispatchHandler.publish_round`). A batch whose sends failed is finished by its own lane,
-  retrying (`DispatchHandler.finish`): a partition whose sends fail holds only itself.
+  (`DispatchHandler.publish_round`); a second round may start while one is under way, so a
+  batch ready just after a round started does not wait for that round's acknowledgements. A
+  batch whose sends failed is finished by its own lane, retrying (`DispatchHandler.finish`): a
+  partition whose sends fail holds only itself.
 
 Per-partition order holds because a lane asks again only once its previous batch is answered
 (prepare) or acknowledged (publish), and a consumer never sees an `Optimized` before its
@@ -26,6 +30,7 @@ batch is.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -61,7 +66,12 @@ class PrepareGroups:
         self._loop: asyncio.Task[None] | None = None
 
     async def map(self, jobs: Sequence[Job]) -> list[Prepared]:
-        """`Prepared` for each job, in order (as `PrepareProcesses.map`)."""
+        """`Prepared` for each job, in order (as `PrepareProcesses.map`); jobs large enough
+        for a child of their own go to one (`PrepareProcesses.map_alone`), not in a group."""
+        if self.processes.wants_own(jobs):
+            self.calls += 1
+            self.batches += 1
+            return await self.processes.map_alone(jobs)
         fut: asyncio.Future[list[Prepared]] = asyncio.get_running_loop().create_future()
         self._asked.append((list(jobs), fut))
         self._arrived.set()
@@ -113,8 +123,18 @@ class PrepareGroups:
     ) -> None:
         self.calls += 1
         self.batches += len(group)
+
+        def on_part(i: int, prepared: list[Prepared]) -> None:
+            # A lane publishes its batch as soon as it is back, not after the whole call.
+            fut = group[i][1]
+            if not fut.done():
+                fut.set_result(prepared)
+
+        ends = list(itertools.accumulate(len(jobs) for jobs, _ in group))
         try:
-            prepared = await self.processes.map([j for jobs, _ in group for j in jobs], child)
+            prepared = await self.processes.map(
+                [j for jobs, _ in group for j in jobs], child, ends=ends, on_part=on_part
+            )
         except BaseException as exc:
             for _, fut in group:
                 if fut.done():
@@ -140,10 +160,15 @@ class PrepareGroups:
 
 
 class PublishRounds:
-    """The lanes' publishes, grouped into one send round for every batch handed over."""
+    """The lanes' publishes, grouped into one send round for every batch handed over; up to
+    `in_flight` rounds at once."""
 
-    def __init__(self, handler: DispatchHandler) -> None:
+    def __init__(self, handler: DispatchHandler, *, in_flight: int = 2) -> None:
         self.handler = handler
+        self.in_flight = in_flight
+        """Rounds under way at once. With one, a batch ready just after a round started waited
+        for that round's two acknowledgements before its own audits could go out (at a steady
+        rate under load, tens of ms); another lane's round has nothing to wait for."""
         self.rounds = 0
         """Send rounds made."""
         self.batches = 0
@@ -151,6 +176,8 @@ class PublishRounds:
         self._asked: list[tuple[Sequence[Prepared], asyncio.Future[Unsent]]] = []
         self._arrived = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(in_flight)
 
     async def publish(self, batch: Sequence[Prepared]) -> None:
         """Return once every record of `batch` is acknowledged (as `handler.publish`)."""
@@ -163,28 +190,41 @@ class PublishRounds:
         await self.handler.finish(batch, unsent)
 
     async def _run_loop(self) -> None:
+        # A lane hands over its next batch only once the previous one is acknowledged, so
+        # rounds under way at once never hold two batches of one partition: per-partition
+        # order holds, and within each round no final record goes before its audits' acks.
         while True:
             while not self._asked:
                 self._arrived.clear()
                 await self._arrived.wait()
+            await self._slots.acquire()  # batches keep joining the group while we wait
             group = [(b, f) for b, f in self._asked if not f.done()]
             self._asked = []
             if not group:
+                self._slots.release()
                 continue
             self.rounds += 1
             self.batches += len(group)
-            try:
-                unsent = await self.handler.publish_round([b for b, _ in group])
-            except Exception as exc:  # a bug: the lanes raise it (the pipeline stops)
-                for _, fut in group:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (_, fut), rest in zip(group, unsent, strict=True):
+            task = asyncio.create_task(self._round(group))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _round(self, group: list[tuple[Sequence[Prepared], asyncio.Future[Unsent]]]) -> None:
+        try:
+            unsent = await self.handler.publish_round([b for b, _ in group])
+        except Exception as exc:  # a bug: the lanes raise it (the pipeline stops)
+            for _, fut in group:
                 if not fut.done():
-                    fut.set_result(rest)
+                    fut.set_exception(exc)
+            return
+        finally:
+            self._slots.release()
+        for (_, fut), rest in zip(group, unsent, strict=True):
+            if not fut.done():
+                fut.set_result(rest)
 
     def close(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            self._loop = None
+        for task in [self._loop, *self._running]:
+            if task is not None:
+                task.cancel()
+        self._loop = None

@@ -72,7 +72,8 @@ def health_payload(app: Any) -> dict[str, Any]:
             if pipeline is None
             else {"running": pipeline.threads.threads, "started": pipeline.threads.started},
             # Child processes running the pass (None: it runs in a thread), restarts after one
-            # died, messages published without a pass because one died on them.
+            # died, messages published without a pass because one died on them, extra children
+            # for held ones, children started for one large input alone.
             "prepare_processes": None
             if pipeline is None or pipeline.processes is None
             else {
@@ -80,6 +81,7 @@ def health_payload(app: Any) -> dict[str, Any]:
                 "restarts": pipeline.processes.restarts,
                 "set_aside": pipeline.processes.set_aside,
                 "grown": pipeline.processes.grown,
+                "own": pipeline.processes.own_started,
                 "failed": pipeline.processes.failed,
             },
             # Lane batches over calls to prepare processes / over send rounds: how much the

@@ -3,9 +3,11 @@ streams.prepare_child`).
 
 It reads pickled frames on stdin and writes them on stdout: first the factory of its
 `DispatchHandler` and the policy refresh interval (answered `True` once it is warm), then
-batches of `(raw, key, source)`, answered with one frame per message, each message's
-`Prepared` without its raw input (the worker has it), as soon as it is done. Its logs go to the
-worker's stderr. It exits at end-of-file on stdin (the worker stopped it, or died).
+batches `(jobs, ends)`: `jobs` a list of `(raw, key, source)`, answered with one frame per
+message, each message's `Prepared` without its raw input (the worker has it); `ends` the
+message counts at which a part of the batch (one lane's batch) is complete: what is prepared
+is written out then, at the batch's end, and at least every `PROGRESS_SECONDS`. Its logs go to
+the worker's stderr. It exits at end-of-file on stdin (the worker stopped it, or died).
 """
 
 from __future__ import annotations
@@ -105,15 +107,19 @@ def child_main() -> int:
         results.flush()
         refreshed = time.monotonic()
         while True:
-            jobs: list[Job] = _read_frame(jobs_in)
+            jobs: list[Job]
+            jobs, ends = _read_frame(jobs_in)
+            flush_at = set(ends)
             stage_trace.mark_all((key for _, key, _ in jobs), "c_recv")
             now = time.monotonic()
             if now - refreshed >= refresh_seconds:
                 refreshed = now
                 _refresh(handler)
-            # One frame per message, sent at least every PROGRESS_SECONDS: the worker sees how
-            # long the current message has taken (a large day, not a long batch of small ones
-            # under load) without waking up for every small day of a burst.
+            # One frame per message, written when a lane's part of the batch is complete (its
+            # lane can publish it without waiting for the other lanes' parts) and at least
+            # every PROGRESS_SECONDS: the worker sees how long the current message has taken (a
+            # large day, not a long batch of small ones under load) without waking up for
+            # every small day of a burst.
             pending = bytearray()
             sent = time.monotonic()
             for n, (raw, key, source) in enumerate(jobs, start=1):
@@ -121,12 +127,12 @@ def child_main() -> int:
                 stage_trace.mark(key, "c_done")
                 prepared.raw = None  # the worker has it: not sent back
                 pending += frame(prepared)
-                if n == len(jobs) or time.monotonic() - sent >= PROGRESS_SECONDS:
+                if n in flush_at or n == len(jobs) or time.monotonic() - sent >= PROGRESS_SECONDS:
                     results.write(pending)
                     results.flush()
                     pending.clear()
                     sent = time.monotonic()
-            stage_trace.flush()  # a prepare process is killed at the end, not stopped
+            stage_trace.flush()
     except (EOFError, BrokenPipeError):
         return 0  # the worker closed the pipe (or died)
 

@@ -50,12 +50,18 @@ class _Unavailable(Exception):
     """No prepare process will be started any more (`PrepareProcesses.failed`)."""
 
 
+OnPart = Callable[[int, list[Prepared]], None]
+"""Called with a part's index and its `Prepared` as soon as that part of a call is done."""
+
 _START_TRIES = 4  # a replacement that fails this often in a row: prepare in a thread instead
 
 
 class _Child:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, *, own: bool = False) -> None:
         self.proc = proc
+        self.own = own
+        """Started for one large input alone (`PrepareProcesses.map_alone`): stopped after it,
+        never in the pool."""
         self.message_since: float | None = None
         """When the child last sent prepared messages, or was given its batch (monotonic): the
         message it is on began no earlier. None: not busy."""
@@ -69,17 +75,31 @@ class _Child:
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
             raise ChildDied(f"prepare process {self.proc.pid} died: {exc!r}") from exc
 
-    async def prepare(self, jobs: Sequence[Job]) -> list[Prepared]:
-        """The child's `Prepared` for each job, read one frame at a time as they come (at
-        least every `prepare_child.PROGRESS_SECONDS` while no message holds the child)."""
+    async def prepare(
+        self, jobs: Sequence[Job], ends: Sequence[int] = (), on_part: OnPart | None = None
+    ) -> list[Prepared]:
+        """The child's `Prepared` for each job (its raw input put back), read one frame at a
+        time as they come (at least every `prepare_child.PROGRESS_SECONDS` while no message
+        holds the child). `ends`: message counts at which a part of `jobs` is complete; the
+        child writes out each part when done and `on_part(i, prepared)` gets part i then."""
         out: list[Prepared] = []
+        parts = iter(enumerate(ends))
+        part = next(parts, None)
         try:
-            self._write(list(jobs))
+            self._write((list(jobs), list(ends)))
             self.message_since = time.monotonic()
             await self._drain()
-            for _ in jobs:
-                out.append(await self._read())
+            start = 0
+            for raw, _, _ in jobs:
+                prepared: Prepared = await self._read()
+                prepared.raw = raw
+                out.append(prepared)
                 self.message_since = time.monotonic()
+                if part is not None and len(out) == part[1]:
+                    if on_part is not None:
+                        on_part(part[0], out[start:])
+                    start = len(out)
+                    part = next(parts, None)
             return out
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
             raise ChildDied(f"prepare process {self.proc.pid} died: {exc!r}") from exc
@@ -120,6 +140,7 @@ class PrepareProcesses:
         *,
         refresh_seconds: float = 5.0,
         held_seconds: float = 0.5,
+        own_bytes: int = 0,
     ) -> None:
         """`factory`: picklable, builds a child's handler; `fallback`: the worker's handler,
         used only for a message whose child died on it. A batch that finds every child held
@@ -136,6 +157,11 @@ class PrepareProcesses:
         self.held_seconds = held_seconds
         self.grown = 0
         """Extra children started because every child was held by a slow batch."""
+        self.own_bytes = own_bytes
+        """Inputs this large (bytes; 0: none) get a child of their own (`map_alone`)."""
+        self.own_started = 0
+        """Children started for one large input alone."""
+        self._own_lock = asyncio.Lock()
         self._growing = False
         self.failed: str | None = None
         """Why no child can be started any more (then batches are prepared in a thread of the
@@ -154,6 +180,7 @@ class PrepareProcesses:
             processes,
             fallback,
             refresh_seconds=settings.model_poll_seconds,
+            own_bytes=settings.prepare_own_process_bytes,
         )
 
     @property
@@ -173,7 +200,7 @@ class PrepareProcesses:
             seconds=round(time.perf_counter() - t, 2),
         )
 
-    async def _spawn(self) -> _Child:
+    async def _spawn(self, *, own: bool = False) -> _Child:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -181,7 +208,7 @@ class PrepareProcesses:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
-        child = _Child(proc)
+        child = _Child(proc, own=own)
         self._children.add(child)
         try:
             await child.call((self.factory, self.refresh_seconds))
@@ -212,11 +239,20 @@ class PrepareProcesses:
         if child is not None and self._idle is not None:
             self._idle.put_nowait(child)
 
-    async def map(self, jobs: Sequence[Job], child: _Child | None = None) -> list[Prepared]:
+    async def map(
+        self,
+        jobs: Sequence[Job],
+        child: _Child | None = None,
+        *,
+        ends: Sequence[int] = (),
+        on_part: OnPart | None = None,
+    ) -> list[Prepared]:
         """`Prepared` for each `(raw, key, source)`, in order; never raises for a dead child.
-        `child`: one taken by `acquire` for this call (else one is taken here)."""
+        `child`: one taken by `acquire` for this call (else one is taken here). `ends` and
+        `on_part`: parts of `jobs` handed over as soon as each is prepared (see
+        `_Child.prepare`); a part not handed over so (its child died) is only in the result."""
         try:
-            return await self._run(jobs, child)
+            return await self._run(jobs, child, ends, on_part)
         except ChildDied:
             pass
         except _Unavailable:
@@ -247,11 +283,43 @@ class PrepareProcesses:
                 )
         return out
 
+    def wants_own(self, jobs: Sequence[Job]) -> bool:
+        """True when one of `jobs` is large enough for a child of its own (`own_bytes`)."""
+        return self.own_bytes > 0 and max(len(raw or b"") for raw, _, _ in jobs) >= self.own_bytes
+
+    async def map_alone(self, jobs: Sequence[Job]) -> list[Prepared]:
+        """`map` in a child started for these jobs alone and stopped after them: a large day
+        never holds the children serving the small ones (they go on at once, where the
+        held rule would make them wait 0.5 s plus an extra child's start). One such child at
+        a time (a second large day waits for the first: memory); if it cannot start, the
+        pool's children serve (`map`)."""
+        async with self._own_lock:
+            if self.failed is None:
+                try:
+                    child = await self._spawn(own=True)
+                except Exception as exc:
+                    log.warning("prepare_process_own_failed", error=repr(exc), using="the pool")
+                else:
+                    self.own_started += 1
+                    log.info(
+                        "prepare_process_own_started",
+                        bytes=max(len(raw or b"") for raw, _, _ in jobs),
+                        partition=jobs[0][2].partition if jobs else None,
+                    )
+                    return await self.map(jobs, child)
+        return await self.map(jobs)
+
     async def _in_thread(self, jobs: Sequence[Job]) -> list[Prepared]:
         handler = self.fallback
         return await asyncio.to_thread(lambda: [handler.prepare(*job) for job in jobs])
 
-    async def _run(self, jobs: Sequence[Job], child: _Child | None = None) -> list[Prepared]:
+    async def _run(
+        self,
+        jobs: Sequence[Job],
+        child: _Child | None = None,
+        ends: Sequence[int] = (),
+        on_part: OnPart | None = None,
+    ) -> list[Prepared]:
         if child is None:
             child = await self.acquire()
         if child is None:
@@ -259,7 +327,7 @@ class PrepareProcesses:
         assert self._idle is not None
         replace = True
         try:
-            prepared = await child.prepare(jobs)
+            prepared = await child.prepare(jobs, ends, on_part)
             replace = False
         except ChildDied as exc:
             self.restarts += 1
@@ -267,15 +335,15 @@ class PrepareProcesses:
             raise
         finally:
             # A child that died, or was left mid-answer by a cancellation, is replaced.
-            if replace:
+            if child.own:
+                self._drop(child)  # its large input is done (or killed it): the pool is as it was
+            elif replace:
                 self._drop(child)
                 self._respawning.add(asyncio.create_task(self._respawn(self._idle)))
-            elif len(self._children) > self.processes and self._idle.qsize() > 0:
+            elif len(self._pool()) > self.processes and self._idle.qsize() > 0:
                 self._drop(child)  # the slow batch is over: back to `processes` children
             else:
                 self._idle.put_nowait(child)
-        for p, (raw, _, _) in zip(prepared, jobs, strict=True):
-            p.raw = raw
         return prepared
 
     async def _next_child(self, idle: asyncio.Queue[_Child | None]) -> _Child | None:
@@ -318,7 +386,12 @@ class PrepareProcesses:
     def _all_held(self) -> bool:
         """Every child is on one message for `held_seconds` or more (none idle or starting)."""
         now = time.monotonic()
-        return bool(self._children) and all(c.held(now, self.held_seconds) for c in self._children)
+        pool = self._pool()
+        return bool(pool) and all(c.held(now, self.held_seconds) for c in pool)
+
+    def _pool(self) -> list[_Child]:
+        """The children that serve any batch (not those started for one large input)."""
+        return [c for c in self._children if not c.own]
 
     async def _respawn(self, idle: asyncio.Queue[_Child | None]) -> None:
         delay = 0.1

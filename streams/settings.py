@@ -205,6 +205,12 @@ class Settings(BaseSettings):
     resident, 1-3 s to start; the default 1 keeps a worker near 240 MB idle (2: ~360 MB, more
     burst throughput where a core is free). Do not run more workers x processes than cores on
     a host. 0: a thread of the worker (another while a large day holds it)."""
+    prepare_own_process_bytes: int = Field(default=256 * 1024, ge=0)
+    """An input of at least this many bytes (256 KiB: a day of ~750 bookings, seconds of pass)
+    is prepared in a prepare process started for it alone and stopped after it (one at a
+    time), so the children serving small days are never held by it: the large day pays the
+    start (1-3 s of CPU), not the other partitions' small days. 0: off (such a day holds a
+    child, and an extra one starts after 0.5 s)."""
 
     @field_validator("log_level")
     @classmethod

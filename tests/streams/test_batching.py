@@ -7,7 +7,7 @@ from typing import Any
 
 from streams import codec
 from streams.agents import Prepared, Source
-from streams.batching import PrepareGroups
+from streams.batching import PrepareGroups, PublishRounds
 from streams.pipeline import Pipeline
 from tests.streams.test_pipeline_unit import Acks, Producer, day, handler
 
@@ -24,13 +24,16 @@ class FakeProcesses:
         self._idle.put_nowait("child")
         self.prepare = handler(Producer()).prepare
 
+    def wants_own(self, jobs: list[Job]) -> bool:
+        return False
+
     async def acquire(self) -> Any:
         return await self._idle.get()
 
     def release(self, child: Any) -> None:
         self._idle.put_nowait(child)
 
-    async def map(self, jobs: list[Job], child: Any = None) -> list[Prepared]:
+    async def map(self, jobs: list[Job], child: Any = None, **parts: Any) -> list[Prepared]:
         assert child == "child"
         self.calls.append(jobs)
         await asyncio.sleep(self.seconds)
@@ -106,3 +109,28 @@ async def test_partitions_ready_together_share_send_rounds() -> None:
     for p in range(6):
         assert [o for q, o in acks.order if q == p] == list(range(6))
     assert len(producer.acked("out")) == 36
+
+
+async def test_a_batch_ready_during_a_round_does_not_wait_for_it() -> None:
+    """With a round under way (slow acks), another lane's batch starts its own round at once
+    instead of waiting for the first round's two acknowledgements; each batch's Optimized is
+    still sent only after its own audits are acknowledged."""
+    producer = Producer(delay=0.2)
+    h = handler(producer)
+    rounds = PublishRounds(h)
+    a = [h.prepare(codec.encode(day(1)), b"d-1", Source("in", 0, 0))]
+    b = [h.prepare(codec.encode(day(2)), b"d-2", Source("in", 1, 0))]
+    assert a[0].audits and b[0].audits
+    first = asyncio.create_task(rounds.publish(a))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(rounds.publish(b))
+    await asyncio.gather(first, second)
+    rounds.close()
+    assert rounds.rounds == 2
+    log = [(what, topic, key) for what, topic, key, _ in producer.log]
+    b_starts = log.index(("send", "audit", b"d-2"))
+    a_done = max(i for i, e in enumerate(log) if e == ("acked", "out", b"d-1"))
+    assert b_starts < a_done, "the second batch waited for the first round to finish"
+    for key in (b"d-1", b"d-2"):
+        last_audit_ack = max(i for i, e in enumerate(log) if e == ("acked", "audit", key))
+        assert log.index(("send", "out", key)) > last_audit_ack
