@@ -27,6 +27,8 @@ class _Grid:
     push: FloatArray
     km: FloatArray
     fits: BoolArray | None = None
+    lists: tuple[list[list[float]], list[list[float]], list[list[float]]] | None = None
+    """`own`, `downstream`, `empty` as nested lists (filled on first use, `insertion_lists`)."""
 
 
 def _fits(own: FloatArray, downstream: FloatArray, push: FloatArray) -> BoolArray:
@@ -306,6 +308,37 @@ class RouteArrays:
                 ):
                     out[rows] = values
         return own, downstream, empty, push
+
+    def insertion_lists(
+        self, b: list[int], d: list[int], skip: list[int]
+    ) -> tuple[list[float], list[float], list[float]]:
+        """`insertion(b, d, skip)`'s first three arrays as lists, for a few rows: the rows
+        without a skip read from the grid's lists, the others computed as `insertion` does."""
+        grid = self._grid()
+        if grid is None:
+            arrays = self.insertion(
+                np.asarray(b, dtype=np.int64),
+                np.asarray(d, dtype=np.int64),
+                np.asarray(skip, dtype=np.int64),
+            )
+            return arrays[0].tolist(), arrays[1].tolist(), arrays[2].tolist()
+        if grid.lists is None:
+            grid.lists = (grid.own.tolist(), grid.downstream.tolist(), grid.empty.tolist())
+        g_own, g_down, g_empty = grid.lists
+        own = [g_own[x][y] for x, y in zip(b, d, strict=True)]
+        downstream = [g_down[x][y] for x, y in zip(b, d, strict=True)]
+        empty = [g_empty[x][y] for x, y in zip(b, d, strict=True)]
+        rows = [i for i, s in enumerate(skip) if s >= 0]
+        if rows:
+            parts = self._insertion(
+                np.asarray([b[i] for i in rows], dtype=np.int64),
+                np.asarray([d[i] for i in rows], dtype=np.int64),
+                np.asarray([skip[i] for i in rows], dtype=np.int64),
+            )
+            for out, values in zip((own, downstream, empty), parts, strict=False):
+                for i, v in zip(rows, values.tolist(), strict=True):
+                    out[i] = v
+        return own, downstream, empty
 
     # Days with at most this many (booking, driver) pairs tabulate every single insertion once
     # per plan: a handful of vectorised calls instead of dozens of tiny ones (same values: the
