@@ -271,10 +271,20 @@ class HeuristicDone(_Frozen):
             ),
             ("shift_out_of_range", "drivers", self.drivers, ("shift_start", "shift_end")),
         )
+        # Comparing aware datetimes asks each side's utcoffset (most of this validator's
+        # time): a POSIX timestamp (one offset) decides the many well inside the range; only
+        # one within a second of either end (float rounding is microseconds at most) or that
+        # has no timestamp takes the exact comparison.
+        inside_from, inside_to = first.timestamp() + 1.0, last.timestamp() - 1.0
         for code, field, items, names in checks:
             for i, item in enumerate(items):
                 for name in names:
                     at: datetime = getattr(item, name)
+                    try:
+                        if inside_from < at.timestamp() < inside_to:
+                            continue
+                    except (OverflowError, ValueError, OSError):
+                        pass
                     if not first <= at <= last:
                         raise PydanticCustomError(
                             code,
