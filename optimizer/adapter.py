@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Literal
 
@@ -38,6 +38,7 @@ from schemas import (
 )
 
 __all__ = [
+    "AuditMemo",
     "EventKeys",
     "EventKind",
     "assignment_vector",
@@ -284,26 +285,32 @@ def swap_audit(
     checked: CheckedMove,
     model_version: str,
     at: datetime,
+    memo: AuditMemo | None = None,
 ) -> SwapAudit:
-    """The audit event of one validated candidate (`event_id` is chosen by the caller)."""
+    """The audit event of one validated candidate (`event_id` is chosen by the caller).
+
+    `memo`: one per dispatch, shared by its audits (the same steps and objective vectors recur
+    from check to check; each is built once, the same values)."""
     d, b, c = problem.driver_ids, problem.booking_ids, checked
+    memo = AuditMemo() if memo is None else memo
+    steps = []
+    for s in c.move.steps:
+        step = memo.steps.get(s)
+        if step is None:
+            step = memo.steps[s] = MoveStep(
+                booking_id=b[s.booking], from_driver=d[s.from_driver], to_driver=d[s.to_driver]
+            )
+        steps.append(step)
     return SwapAudit(
         event_id=event_id,
         dispatch_id=event.dispatch_id,
         source_event_id=event.event_id,
         sequence=c.sequence,
         kind=c.move.kind,
-        steps=tuple(
-            MoveStep(
-                booking_id=b[s.booking], from_driver=d[s.from_driver], to_driver=d[s.to_driver]
-            )
-            for s in c.move.steps
-        ),
+        steps=tuple(steps),
         score=c.score if math.isfinite(c.score) else None,
-        objective_before=tuple([round(v, 6) for v in c.value_before]),
-        objective_after=None
-        if c.value_after is None
-        else tuple([round(v, 6) for v in c.value_after]),
+        objective_before=memo.rounded(c.value_before),
+        objective_after=None if c.value_after is None else memo.rounded(c.value_after),
         gap_before=int(c.value_before[0]),
         gap_after=None if c.value_after is None else int(c.value_after[0]),
         delta=None if c.gain is None else round(c.gain, 6),
@@ -313,6 +320,24 @@ def swap_audit(
         model_version=model_version,
         at=at,
     )
+
+
+@dataclass(slots=True)
+class AuditMemo:
+    """What `swap_audit` builds once per dispatch: the wire form of each step, and each
+    objective vector rounded (keyed by the vector object itself: equal floats may differ in
+    sign, 0.0 and -0.0, which the wire keeps)."""
+
+    steps: dict[Step, MoveStep] = field(default_factory=dict)
+    vectors: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=dict)
+
+    def rounded(self, value: tuple[float, ...]) -> tuple[float, ...]:
+        hit = self.vectors.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        out = tuple([round(v, 6) for v in value])
+        self.vectors[id(value)] = (value, out)  # the vector is kept: its id is not reused
+        return out
 
 
 def _index(ids: Sequence[str]) -> dict[str, int]:

@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 import numpy as np
 import structlog
 
-from optimizer.adapter import assignments, counts_metrics, metrics, schedules, swap_audit
+from optimizer.adapter import (
+    AuditMemo,
+    assignments,
+    counts_metrics,
+    metrics,
+    schedules,
+    swap_audit,
+)
 from optimizer.feasibility import RouteSchedule, schedule_all
 from optimizer.objective import Evaluation, count_gap, evaluate
 from optimizer.problem import IntArray, Problem, Rules
@@ -148,7 +155,8 @@ def optimize_event(
             elapsed_ms=round(result.elapsed_s * 1000, 2),
         )
     at = now()
-    audits = tuple(_audit(event, problem, c, policy.version, at) for c in result.checked)
+    memo = AuditMemo()
+    audits = tuple(_audit(event, problem, c, policy.version, at, memo) for c in result.checked)
     optimized = _optimized(
         event,
         problem,
@@ -318,10 +326,15 @@ def fallback_outcome(
 
 
 def _audit(
-    event: HeuristicDone, problem: Problem, c: CheckedMove, model_version: str, at: datetime
+    event: HeuristicDone,
+    problem: Problem,
+    c: CheckedMove,
+    model_version: str,
+    at: datetime,
+    memo: AuditMemo | None = None,
 ) -> SwapAudit:
     return swap_audit(
-        audit_event_id(event.event_id, c.sequence), event, problem, c, model_version, at
+        audit_event_id(event.event_id, c.sequence), event, problem, c, model_version, at, memo
     )
 
 
