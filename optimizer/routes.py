@@ -7,64 +7,13 @@ features; every time and leg comes from the ride model (`optimizer.ride_model`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from optimizer.feasibility import RouteSchedule, deadlines
+from optimizer.insertion_grid import Grid, fits_mask, grid_pairs
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
-from optimizer.ride_model import dropoff_at, duration, leg_tables, pickup_at, tables
-
-
-@dataclass(slots=True)
-class _Grid:
-    """(N, K) tables of `RouteArrays.insertion` and `km_insertion` without skips (and of
-    `fits`, filled on first use)."""
-
-    own: FloatArray
-    downstream: FloatArray
-    empty: FloatArray
-    push: FloatArray
-    km: FloatArray
-    fits: BoolArray | None = None
-    lists: tuple[list[list[float]], list[list[float]], list[list[float]]] | None = None
-    """`own`, `downstream`, `empty` as nested lists (filled on first use, `insertion_lists`)."""
-
-
-def _fits(own: FloatArray, downstream: FloatArray, push: FloatArray) -> BoolArray:
-    fits: BoolArray = (own >= -1e-6) & ((push <= 1e-6) | (downstream >= -1e-6))
-    return fits
-
-
-@dataclass(frozen=True, slots=True)
-class _GridPairs:
-    """Every (booking, driver) pair, booking-major, with what the grid needs of each (per
-    problem: `Problem.memo`)."""
-
-    booking: IntArray
-    driver: IntArray
-    query: IntArray  # `RouteArrays.key` of the booking on the driver's route
-    start_row: IntArray  # the driver's start in `ride_model.leg_tables`
-    shift_start: FloatArray
-    shift_end: FloatArray
-    earliest: FloatArray
-    duration: FloatArray
-
-
-def _grid_pairs(p: Problem) -> _GridPairs:
-    n, k = p.n_bookings, p.n_drivers
-    b = np.repeat(np.arange(n, dtype=np.int64), k)
-    d = np.tile(np.arange(k, dtype=np.int64), n)
-    return _GridPairs(
-        booking=b,
-        driver=d,
-        query=d * (n + 1) + p.order[b],
-        start_row=n + d,
-        shift_start=p.shift_start[d],
-        shift_end=p.shift_end[d],
-        earliest=p.earliest[b],
-        duration=duration(p, b),
-    )
+from optimizer.ride_model import dropoff_at, leg_tables, pickup_at, tables
 
 
 class RouteArrays:
@@ -121,7 +70,7 @@ class RouteArrays:
         self.key = np.array(keys, dtype=np.int64)
         self.slack = self._forward_slack((drivers, bookings, pickups, dropoffs))
         self._removal: FloatArray | None = None
-        self._grid_cache: _Grid | None = None
+        self._grid_cache: Grid | None = None
 
     @property
     def late_ok(self) -> BoolArray:
@@ -345,14 +294,14 @@ class RouteArrays:
     # arithmetic is `_insertion`'s and `_km_insertion`'s, elementwise).
     GRID_PAIRS = 4096
 
-    def _grid(self) -> _Grid | None:
+    def _grid(self) -> Grid | None:
         """Every booking inserted into every route without skips; None on larger days."""
         if self._grid_cache is None:
             p = self.problem
             n, k = p.n_bookings, p.n_drivers
             if n * k > self.GRID_PAIRS or n * k == 0:
                 return None
-            c = p.memo("insertion_grid_pairs", _grid_pairs)
+            c = p.memo("insertion_grid_pairs", grid_pairs)
             b, d = c.booking, c.driver
             # `neighbours(b, d)`: the query never passes the sentinel, so succ = idx.
             idx = np.searchsorted(self.key, c.query)
@@ -376,7 +325,7 @@ class RouteArrays:
             out = np.where(succ_ok, km[b, sb], 0.0)
             bridge = np.where(succ_ok, km[row, sb], 0.0)
             shape = (n, k)
-            self._grid_cache = _Grid(
+            self._grid_cache = Grid(
                 own=own.reshape(shape),
                 downstream=downstream.reshape(shape),
                 empty=empty.reshape(shape),
@@ -428,8 +377,8 @@ class RouteArrays:
         grid = self._grid()
         if grid is not None:
             if grid.fits is None:
-                grid.fits = _fits(grid.own, grid.downstream, grid.push)
+                grid.fits = fits_mask(grid.own, grid.downstream, grid.push)
             out: BoolArray = grid.fits[b, d]
             return out
         own, downstream, _, push = self.insertion(b, d)
-        return _fits(own, downstream, push)
+        return fits_mask(own, downstream, push)

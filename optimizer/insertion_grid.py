@@ -1,0 +1,69 @@
+"""The insertion grid of a small day: every booking inserted into every route of a plan.
+
+`RouteArrays` builds one `Grid` per plan on days of at most `RouteArrays.GRID_PAIRS`
+(booking, driver) pairs, from the per-problem `GridPairs` (kept in `Problem.memo`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
+from optimizer.ride_model import duration
+
+__all__ = ["Grid", "GridPairs", "fits_mask", "grid_pairs"]
+
+
+@dataclass(slots=True)
+class Grid:
+    """(N, K) tables of `RouteArrays.insertion` and `km_insertion` without skips (and of
+    `fits`, filled on first use)."""
+
+    own: FloatArray
+    downstream: FloatArray
+    empty: FloatArray
+    push: FloatArray
+    km: FloatArray
+    fits: BoolArray | None = None
+    lists: tuple[list[list[float]], list[list[float]], list[list[float]]] | None = None
+    """`own`, `downstream`, `empty` as nested lists (filled on first use, `insertion_lists`)."""
+
+
+def fits_mask(own: FloatArray, downstream: FloatArray, push: FloatArray) -> BoolArray:
+    """`RouteArrays.fits` from the insertion arrays (own window kept; nothing pushed, or the
+    push absorbed downstream)."""
+    fits: BoolArray = (own >= -1e-6) & ((push <= 1e-6) | (downstream >= -1e-6))
+    return fits
+
+
+@dataclass(frozen=True, slots=True)
+class GridPairs:
+    """Every (booking, driver) pair, booking-major, with what the grid needs of each (per
+    problem: `Problem.memo`)."""
+
+    booking: IntArray
+    driver: IntArray
+    query: IntArray  # `RouteArrays.key` of the booking on the driver's route
+    start_row: IntArray  # the driver's start in `ride_model.leg_tables`
+    shift_start: FloatArray
+    shift_end: FloatArray
+    earliest: FloatArray
+    duration: FloatArray
+
+
+def grid_pairs(p: Problem) -> GridPairs:
+    n, k = p.n_bookings, p.n_drivers
+    b = np.repeat(np.arange(n, dtype=np.int64), k)
+    d = np.tile(np.arange(k, dtype=np.int64), n)
+    return GridPairs(
+        booking=b,
+        driver=d,
+        query=d * (n + 1) + p.order[b],
+        start_row=n + d,
+        shift_start=p.shift_start[d],
+        shift_end=p.shift_end[d],
+        earliest=p.earliest[b],
+        duration=duration(p, b),
+    )
