@@ -188,6 +188,25 @@ class FailoverFigures:
     dataset_taken_over: bool
 
 
+def _all_landed(produced: list[Produced | BaseException], ids: list[str]) -> dict[Any, Produced]:
+    """Where each input landed, by its key; fails first if the broker refused any (so a missing
+    answer below is the workers', not the producer's)."""
+    refused = [
+        f"{i}: {p!r}" for i, p in zip(ids, produced, strict=True) if not isinstance(p, Produced)
+    ]
+    assert not refused, f"{len(refused)} inputs refused by the broker: {refused[:3]}"
+    return {p.key: p for p in produced if isinstance(p, Produced)}
+
+
+def _unanswered(answered: set[Any], landed: dict[Any, Produced]) -> str:
+    """Which inputs have no Optimized, and where each sits in the input topic."""
+    missing = [(k, p) for k, p in landed.items() if k.decode() not in answered]
+    where = ", ".join(
+        f"{k.decode()} (partition {p.partition}, offset {p.offset})" for k, p in missing[:5]
+    )
+    return f"{len(landed) - len(missing)} of {len(landed)} Optimized; no answer for {where}"
+
+
 async def failover_scenario(
     bootstrap: str,
     base: Path,
@@ -222,9 +241,10 @@ async def failover_scenario(
         await asyncio.sleep(before_s)
         killed_at = a.kill9()
         produced = await sender
+        landed = _all_landed(produced, ids)
         async with TopicLog(settings, settings.topic_optimized) as out:
             if not await out.until(has_distinct(len(ids)), timeout=240, idle=120):
-                raise AssertionError(f"{len(out.distinct())} of {len(ids)} Optimized")
+                raise AssertionError(_unanswered(out.distinct(), landed))
             await asyncio.sleep(2)
             await out.catch_up()
             optimized = out.records
@@ -233,8 +253,6 @@ async def failover_scenario(
         a.stop()
         alive = b.alive()
         b.stop()
-    landed = {p.key: p for p in produced if isinstance(p, Produced)}
-    assert len(landed) == len(batch), "some inputs were refused by the broker"
     first_after: dict[int, float] = {}
     for r in optimized:
         at = r.timestamp / 1000.0
