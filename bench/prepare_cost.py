@@ -20,6 +20,7 @@ warm-up, and keeps each phase's smallest sum:
     python bench/prepare_cost.py                                  # 10x3 and 25x4, this tree
     python bench/prepare_cost.py --baseline /tmp/base --rounds 3  # and a checkout of main
     python bench/prepare_cost.py --pass-split --sizes 10x3:200     # where the pass's CPU goes
+    python bench/prepare_cost.py --steps --baseline /tmp/base --rounds 6  # three steps alone
 
 With `--baseline DIR` each round runs this tree and DIR (PYTHONPATH) in fresh processes, in
 alternating order, and the table shows both and the ratio. Both sides also hash every day's
@@ -222,10 +223,64 @@ def _digests(events: list[Any], policy: Any, cfg: Any) -> list[str]:
     return out
 
 
+def steps(days: int) -> dict[str, float]:
+    """CPU us of three small steps (session 6): the DQN features per scoring call, on the
+    pass's own states; decode per day; the audit events per day. Min of 7 loops, 10x3 days."""
+    import inspect
+
+    import optimizer.dispatch as dispatch
+    from optimizer.dqn.features import candidate_features
+    from optimizer.generate import generate_days
+    from optimizer.problem import Problem
+    from optimizer.swap_pass import run_pass
+    from streams import codec
+    from streams.prepare_processes import settings_handler
+    from streams.settings import Settings
+
+    handler = settings_handler(Settings(log_level="WARNING"))
+    policy, cfg, limits = handler.provider.policy(), handler.config, handler.limits
+    raws = [codec.encode(e) for e in generate_days(days, [(10, 3)], seed=10)]
+    states: list[Any] = []
+    score = type(policy).score
+
+    def keep(self: Any, state: Any, cands: Any) -> Any:
+        states.append((state.fork(), cands))
+        return score(self, state, cands)
+
+    runs = []
+    with mock.patch.object(type(policy), "score", keep):
+        for raw in raws:
+            event = codec.decode_heuristic_done(raw, limits)
+            assert not isinstance(event, list), event
+            problem, upstream = Problem.from_event(event, travel_model=cfg.travel, rules=cfg.rules)
+            runs.append((event, problem, run_pass(problem, upstream, policy, cfg.pass_config)))
+    shared = "memo" in inspect.signature(dispatch._audit).parameters  # this session's memo
+
+    def audits() -> None:
+        for event, problem, result in runs:
+            extra = [dispatch.AuditMemo()] if shared else []  # type: ignore[attr-defined]
+            for c in result.checked:
+                dispatch._audit(event, problem, c, "v", _AT, *extra)
+
+    def best(f: Any, n: int) -> float:
+        out = float("inf")
+        for _ in range(7):
+            t = time.process_time()
+            f()
+            out = min(out, time.process_time() - t)
+        return out * 1e6 / n
+
+    return {
+        "features us/call": best(lambda: [candidate_features(*sc) for sc in states], len(states)),
+        "decode us/day": best(lambda: [codec.decode_heuristic_done(r, limits) for r in raws], days),
+        "audits us/day": best(audits, days),
+    }
+
+
 def _child(tree: str, args: argparse.Namespace) -> dict[str, Any]:
     env = os.environ | {"PYTHONPATH": tree}
     cmd = [sys.executable, __file__, "--sizes", args.sizes, "--repeats", str(args.repeats),
-           "--json"]  # fmt: skip
+           "--json"] + (["--steps"] if args.steps else [])  # fmt: skip
     done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -243,12 +298,25 @@ def main() -> None:
     ap.add_argument(
         "--pass-split", action="store_true", help="where the pass's CPU goes (this tree only)"
     )
+    ap.add_argument(
+        "--steps", action="store_true", help="features, decode, audits alone (see `steps`)"
+    )
     args = ap.parse_args()
     sizes = [
         (int(n), int(k), int(d)) for n, k, d in (re.split("[x:]", s) for s in args.sizes.split(","))
     ]
     if args.json:
-        print(json.dumps(measure(sizes, args.repeats)))
+        print(json.dumps(steps(100) if args.steps else measure(sizes, args.repeats)))
+        return
+    if args.steps:  # this tree and the baseline in fresh processes, alternating
+        here = str(Path(__file__).resolve().parent.parent)
+        order = [here, args.baseline] if args.baseline else [here]
+        for r in range(args.rounds if args.baseline else 1):
+            for tree in order if r % 2 == 0 else order[::-1]:
+                figures = ", ".join(f"{k} {v:.1f}" for k, v in _child(tree, args).items())
+                print(f"{'here' if tree == here else 'base'}: {figures}", flush=True)
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load average {load}")
         return
     if args.pass_split:
         for n, k, days in sizes:
