@@ -165,6 +165,9 @@ def _stage_rows(
                 stamps[doc.pop("key")].update(doc)
     names = {a for a, _, _ in STAGES} | {b for _, b, _ in STAGES}
     rows = [s for s in stamps.values() if names <= s.keys()]
+    with open(f"{prefix}.joined.jsonl", "w") as f:  # every message's stamps, for a closer look
+        for s in rows:
+            f.write(json.dumps(s) + "\n")
     if not rows:
         return []
     slow = sorted(rows, key=lambda s: s["visible"] - s["sent"])[-max(1, len(rows) // 50) :]
