@@ -330,8 +330,10 @@ class PrepareProcesses:
             prepared = await child.prepare(jobs, ends, on_part)
             replace = False
         except ChildDied as exc:
-            self.restarts += 1
-            log.error("prepare_process_died", error=str(exc), batch=len(jobs), restarting=True)
+            self.restarts += not child.own  # a large day's own child is not replaced
+            log.error(
+                "prepare_process_died", error=str(exc), batch=len(jobs), restarting=not child.own
+            )
             raise
         finally:
             # A child that died, or was left mid-answer by a cancellation, is replaced.

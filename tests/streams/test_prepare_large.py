@@ -73,3 +73,23 @@ async def test_small_days_never_get_a_child_of_their_own() -> None:
     finally:
         groups.close()
         procs.close()
+
+
+async def test_a_large_day_that_kills_its_own_child_loses_nothing() -> None:
+    """The own child dies on its input: the input is retried in the pool, and when it kills
+    that child too it goes out without a pass (here: a dead letter, it is not a valid day);
+    the pool is replaced, the own child is not."""
+    from tests.streams.test_prepare_processes import DIE
+
+    procs = PrepareProcesses(dying_handler, 1, dying_handler(), own_bytes=1)
+    await procs.start()
+    groups = PrepareGroups(procs, max_messages=64)
+    try:
+        got = await groups.map([(DIE, b"x", Source("in", 0, 7))])
+        assert [p.handled.kind for p in got] == ["dead_letter"]
+        assert got[0].source.offset == 7
+        assert procs.own_started == 1 and procs.set_aside == 1
+        assert procs.restarts == 1  # the pool child, not the own one
+    finally:
+        groups.close()
+        procs.close()
