@@ -160,8 +160,11 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        # Resolve sys.stderr per logger, not once: tests and daemons may swap it.
-        logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr),
+        # Resolve sys.stderr per logger, not once: tests and daemons may swap it. WriteLogger,
+        # not PrintLogger: print() writes the record and its newline as two write()s on the
+        # unbuffered stderr, so a prepare process logging to the same stderr as its worker
+        # glued records together ('...}{"event"...'); one write() per record keeps lines whole.
+        logger_factory=lambda *_: structlog.WriteLogger(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
