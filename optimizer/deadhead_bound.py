@@ -27,6 +27,7 @@ tolerances as the validator (`_EPS`) widened, never narrowed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,10 @@ class DeadheadBound:
     feasible_routes: bool
     """False when some band admits no choice of routes at all (then `bound_km` is +inf:
     no plan has this gap)."""
+    excluded: BoolArray | None = None
+    """(N, K), with `upper_km` given: True where no plan at this gap with booking b on
+    driver k has deadhead <= `upper_km` (reduced-cost fixing: the bound with b forced onto
+    k already exceeds it). A solver proving that nothing beats `upper_km` may drop them."""
 
 
 def allowed_drivers(
@@ -91,12 +96,14 @@ def deadhead_lower_bound(
     *,
     upper_km: float | None = None,
     iterations: int = 1000,
+    buckets: int = 4,
 ) -> DeadheadBound:
     """A valid lower bound on the least deadhead (km) of any plan at ride-count gap `gap`
     that adds no violation to `assignment` (see the module docstring).
 
     `upper_km`: the deadhead of a known plan at that gap (steers the step size; the bound
-    is valid whatever it is). `iterations`: subgradient steps (deterministic)."""
+    is valid whatever it is). `iterations`: subgradient steps (deterministic). `buckets`:
+    time buckets per ride (more: tighter and slower; 1: one label per (ride, count))."""
     p = problem
     allowed_all, upper, shift_ok, limit_ok = allowed_drivers(p, assignment)
     rides = np.nonzero(assignment >= 0)[0]
@@ -129,31 +136,53 @@ def deadhead_lower_bound(
         np.isin(np.arange(kk), list(shift_ok)), _INF, p.shift_end.astype(float) + _EPS
     )
 
-    # Earliest pickup per (driver, ride, count) over the relaxed routes, and which
-    # (predecessor, count) -> ride extensions exist: fixed, whatever the multipliers.
-    t_at = np.full((kk, n, jj), _INF)
-    ext: list[FloatArray] = []  # ext[c]: (K, c, top) km of a -> c at count j -> j + 1, or inf
+    # Earliest pickup per (driver, ride, time bucket, count) over the relaxed routes, and
+    # which (predecessor, its bucket, count) -> (ride, bucket) extensions exist: fixed,
+    # whatever the multipliers. A ride's pickup window [open, deadline] is cut into
+    # `buckets` equal parts; a route is kept as (earliest pickup, least cost) of the routes
+    # in its bucket, so the merge loses less than one label per (ride, count) would.
+    nb = max(1, int(buckets))
+    width = np.maximum(deadline - earliest, 1e-9) / nb
+
+    def bucket_of(c: int, pick: FloatArray) -> IntArray:
+        out: IntArray = np.clip(((pick - earliest[c]) // width[c]).astype(np.int64), 0, nb - 1)
+        return out
+
+    t_at = np.full((kk, n, nb, jj), _INF)
+    ext: list[list[FloatArray]] = []  # ext[c][b]: (K, c * nb, top) km into (c, bucket b)
     first_km = np.where(allowed.T, start_km, _INF)  # (K, n)
+    first_bucket = np.zeros((kk, n), dtype=np.int64)
+    counts_ok = cap[:, None, None] >= np.arange(1, top + 1)[None, None, :]  # (K, 1, top)
     for c in range(n):
         ok_k = allowed[c]  # (K,)
         arrive0 = p.shift_start.astype(float) + start_min[:, c]
         pick0 = np.maximum(arrive0, earliest[c])
         ok0 = ok_k & (pick0 <= deadline[c]) & (pick0 + dur[c] <= shift_end)
         first_km[~ok0, c] = _INF
-        t_at[ok0, c, 1] = pick0[ok0]
+        b0 = bucket_of(c, pick0)
+        first_bucket[:, c] = b0
+        t_at[np.nonzero(ok0)[0], c, b0[ok0], 1] = pick0[ok0]
         if c == 0:
-            ext.append(np.full((kk, 0, top), _INF))
+            ext.append([np.full((kk, 0, top), _INF)] * nb)
             continue
-        arrive = t_at[:, :c, :top] + (dur[:c] + leg_min[:c, c])[None, :, None]
-        pick = np.maximum(arrive, earliest[c])
+        src = t_at[:, :c, :, :top].reshape(kk, c * nb, top)
+        hop = np.repeat(dur[:c] + leg_min[:c, c], nb)  # per (a, bucket of a)
+        pick = np.maximum(src + hop[None, :, None], earliest[c])
         ok = (pick <= deadline[c]) & (pick + dur[c] <= shift_end[:, None, None])
-        ok &= ok_k[:, None, None] & (cap[:, None, None] >= np.arange(1, top + 1)[None, None, :])
-        pick = np.where(ok, pick, _INF)
-        best = pick.min(axis=1)  # (K, top): count j + 1
-        t_at[:, c, 1:] = np.minimum(t_at[:, c, 1:], best)
-        ext.append(np.where(ok, leg_km[:c, c][None, :, None], _INF))
+        ok &= ok_k[:, None, None] & counts_ok
+        land = bucket_of(c, np.where(ok, pick, earliest[c]))
+        km = np.repeat(leg_km[:c, c], nb)[None, :, None]
+        into = []
+        for b in range(nb):
+            here = ok & (land == b)
+            into.append(np.where(here, km, _INF))
+            t_at[:, c, b, 1:] = np.minimum(
+                t_at[:, c, b, 1:], np.where(here, pick, _INF).min(axis=1)
+            )
+        ext.append(into)
 
     lam = _least_incoming(first_km, ext, n)
+    best_lam = lam
     best_bound = -_INF
     step = 1.0
     since = 0
@@ -161,11 +190,13 @@ def deadhead_lower_bound(
     done = 0
     for it in range(iterations):
         done = it + 1
-        value, grad, any_ok = _lagrangian(lam, first_km, ext, n, kk, top, bands, gap, cap)
+        value, grad, any_ok = _lagrangian(
+            lam, first_km, first_bucket, ext, (n, kk, nb, top), bands, gap, cap
+        )
         if not any_ok:
             return DeadheadBound(_INF, done, False)
         if value > best_bound + 1e-9:
-            best_bound, since = value, 0
+            best_bound, since, best_lam = value, 0, lam
         else:
             since += 1
             if since >= _PATIENCE:
@@ -178,17 +209,34 @@ def deadhead_lower_bound(
         if step < 1e-4:
             break
     # Floating sums: shave a hair so rounding never lifts the bound above a true minimum.
-    return DeadheadBound(float(best_bound) - 1e-6 * max(1.0, abs(best_bound)), done, True)
+    bound = float(best_bound) - 1e-6 * max(1.0, abs(best_bound))
+    excluded = None
+    if upper_km is not None and np.isfinite(bound):
+        cost, f = _forward(best_lam, first_km, first_bucket, ext, (n, kk, nb, top), cap)
+        low = earliest[None, :] + np.arange(nb)[:, None] * width[None, :]  # (nb, n)
+        legs = (dur, leg_min, leg_km, deadline, shift_end, allowed)
+        after = _backward(best_lam, legs, low, bucket_of, (n, kk, nb, top))
+        # Forced onto k, ride c costs at least h(j) with j rides in all: the cheapest
+        # prefix ending at c (j1 rides) plus suffix after it (j - j1), over c's buckets.
+        h = np.full((kk, n, jj), _INF)
+        for j1 in range(1, jj):
+            for j2 in range(0, jj - j1):
+                both = (cost[:, :, :, j1] + after[:, :, :, j2]).min(axis=2)  # (K, n)
+                h[:, :, j1 + j2] = np.minimum(h[:, :, j1 + j2], both)
+        both_ok = np.isfinite(h) & np.isfinite(f)[:, None, :]  # (f is inf above the cap)
+        rise = np.where(both_ok, h - np.where(both_ok, f[:, None, :], 0.0), _INF).min(axis=2)
+        margin = 1e-6 * max(1.0, abs(upper_km)) + 1e-9
+        drop = (bound + rise > upper_km + margin).T  # (n, K)
+        excluded = np.zeros((p.n_bookings, kk), dtype=bool)
+        excluded[rides] = drop
+    return DeadheadBound(bound, done, True, excluded)
 
 
-def _least_incoming(first_km: FloatArray, ext: list[FloatArray], n: int) -> FloatArray:
+def _least_incoming(first_km: FloatArray, ext: list[list[FloatArray]], n: int) -> FloatArray:
     """The starting multipliers: each ride's cheapest possible incoming leg."""
     out = np.zeros(n)
     for c in range(n):
-        cands = [float(first_km[:, c].min())]
-        if ext[c].size:
-            cands.append(float(ext[c].min()))
-        least = min(cands)
+        least = min([float(first_km[:, c].min())] + [float(e.min()) for e in ext[c] if e.size])
         out[c] = least if np.isfinite(least) else 0.0
     return out
 
@@ -196,34 +244,18 @@ def _least_incoming(first_km: FloatArray, ext: list[FloatArray], n: int) -> Floa
 def _lagrangian(
     lam: FloatArray,
     first_km: FloatArray,
-    ext: list[FloatArray],
-    n: int,
-    kk: int,
-    top: int,
+    first_bucket: IntArray,
+    ext: list[list[FloatArray]],
+    shape: tuple[int, int, int, int],
     bands: list[int],
     gap: int,
     cap: IntArray,
 ) -> tuple[float, FloatArray, bool]:
     """L(lam), a subgradient (1 - times each ride is served in the minimising choice), and
-    whether any choice exists."""
-    jj = top + 1
-    cost = np.full((kk, n, jj), _INF)  # least reduced cost of a route ending at c with j rides
-    back = np.full((kk, n, jj), -1, dtype=np.int64)  # its predecessor (-1: the start)
-    for c in range(n):
-        cost[:, c, 1] = first_km[:, c] - lam[c]
-        if c == 0 or top < 2:
-            continue
-        cand = cost[:, :c, :top] + ext[c]  # (K, c, top): from a with j rides to c with j + 1
-        arg = cand.argmin(axis=1)  # (K, top)
-        best = np.take_along_axis(cand, arg[:, None, :], axis=1)[:, 0, :] - lam[c]
-        better = best[:, 1:] < cost[:, c, 2:]
-        cost[:, c, 2:] = np.where(better, best[:, 1:], cost[:, c, 2:])
-        back[:, c, 2:] = np.where(better, arg[:, 1:], back[:, c, 2:])
-    # f[k, j]: driver k's least reduced cost with exactly j rides (0 rides: 0).
-    end = cost.argmin(axis=1)  # (K, jj)
-    f = np.take_along_axis(cost, end[:, None, :], axis=1)[:, 0, :]
-    f[:, 0] = 0.0
-    f[np.arange(jj)[None, :] > cap[:, None]] = _INF
+    whether any choice exists. `shape`: rides, drivers, time buckets, most rides a driver
+    may take."""
+    n, _, nb, top = shape
+    _, f, end, back = _forward(lam, first_km, first_bucket, ext, shape, cap, trace=True)
     best_val, best_choice = _INF, None
     for m in bands:
         if m + gap > top:
@@ -235,13 +267,91 @@ def _lagrangian(
         return -_INF, np.zeros(n), False
     served = np.zeros(n)
     for k, j in enumerate(best_choice):
-        if j == 0:
-            continue
-        c = int(end[k, j])
-        while c >= 0 and j > 0:
+        at = int(end[k, j]) if j else -1
+        while at >= 0 and j > 0:
+            c, b = divmod(at, nb)
             served[c] += 1
-            c, j = int(back[k, c, j]), j - 1
+            at, j = int(back[k, c, b, j]), j - 1
     return float(lam.sum() + best_val), 1.0 - served, True
+
+
+def _forward(
+    lam: FloatArray,
+    first_km: FloatArray,
+    first_bucket: IntArray,
+    ext: list[list[FloatArray]],
+    shape: tuple[int, int, int, int],
+    cap: IntArray,
+    *,
+    trace: bool = False,
+) -> Any:
+    """Least reduced cost of a route ending at (ride, bucket) with j rides, (K, n, nb, jj),
+    and f[k, j], each driver's least with exactly j rides; with `trace`, also where each f
+    ends (K, jj) and each route's predecessor (a * nb + a's bucket; -1: the start)."""
+    n, kk, nb, top = shape
+    jj = top + 1
+    cost = np.full((kk, n, nb, jj), _INF)
+    back = np.full((kk, n, nb, jj), -1, dtype=np.int64)
+    drivers = np.arange(kk)
+    for c in range(n):
+        cost[drivers, c, first_bucket[:, c], 1] = first_km[:, c] - lam[c]
+        if c == 0 or top < 2:
+            continue
+        src = cost[:, :c, :, :top].reshape(kk, c * nb, top)
+        for b in range(nb):
+            cand = src + ext[c][b]  # (K, c * nb, top): into (c, b) with one ride more
+            arg = cand.argmin(axis=1)  # (K, top)
+            best = np.take_along_axis(cand, arg[:, None, :], axis=1)[:, 0, :] - lam[c]
+            better = best[:, 1:] < cost[:, c, b, 2:]
+            cost[:, c, b, 2:] = np.where(better, best[:, 1:], cost[:, c, b, 2:])
+            back[:, c, b, 2:] = np.where(better, arg[:, 1:], back[:, c, b, 2:])
+    # f[k, j]: driver k's least reduced cost with exactly j rides (0 rides: 0).
+    flat = cost.reshape(kk, n * nb, jj)
+    end = flat.argmin(axis=1)  # (K, jj): c * nb + bucket
+    f = np.take_along_axis(flat, end[:, None, :], axis=1)[:, 0, :]
+    f[:, 0] = 0.0
+    f[np.arange(jj)[None, :] > cap[:, None]] = _INF
+    if trace:
+        return cost, f, end, back
+    return cost, f
+
+
+def _backward(
+    lam: FloatArray,
+    legs: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, BoolArray],
+    low: FloatArray,
+    bucket_of: Any,
+    shape: tuple[int, int, int, int],
+) -> FloatArray:
+    """(K, n, nb, jj): least reduced cost of the j rides after ride c (its multiplier not
+    included) on driver k, picking c up at the start of its bucket `low[bucket, c]` (the
+    earliest any route in that bucket could: so a superset of the real continuations)."""
+    dur, leg_min, leg_km, deadline, shift_end, allowed = legs
+    n, kk, nb, top = shape
+    jj = top + 1
+    out = np.full((kk, n, nb, jj), _INF)
+    out[:, :, :, 0] = 0.0
+    for c in range(n - 2, -1, -1):
+        nxt = np.arange(c + 1, n)
+        # (nb, m): pickup of each later ride e from c's bucket start, and where it lands.
+        pick = np.maximum(
+            low[:, c][:, None] + dur[c] + leg_min[c, nxt][None, :], low[0, nxt][None, :]
+        )
+        fits = pick <= deadline[nxt][None, :]
+        land = np.stack([bucket_of(int(e), pick[:, i]) for i, e in enumerate(nxt)], axis=1)
+        ok = fits[None, :, :] & (
+            pick[None, :, :] + dur[nxt][None, None, :] <= shift_end[:, None, None]
+        )
+        ok &= allowed[nxt].T[:, None, :]  # (K, nb, m)
+        # The continuation's cost from e's landing bucket, one ride fewer.
+        cont = out[:, nxt, :, :top]  # (K, m, nb, top)
+        take = np.take_along_axis(
+            cont, np.broadcast_to(land.T[None, :, :, None], (kk, len(nxt), nb, top)), axis=2
+        )  # (K, m, nb_c, top): from c's bucket b, e lands in land[b, e]
+        step = (leg_km[c, nxt] - lam[nxt])[None, :, None, None] + take
+        step = np.where(ok.transpose(0, 2, 1)[:, :, :, None], step, _INF)
+        out[:, c, :, 1:] = step.min(axis=1)
+    return out
 
 
 def _knapsack(f: FloatArray, lo: int, hi: int, n: int) -> tuple[float, list[int] | None]:

@@ -86,11 +86,23 @@ class _Model:
     assigned: list[int]
 
 
-def _build(problem: Problem, assignment: IntArray, floor: int) -> _Model:
+def _build(
+    problem: Problem,
+    assignment: IntArray,
+    floor: int,
+    keep: IntArray | None = None,
+    excluded: BoolArray | None = None,
+) -> _Model:
     assigned = _ints(np.nonzero(assignment >= 0)[0])
     # Violations the upstream plan already has are tolerated, as in the swap pass; lateness
     # is capped per booking at max(tolerance, its input lateness) (`feasibility.deadlines`).
     allowed, upper, shift_ok, limit_ok = allowed_drivers(problem, assignment)
+    if excluded is not None and keep is not None:
+        # Pairs no plan at least as good as `keep` uses (reduced-cost fixing); `keep`'s own
+        # pairs stay, so it remains a solution even if rounding disagreed.
+        mine = np.zeros_like(allowed)
+        mine[assigned, keep[assigned]] = True
+        allowed &= ~excluded | mine
     k_count = problem.n_drivers
 
     m = cp_model.CpModel()
@@ -261,10 +273,15 @@ def solve_lexicographic(
         hint = first.assignment if hint is None or _gap_of(hint, k_count) != gap else hint
     assigned = np.nonzero(assignment >= 0)[0]
     # A bound that knows the ride counts (`optimizer.deadhead_bound`): CP-SAT's own is weak
-    # from about 60 bookings up. It also proves a plan minimal where it meets it.
-    known = (
-        _deadhead_of(problem, hint) if hint is not None and _gap_of(hint, k_count) == gap else None
-    )
+    # from about 60 bookings up. It also proves a plan minimal where it meets it, and with a
+    # feasible hint at this gap it drops the (ride, driver) pairs no plan as good can use.
+    known = None
+    if (
+        hint is not None
+        and _gap_of(hint, k_count) == gap
+        and is_feasible_change(problem, assignment, hint)[0]
+    ):
+        known = _deadhead_of(problem, hint)
     lagrange = (
         deadhead_lower_bound(problem, assignment, gap, upper_km=known)
         if lagrangian
@@ -274,7 +291,10 @@ def solve_lexicographic(
         return LexicographicResult(
             gap, None, False, "INFEASIBLE", None, False, time.perf_counter() - started, math.inf
         )
-    model = _build(problem, assignment, gap_floor(len(assigned), k_count))
+    usable = hint if known is not None else None
+    model = _build(
+        problem, assignment, gap_floor(len(assigned), k_count), usable, lagrange.excluded
+    )
     m, x = model.m, model.x
     m.add(model.spread == gap)
     cost: list[cp_model.LinearExpr] = []

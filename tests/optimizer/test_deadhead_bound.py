@@ -9,7 +9,9 @@ from optimizer.deadhead_bound import deadhead_lower_bound
 from optimizer.exact import solve_lexicographic, solve_min_gap
 from optimizer.generate import generate_day
 from optimizer.patient_transport import patient_day
+from optimizer.policy import GreedyPolicy
 from optimizer.problem import Problem
+from optimizer.swap_pass import run_pass
 from tests.optimizer.conftest import GENEVA, booking, day, driver
 
 FAR = (GENEVA[0] + 0.09, GENEVA[1])  # about 10 km north of the rides
@@ -78,6 +80,26 @@ def test_the_bound_never_exceeds_a_minimum_cp_sat_proved(
     assert bound.feasible_routes
     assert bound.bound_km <= exact.deadhead_km + 1e-9
     assert bound.bound_km >= 0.8 * exact.deadhead_km
+    # Reduced-cost fixing never drops a pair the minimum plan uses.
+    assert bound.excluded is not None and exact.assignment is not None
+    plan = exact.assignment
+    served = np.nonzero(plan >= 0)[0]
+    assert not bound.excluded[served, plan[served]].any()
+
+
+def test_reduced_cost_fixing_drops_pairs_but_never_the_known_plan() -> None:
+    """With the pass's plan as the known one, some (ride, driver) pairs are dropped (the
+    fixing does something) and none of that plan's own."""
+    problem, upstream = Problem.from_event(patient_day(25, 4, 3000001))
+    greedy = run_pass(problem, upstream, GreedyPolicy())
+    out = deadhead_lower_bound(
+        problem, upstream, greedy.after.gap, upper_km=greedy.after.deadhead_km
+    )
+    assert out.excluded is not None
+    plan = greedy.assignment
+    served = np.nonzero(plan >= 0)[0]
+    assert not out.excluded[served, plan[served]].any()
+    assert out.excluded[served].sum() > 0
 
 
 def test_lexicographic_solve_uses_the_bound_and_stays_consistent() -> None:
