@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     """Operating cost of one minute of workload spread beyond the band, in km."""
     workload_band_minutes: float = Field(default=60.0, ge=0.0)
     """Workload spread (max - min driving + boarding minutes) that costs nothing."""
-    km_replan_work: float = Field(default=600.0, ge=0.0)
+    km_replan_work: float = Field(default=1500.0, ge=0.0)
     """Work budget per booking of the cost phase's km re-plans of driver subsets
     (`PassConfig.km_replan_work`; 0: off, the pass is then several times cheaper on days of
     25-150 bookings and leaves more empty km)."""
