@@ -283,7 +283,7 @@ def solve_lexicographic(
     ):
         known = _deadhead_of(problem, hint)
     lagrange = (
-        deadhead_lower_bound(problem, assignment, gap, upper_km=known)
+        deadhead_lower_bound(problem, assignment, gap, upper_km=known, time_limit_s=time_limit_s)
         if lagrangian
         else DeadheadBound(0.0, 0, True)
     )
