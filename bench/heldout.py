@@ -25,10 +25,11 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from optimizer.evaluate import evaluate_days, summarize
+from optimizer.evaluate import DayResult, evaluate_days, rows_as_dicts, summarize
 from optimizer.evaluate_cli import RandomPolicy
 from optimizer.heldout import (
     GENERATED_SEED_BASE,
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--large", action="store_true", help="add the 150x18 and 300x40 classes")
     ap.add_argument("--ablation", action="store_true", help="add random ranking, same search")
     ap.add_argument("--exact-time-limit", type=float, default=10.0)
+    ap.add_argument("--exact-workers", type=int, default=2, help="CP-SAT workers per solve")
+    ap.add_argument("--rows", type=Path, help="append each day's result to this JSON-lines file")
     ap.add_argument(
         "--generated-base", type=int, default=GENERATED_SEED_BASE, help="first generated seed"
     )
@@ -82,12 +85,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     days = heldout_days(spec)
-    rows = evaluate_days(days, policies, config, exact_time_limit_s=args.exact_time_limit)
+    rows = evaluate_days(
+        days,
+        policies,
+        config,
+        exact_time_limit_s=args.exact_time_limit,
+        exact_workers=args.exact_workers,
+        on_day=_appender(args.rows) if args.rows else None,
+    )
     summary = summarize(rows, list(policies))
     summary.update(model_version=model.version, held_out=spec.describe())
     report(summary, list(policies), started, f"{len(rows)} held-out days ({spec.describe()})",
            as_json=args.json)  # fmt: skip
     return 0
+
+
+def _appender(path: Path) -> Callable[[DayResult], None]:
+    """Each finished day as one JSON line (a long run's days survive an interruption)."""
+
+    def append(row: DayResult) -> None:
+        with path.open("a") as f:
+            f.write(json.dumps(rows_as_dicts([row])[0]) + "\n")
+
+    return append
 
 
 def report(

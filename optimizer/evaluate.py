@@ -105,6 +105,7 @@ def exact_reference(
     hint: IntArray | None,
     time_limit_s: float,
     deadhead: bool = True,
+    workers: int = 2,
 ) -> ExactReference:
     """CP-SAT's minimum gap; then, if `optimizer.exact` offers the lexicographic mode
     (`solve_lexicographic`), the proven minimum deadhead at that gap (None if not proven).
@@ -112,15 +113,20 @@ def exact_reference(
     `hint` should be a plan at the optimal gap with little deadhead (the caller's best)."""
     from optimizer import exact
 
-    ex = exact.solve_min_gap(problem, upstream, time_limit_s=time_limit_s, hint=hint)
+    ex = exact.solve_min_gap(
+        problem, upstream, time_limit_s=time_limit_s, hint=hint, workers=workers
+    )
     min_dead: float | None = None
     bound: float | None = None
     lexi = getattr(exact, "solve_lexicographic", None)
     if deadhead and lexi is not None and ex.proven_optimal and ex.gap is not None:
-        res = lexi(problem, upstream, gap=ex.gap, time_limit_s=time_limit_s, hint=hint)
+        res = lexi(
+            problem, upstream, gap=ex.gap, time_limit_s=time_limit_s, hint=hint, workers=workers
+        )
         if res.proven_optimal and res.deadhead_km is not None:
             min_dead = float(res.deadhead_km)
-        if res.deadhead_km is not None:
+        if math.isfinite(res.lower_bound_km) and res.lower_bound_km > 0:
+            # A bound on every plan at the gap, whether or not CP-SAT found one in time.
             bound = float(res.lower_bound_km)
     return ExactReference(
         ex.gap, ex.lower_bound, ex.proven_optimal, ex.status, ex.wall_s, min_dead, bound
@@ -135,6 +141,7 @@ def evaluate_days(
     exact: bool = True,
     exact_time_limit_s: float = 10.0,
     on_day: Callable[[DayResult], None] | None = None,
+    exact_workers: int = 2,
 ) -> list[DayResult]:
     """Run every policy's pass on every day (same order each day), then the exact reference."""
     _preload()
@@ -143,7 +150,7 @@ def evaluate_days(
         for policy in policies.values():
             run_pass(d.problem, d.assignment, policy, config)
     with _frozen_heap():
-        return _evaluate(days, policies, config, exact, exact_time_limit_s, on_day)
+        return _evaluate(days, policies, config, exact, (exact_time_limit_s, exact_workers), on_day)
 
 
 @contextlib.contextmanager
@@ -163,9 +170,10 @@ def _evaluate(
     policies: Mapping[str, MovePolicy],
     config: PassConfig,
     exact: bool,
-    exact_time_limit_s: float,
+    exact_limits: tuple[float, int],
     on_day: Callable[[DayResult], None] | None,
 ) -> list[DayResult]:
+    exact_time_limit_s, exact_workers = exact_limits  # CP-SAT's seconds and workers per solve
     out = []
     for d in days:
         p, upstream = d.problem, d.assignment
@@ -207,6 +215,7 @@ def _evaluate(
                 upstream,
                 hint=best.assignment if best is not None else None,
                 time_limit_s=exact_time_limit_s,
+                workers=exact_workers,
             )
         else:
             ref = ExactReference(None, floor, False, "SKIPPED", 0.0)
