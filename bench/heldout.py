@@ -9,8 +9,10 @@
 For each group (source and size class; `optimizer.heldout`) and each policy, with the
 operator's default pass config: proven-optimum rate, mean gap excess over the proven optimum,
 deadhead excess over the exact minimum deadhead at the optimal gap (%, on the days the policy
-reached that gap; and an upper bound on it from CP-SAT's lower bound where the minimum is not
-proven within the time limit), lateness minutes per day, p50 / p99 pass latency, mean
+reached that gap; where the minimum is not proven within the time limit, an upper bound on
+it from the lower bound on that minimum (CP-SAT's or the Lagrangian one of
+`optimizer.deadhead_bound`) and a lower bound from the best plan known at that gap), lateness
+minutes per day, p50 / p99 pass latency, mean
 validator checks and accepted steps per pass, and how often the budget stopped the pass. The
 exact columns: days proven, CP-SAT p50 / p99. Then the target check: optimum rate >= 99 % in
 every class up to 100x13 and never below greedy's, and deadhead excess <= 10 %. Days and
@@ -135,9 +137,10 @@ def report(
 def table(summary: dict[str, Any], labels: list[str]) -> str:
     head = (
         "| group | days | policy | optimum rate | mean gap excess | deadhead excess % | "
-        "deadhead excess <= % | lateness min | p50 ms | p99 ms | checks | steps | budget stops |"
+        "deadhead excess >= % | deadhead excess <= % | lateness min | p50 ms | p99 ms | checks | "
+        "steps | budget stops |"
     )
-    lines = [head, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [head, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for group, block in [("all", summary["methods"]), *summary["groups"].items()]:
         ex = block["exact"]
         for lb in labels:
@@ -145,14 +148,15 @@ def table(summary: dict[str, Any], labels: list[str]) -> str:
             lines.append(
                 f"| {group} | {m['days']} | {lb} | {_pc(m['optimum_rate'])} | "
                 f"{_f(m['mean_gap_excess'])} | {_f(m['deadhead_excess_pct'])} | "
-                f"{_f(m['deadhead_excess_bound_pct'])} | {_f(m['lateness_minutes'])} | "
+                f"{_f(m['deadhead_excess_low_pct'])} | {_f(m['deadhead_excess_bound_pct'])} | "
+                f"{_f(m['lateness_minutes'])} | "
                 f"{_f(m['latency_ms_p50'])} | "
                 f"{_f(m['latency_ms_p99'])} | {_f(m['mean_checks'])} | {_f(m['mean_steps'])} | "
                 f"{m['budget_stops']} |"
             )
         lines.append(
             f"| {group} | {ex['days']} | exact | {ex['proven']} proven | 0 | "
-            f"0 ({ex['min_deadhead_known']} known) | ({ex['min_deadhead_bounded']} bounded) | | "
+            f"0 ({ex['min_deadhead_known']} known) | | ({ex['min_deadhead_bounded']} bounded) | | "
             f"{_f(ex['latency_ms_p50'])} | "
             f"{_f(ex['latency_ms_p99'])} | | | |"
         )
@@ -179,10 +183,13 @@ def target_check(summary: dict[str, Any], labels: list[str]) -> list[str]:
         if bound is None:
             continue
         whole = m["deadhead_compared_days"] == m["deadhead_bounded_days"]
-        verdict = "met   " if bound <= DEADHEAD_TARGET_PCT else ("MISSED" if whole else "open  ")
+        low = m["deadhead_excess_low_pct"]
+        missed = whole or (low is not None and low > DEADHEAD_TARGET_PCT)
+        verdict = "met   " if bound <= DEADHEAD_TARGET_PCT else ("MISSED" if missed else "open  ")
         out.append(
             f"{verdict} {group}: dqn deadhead excess <= {_f(bound)} % over "
-            f"{m['deadhead_bounded_days']} days with a bound ({_f(known)} % over the "
+            f"{m['deadhead_bounded_days']} days with a bound, >= {_f(low)} % against the best "
+            f"plans known ({_f(known)} % over the "
             f"{m['deadhead_compared_days']} with a proven minimum; target <= "
             f"{DEADHEAD_TARGET_PCT:g} %)"
         )

@@ -17,6 +17,8 @@ per method and per group (`optimizer.heldout.group_of`):
 * `deadhead_excess_bound_pct`: the same against CP-SAT's lower bound on that minimum, over
   the days where a plan at the optimal gap was found even if not proven minimal: an upper
   bound on the true excess (equal to it where every minimum is proven);
+* `deadhead_excess_low_pct`: the same against the best plan known at that gap (CP-SAT's or
+  the pass's): a lower bound on the true excess (0 where the policy's plan is that plan);
 * `lateness_minutes`: mean total lateness of the final plans (minutes);
 * `infeasible`: outputs that add a violation or are worse than the input on the objective
   (`Objective.gain` < 0) (must be 0);
@@ -37,9 +39,9 @@ from typing import Any
 import numpy as np
 
 from optimizer.dqn.days import Day
-from optimizer.feasibility import is_feasible_change
+from optimizer.feasibility import is_feasible_change, schedule_all
 from optimizer.heldout import group_of, group_order
-from optimizer.objective import gap_floor
+from optimizer.objective import count_gap, gap_floor
 from optimizer.problem import IntArray, Problem
 from optimizer.swap_pass import MovePolicy, PassConfig, run_pass
 
@@ -74,6 +76,9 @@ class ExactReference:
     min_deadhead_bound_km: float | None = None
     """No plan at the optimal gap has less deadhead (CP-SAT's bound when the solve stopped on
     its time limit; = `min_deadhead_km` when proven; None when not computed)."""
+    best_deadhead_km: float | None = None
+    """The least deadhead of a plan known at the optimal gap (CP-SAT's or the hint's): the
+    minimum is at most this, so it bounds an excess from below."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,7 @@ def exact_reference(
     )
     min_dead: float | None = None
     bound: float | None = None
+    best: float | None = None
     lexi = getattr(exact, "solve_lexicographic", None)
     if deadhead and lexi is not None and ex.proven_optimal and ex.gap is not None:
         res = lexi(
@@ -128,8 +134,15 @@ def exact_reference(
         if math.isfinite(res.lower_bound_km) and res.lower_bound_km > 0:
             # A bound on every plan at the gap, whether or not CP-SAT found one in time.
             bound = float(res.lower_bound_km)
+        known = [float(res.deadhead_km)] if res.deadhead_km is not None else []
+        if (
+            hint is not None
+            and count_gap(np.bincount(hint[hint >= 0], minlength=problem.n_drivers)) == ex.gap
+        ):
+            known.append(float(sum(s.deadhead_km for s in schedule_all(problem, hint))))
+        best = min(known, default=None)
     return ExactReference(
-        ex.gap, ex.lower_bound, ex.proven_optimal, ex.status, ex.wall_s, min_dead, bound
+        ex.gap, ex.lower_bound, ex.proven_optimal, ex.status, ex.wall_s, min_dead, bound, best
     )
 
 
@@ -310,6 +323,12 @@ def method_metrics(rows: Sequence[DayResult], label: str) -> dict[str, Any]:
         and r.exact.min_deadhead_bound_km
         and r.exact.min_deadhead_bound_km > 0
     ]
+    # A plan known at the gap bounds the minimum from above, so the excess from below.
+    dead_low = [
+        max(0.0, 100.0 * (o.deadhead_km - r.exact.best_deadhead_km) / r.exact.best_deadhead_km)
+        for r, o in proven
+        if o.gap == r.exact.gap and r.exact.best_deadhead_km and r.exact.best_deadhead_km > 0
+    ]
     lat = [o.latency_ms for _, o in outs]
     return {
         "days": len(outs),
@@ -322,6 +341,7 @@ def method_metrics(rows: Sequence[DayResult], label: str) -> dict[str, Any]:
         "deadhead_compared_days": len(dead),
         "deadhead_excess_bound_pct": _mean(dead_bound),
         "deadhead_bounded_days": len(dead_bound),
+        "deadhead_excess_low_pct": _mean(dead_low),
         "deadhead_km_added": _mean([o.deadhead_km - r.heuristic_deadhead_km for r, o in outs]),
         "lateness_minutes": _mean([o.lateness_minutes for _, o in outs]),
         "infeasible": sum(not o.feasible for _, o in outs),
