@@ -72,10 +72,11 @@ def test_the_bound_never_exceeds_a_minimum_cp_sat_proved(
     gap = solve_min_gap(problem, upstream, time_limit_s=20, workers=1)
     assert gap.proven_optimal and gap.gap is not None
     exact = solve_lexicographic(
-        problem, upstream, gap=gap.gap, time_limit_s=30, workers=1, lagrangian=False
+        problem, upstream, gap=gap.gap, time_limit_s=60, workers=1, lagrangian=False
     )
-    if exact.status != "OPTIMAL" or exact.deadhead_km is None:
-        pytest.skip("CP-SAT proved no minimum in time on this machine")
+    # These days are proven in under 3 s on a quiet machine: no proof in 60 s means the exact
+    # model broke, and a skip here would let the bound go unchecked on every day.
+    assert exact.status == "OPTIMAL" and exact.deadhead_km is not None, exact.status
     bound = deadhead_lower_bound(problem, upstream, gap.gap, upper_km=exact.deadhead_km)
     assert bound.feasible_routes
     assert bound.bound_km <= exact.deadhead_km + 1e-9
