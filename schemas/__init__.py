@@ -9,13 +9,16 @@ from schemas.events import (
     SCHEMA_VERSION,
     Assignment,
     Booking,
-    DeadLetter,
     Driver,
-    DriverSchedule,
-    ErrorDetail,
     HeuristicDone,
     Limits,
     Location,
+)
+from schemas.jsonschema import EVENT_MODELS, render_json_schemas
+from schemas.results import (
+    DeadLetter,
+    DriverSchedule,
+    ErrorDetail,
     Metrics,
     MetricsPair,
     MoveStep,
@@ -23,7 +26,6 @@ from schemas.events import (
     PlannedRide,
     SwapAudit,
 )
-from schemas.jsonschema import EVENT_MODELS, render_json_schemas
 
 __all__ = [
     "DEFAULT_MAX_BOOKINGS",

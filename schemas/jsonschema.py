@@ -17,7 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.events import SCHEMA_VERSION, DeadLetter, HeuristicDone, Optimized, SwapAudit
+from schemas.events import SCHEMA_VERSION, HeuristicDone
+from schemas.results import DeadLetter, Optimized, SwapAudit
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "heuristic_done": HeuristicDone,

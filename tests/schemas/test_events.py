@@ -138,5 +138,6 @@ def test_public_api_is_exact() -> None:
         "asyncapi",
         "events",
         "jsonschema",
+        "results",
     }
     assert set(schemas.__all__) == public
