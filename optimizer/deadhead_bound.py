@@ -68,6 +68,9 @@ class DeadheadBound:
     """(N, K), with `upper_km` given: True where no plan at this gap with booking b on
     driver k has deadhead <= `upper_km` (reduced-cost fixing: the bound with b forced onto
     k already exceeds it). A solver proving that nothing beats `upper_km` may drop them."""
+    late_weight: float = 0.0
+    """With `max_lateness_minutes`: the multiplier on the plan's total lateness (km per
+    minute) at the best bound (0: the cap did not bind)."""
 
 
 def allowed_drivers(
@@ -108,6 +111,7 @@ def deadhead_lower_bound(
     iterations: int = 1000,
     buckets: int = 4,
     time_limit_s: float | None = None,
+    max_lateness_minutes: float | None = None,
 ) -> DeadheadBound:
     """A valid lower bound on the least deadhead (km) of any plan at ride-count gap `gap`
     that adds no violation to `assignment` (see the module docstring).
@@ -116,7 +120,12 @@ def deadhead_lower_bound(
     is valid whatever it is). `iterations`: subgradient steps (deterministic). `buckets`:
     time buckets per ride (more: tighter and slower; 1: one label per (ride, count)); fewer
     on big days, to keep the extension tables under about 100 MB. `time_limit_s`: stop the
-    subgradient steps after this much CPU time (the bound so far is as valid)."""
+    subgradient steps after this much CPU time (the bound so far is as valid).
+    `max_lateness_minutes`: bound only the plans whose total lateness (minutes picked up
+    after the windows closed, summed over the bookings) is at most this: a second multiplier
+    `mu >= 0` prices each relaxed route's lateness, and `L(lam, mu) - mu x cap` is the bound.
+    A relaxed route's lateness is taken at its earliest pickups, never above a real route's,
+    so the relaxation stays valid."""
     started = time.process_time()
     p = problem
     allowed_all, upper, shift_ok, limit_ok = allowed_drivers(p, assignment)
@@ -140,7 +149,13 @@ def deadhead_lower_bound(
     jj = top + 1  # counts 0..top
 
     earliest = p.earliest[rides].astype(float)
+    latest = p.latest[rides].astype(float)
+    capped = max_lateness_minutes is not None
     deadline = upper[rides].astype(float) + _EPS
+    if max_lateness_minutes is not None:
+        # No booking of a plan that late in all is later than that alone: the tighter
+        # deadlines cut the relaxed routes (the multiplier does the rest).
+        deadline = np.minimum(deadline, latest + float(max_lateness_minutes) + _EPS)
     dur = duration(p, rides).astype(float)
     leg_min = p.travel.dropoff_to_pickup[np.ix_(rides, rides)]
     leg_km = p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)]
@@ -166,6 +181,9 @@ def deadhead_lower_bound(
 
     t_at = np.full((kk, n, nb, jj), _INF)
     ext: list[list[FloatArray]] = []  # ext[c][b]: (K, c * nb, top) km into (c, bucket b)
+    # late[0]: (K, n) minutes late at each first pickup; late[c + 1]: (K, c * nb, top) at c
+    # after each extension (whatever bucket it lands in); only with a lateness cap.
+    late: list[FloatArray] = [np.zeros((kk, n))]
     first_km = np.where(allowed.T, start_km, _INF)  # (K, n)
     first_bucket = np.zeros((kk, n), dtype=np.int64)
     counts_ok = cap[:, None, None] >= np.arange(1, top + 1)[None, None, :]  # (K, 1, top)
@@ -177,9 +195,11 @@ def deadhead_lower_bound(
         first_km[~ok0, c] = _INF
         b0 = bucket_of(c, pick0)
         first_bucket[:, c] = b0
+        late[0][:, c] = np.maximum(pick0 - latest[c], 0.0)
         t_at[np.nonzero(ok0)[0], c, b0[ok0], 1] = pick0[ok0]
         if c == 0:
             ext.append([np.full((kk, 0, top), _INF)] * nb)
+            late.append(np.zeros((kk, 0, top), dtype=np.float32))
             continue
         src = t_at[:, :c, :, :top].reshape(kk, c * nb, top)
         hop = np.repeat(dur[:c] + leg_min[:c, c], nb)  # per (a, bucket of a)
@@ -187,6 +207,11 @@ def deadhead_lower_bound(
         ok = (pick <= deadline[c]) & (pick + dur[c] <= shift_end[:, None, None])
         ok &= ok_k[:, None, None] & counts_ok
         land = bucket_of(c, np.where(ok, pick, earliest[c]))
+        late.append(
+            np.maximum(pick - latest[c], 0.0).astype(np.float32)
+            if capped
+            else np.zeros((kk, 0, top), dtype=np.float32)
+        )
         km = np.repeat(leg_km[:c, c], nb)[None, :, None]
         into = []
         for b in range(nb):
@@ -198,7 +223,9 @@ def deadhead_lower_bound(
         ext.append(into)
 
     lam = _least_incoming(first_km, ext, n)
-    best_lam = lam
+    mu, cap_late = 0.0, float(max_lateness_minutes or 0.0)
+    best_lam, best_mu = lam, mu
+    lates = late if capped else None
     best_bound = -_INF
     step = 1.0
     since = 0
@@ -206,22 +233,25 @@ def deadhead_lower_bound(
     done = 0
     for it in range(iterations):
         done = it + 1
-        value, grad, any_ok = _lagrangian(
-            lam, first_km, first_bucket, ext, (n, kk, nb, top), bands, gap, cap
+        value, grad, any_ok, late_sum = _lagrangian(
+            (lam, mu), first_km, first_bucket, (ext, lates), (n, kk, nb, top), bands, gap, cap
         )
         if not any_ok:
             return DeadheadBound(_INF, done, False)
+        value -= mu * cap_late
+        grad_mu = late_sum - cap_late if capped else 0.0
         if value > best_bound + 1e-9:
-            best_bound, since, best_lam = value, 0, lam
+            best_bound, since, best_lam, best_mu = value, 0, lam, mu
         else:
             since += 1
             if since >= _PATIENCE:
                 step, since = step / 2.0, 0
-        norm = float(grad @ grad)
-        if norm == 0:
+        norm = float(grad @ grad) + grad_mu * grad_mu
+        if norm == 0 or (not capped and float(grad @ grad) == 0):
             break  # the relaxed routes serve every ride once: no direction left
         target = ub if ub is not None and ub > value else value + 0.05 * abs(value) + 1.0
         lam = lam + step * (target - value) / norm * grad
+        mu = max(0.0, mu + step * (target - value) / norm * grad_mu)
         if step < 1e-4:
             break
         if time_limit_s is not None and time.process_time() - started > time_limit_s:
@@ -230,12 +260,15 @@ def deadhead_lower_bound(
     bound = float(best_bound) - 1e-6 * max(1.0, abs(best_bound))
     excluded = None
     if upper_km is not None and np.isfinite(bound):
-        cost, f = _forward(best_lam, first_km, first_bucket, ext, (n, kk, nb, top), cap)
+        cost, f = _forward(
+            (best_lam, best_mu), first_km, first_bucket, (ext, lates), (n, kk, nb, top), cap
+        )
         low = earliest[None, :] + np.arange(nb)[:, None] * width[None, :]  # (nb, n)
         legs = (dur, leg_min, leg_km, deadline, shift_end, allowed)
         after = _backward(best_lam, legs, low, bucket_of, (n, kk, nb, top))
         # Forced onto k, ride c costs at least h(j) with j rides in all: the cheapest
         # prefix ending at c (j1 rides) plus suffix after it (j - j1), over c's buckets.
+        # (The suffix leaves out the lateness price: lower, so fewer pairs drop; still valid.)
         h = np.full((kk, n, jj), _INF)
         for j1 in range(1, jj):
             for j2 in range(0, jj - j1):
@@ -247,7 +280,7 @@ def deadhead_lower_bound(
         drop = (bound + rise > upper_km + margin).T  # (n, K)
         excluded = np.zeros((p.n_bookings, kk), dtype=bool)
         excluded[rides] = drop
-    return DeadheadBound(bound, done, True, excluded)
+    return DeadheadBound(bound, done, True, excluded, best_mu)
 
 
 def _least_incoming(first_km: FloatArray, ext: list[list[FloatArray]], n: int) -> FloatArray:
@@ -260,20 +293,23 @@ def _least_incoming(first_km: FloatArray, ext: list[list[FloatArray]], n: int) -
 
 
 def _lagrangian(
-    lam: FloatArray,
+    mult: tuple[FloatArray, float],
     first_km: FloatArray,
     first_bucket: IntArray,
-    ext: list[list[FloatArray]],
+    tables: tuple[list[list[FloatArray]], list[FloatArray] | None],
     shape: tuple[int, int, int, int],
     bands: list[int],
     gap: int,
     cap: IntArray,
-) -> tuple[float, FloatArray, bool]:
-    """L(lam), a subgradient (1 - times each ride is served in the minimising choice), and
-    whether any choice exists. `shape`: rides, drivers, time buckets, most rides a driver
-    may take."""
+) -> tuple[float, FloatArray, bool, float]:
+    """L(lam, mu) without the `- mu x cap` term, a subgradient in lam (1 - times each ride
+    is served in the minimising choice), whether any choice exists, and that choice's
+    lateness (0 without lateness tables). `shape`: rides, drivers, time buckets, most rides a
+    driver may take."""
+    lam = mult[0]
+    late = tables[1]
     n, _, nb, top = shape
-    _, f, end, back = _forward(lam, first_km, first_bucket, ext, shape, cap, trace=True)
+    _, f, end, back = _forward(mult, first_km, first_bucket, tables, shape, cap, trace=True)
     best_val, best_choice = _INF, None
     for m in bands:
         if m + gap > top:
@@ -282,22 +318,26 @@ def _lagrangian(
         if val < best_val:
             best_val, best_choice = val, choice
     if best_choice is None or not np.isfinite(best_val):
-        return -_INF, np.zeros(n), False
+        return -_INF, np.zeros(n), False, 0.0
     served = np.zeros(n)
+    late_sum = 0.0
     for k, j in enumerate(best_choice):
         at = int(end[k, j]) if j else -1
         while at >= 0 and j > 0:
             c, b = divmod(at, nb)
             served[c] += 1
-            at, j = int(back[k, c, b, j]), j - 1
-    return float(lam.sum() + best_val), 1.0 - served, True
+            prev = int(back[k, c, b, j])
+            if late is not None:
+                late_sum += float(late[0][k, c] if prev < 0 else late[c + 1][k, prev, j - 1])
+            at, j = prev, j - 1
+    return float(lam.sum() + best_val), 1.0 - served, True, late_sum
 
 
 def _forward(
-    lam: FloatArray,
+    mult: tuple[FloatArray, float],
     first_km: FloatArray,
     first_bucket: IntArray,
-    ext: list[list[FloatArray]],
+    tables: tuple[list[list[FloatArray]], list[FloatArray] | None],
     shape: tuple[int, int, int, int],
     cap: IntArray,
     *,
@@ -305,17 +345,28 @@ def _forward(
 ) -> Any:
     """Least reduced cost of a route ending at (ride, bucket) with j rides, (K, n, nb, jj),
     and f[k, j], each driver's least with exactly j rides; with `trace`, also where each f
-    ends (K, jj) and each route's predecessor (a * nb + a's bucket; -1: the start)."""
+    ends (K, jj) and each route's predecessor (a * nb + a's bucket; -1: the start). The
+    reduced cost is km - lam, plus mu x minutes late where lateness tables are given."""
+    lam, mu = mult
+    ext, late = tables
+    priced = late is not None and mu > 0
     n, kk, nb, top = shape
     jj = top + 1
     cost = np.full((kk, n, nb, jj), _INF)
     back = np.full((kk, n, nb, jj), -1, dtype=np.int64)
     drivers = np.arange(kk)
     for c in range(n):
-        cost[drivers, c, first_bucket[:, c], 1] = first_km[:, c] - lam[c]
+        first = first_km[:, c] - lam[c]
+        if priced:
+            assert late is not None
+            first = first + mu * late[0][:, c]
+        cost[drivers, c, first_bucket[:, c], 1] = first
         if c == 0 or top < 2:
             continue
         src = cost[:, :c, :, :top].reshape(kk, c * nb, top)
+        if priced:
+            assert late is not None
+            src = src + mu * late[c + 1]
         for b in range(nb):
             cand = src + ext[c][b]  # (K, c * nb, top): into (c, b) with one ride more
             arg = cand.argmin(axis=1)  # (K, top)

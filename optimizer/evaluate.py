@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 
 from optimizer.dqn.days import Day
-from optimizer.feasibility import is_feasible_change, schedule_all
+from optimizer.exact_reference import ExactReference, exact_reference
+from optimizer.feasibility import is_feasible_change
 from optimizer.heldout import group_of, group_order
-from optimizer.objective import count_gap, gap_floor
-from optimizer.problem import IntArray, Problem
+from optimizer.objective import gap_floor
 from optimizer.swap_pass import MovePolicy, PassConfig, run_pass
 
 LATENCY_SIZES: tuple[tuple[int, int], ...] = ((10, 3), (100, 13), (300, 40))
@@ -62,23 +62,6 @@ class PolicyOutcome:
     cpu_ms: float | None = None
     """CPU time of the pass (this process): what the gate compares, far less sensitive to
     the machine's load than the wall-clock `latency_ms`."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExactReference:
-    gap: int | None
-    lower_bound: int
-    proven: bool
-    status: str
-    wall_s: float
-    min_deadhead_km: float | None = None
-    """Least deadhead among the plans at the optimal gap; None when not computed/proven."""
-    min_deadhead_bound_km: float | None = None
-    """No plan at the optimal gap has less deadhead (CP-SAT's bound when the solve stopped on
-    its time limit; = `min_deadhead_km` when proven; None when not computed)."""
-    best_deadhead_km: float | None = None
-    """The least deadhead of a plan known at the optimal gap (CP-SAT's or the hint's): the
-    minimum is at most this, so it bounds an excess from below."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,49 +86,6 @@ class DayResult:
         return self.policies[label].gap == self.exact.gap
 
 
-def exact_reference(
-    problem: Problem,
-    upstream: IntArray,
-    *,
-    hint: IntArray | None,
-    time_limit_s: float,
-    deadhead: bool = True,
-    workers: int = 2,
-) -> ExactReference:
-    """CP-SAT's minimum gap; then, if `optimizer.exact` offers the lexicographic mode
-    (`solve_lexicographic`), the proven minimum deadhead at that gap (None if not proven).
-
-    `hint` should be a plan at the optimal gap with little deadhead (the caller's best)."""
-    from optimizer import exact
-
-    ex = exact.solve_min_gap(
-        problem, upstream, time_limit_s=time_limit_s, hint=hint, workers=workers
-    )
-    min_dead: float | None = None
-    bound: float | None = None
-    best: float | None = None
-    lexi = getattr(exact, "solve_lexicographic", None)
-    if deadhead and lexi is not None and ex.proven_optimal and ex.gap is not None:
-        res = lexi(
-            problem, upstream, gap=ex.gap, time_limit_s=time_limit_s, hint=hint, workers=workers
-        )
-        if res.proven_optimal and res.deadhead_km is not None:
-            min_dead = float(res.deadhead_km)
-        if math.isfinite(res.lower_bound_km) and res.lower_bound_km > 0:
-            # A bound on every plan at the gap, whether or not CP-SAT found one in time.
-            bound = float(res.lower_bound_km)
-        known = [float(res.deadhead_km)] if res.deadhead_km is not None else []
-        if (
-            hint is not None
-            and count_gap(np.bincount(hint[hint >= 0], minlength=problem.n_drivers)) == ex.gap
-        ):
-            known.append(float(sum(s.deadhead_km for s in schedule_all(problem, hint))))
-        best = min(known, default=None)
-    return ExactReference(
-        ex.gap, ex.lower_bound, ex.proven_optimal, ex.status, ex.wall_s, min_dead, bound, best
-    )
-
-
 def evaluate_days(
     days: Sequence[Day],
     policies: Mapping[str, MovePolicy],
@@ -155,6 +95,7 @@ def evaluate_days(
     exact_time_limit_s: float = 10.0,
     on_day: Callable[[DayResult], None] | None = None,
     exact_workers: int = 2,
+    late_capped: bool = False,
 ) -> list[DayResult]:
     """Run every policy's pass on every day (same order each day), then the exact reference."""
     _preload()
@@ -163,7 +104,8 @@ def evaluate_days(
         for policy in policies.values():
             run_pass(d.problem, d.assignment, policy, config)
     with _frozen_heap():
-        return _evaluate(days, policies, config, exact, (exact_time_limit_s, exact_workers), on_day)
+        limits = (exact_time_limit_s, exact_workers, late_capped)
+        return _evaluate(days, policies, config, exact, limits, on_day)
 
 
 @contextlib.contextmanager
@@ -183,10 +125,11 @@ def _evaluate(
     policies: Mapping[str, MovePolicy],
     config: PassConfig,
     exact: bool,
-    exact_limits: tuple[float, int],
+    exact_limits: tuple[float, int, bool],
     on_day: Callable[[DayResult], None] | None,
 ) -> list[DayResult]:
-    exact_time_limit_s, exact_workers = exact_limits  # CP-SAT's seconds and workers per solve
+    # CP-SAT's seconds and workers per solve; the same-punctuality reference too?
+    exact_time_limit_s, exact_workers, late_capped = exact_limits
     out = []
     for d in days:
         p, upstream = d.problem, d.assignment
@@ -229,6 +172,8 @@ def _evaluate(
                 hint=best.assignment if best is not None else None,
                 time_limit_s=exact_time_limit_s,
                 workers=exact_workers,
+                plans=[r.assignment for r in results.values()],
+                late_capped=late_capped,
             )
         else:
             ref = ExactReference(None, floor, False, "SKIPPED", 0.0)
@@ -329,6 +274,10 @@ def method_metrics(rows: Sequence[DayResult], label: str) -> dict[str, Any]:
         for r, o in proven
         if o.gap == r.exact.gap and r.exact.best_deadhead_km and r.exact.best_deadhead_km > 0
     ]
+    at_gap = [(r, o) for r, o in proven if o.gap == r.exact.gap]
+    capped = _excess(at_gap, "capped_min_deadhead_km")
+    capped_bound = _excess(at_gap, "capped_bound_km")
+    capped_low = _excess(at_gap, "capped_best_km", floor=0.0)
     lat = [o.latency_ms for _, o in outs]
     return {
         "days": len(outs),
@@ -342,6 +291,14 @@ def method_metrics(rows: Sequence[DayResult], label: str) -> dict[str, Any]:
         "deadhead_excess_bound_pct": _mean(dead_bound),
         "deadhead_bounded_days": len(dead_bound),
         "deadhead_excess_low_pct": _mean(dead_low),
+        "capped_excess_pct": _mean(capped),
+        "capped_compared_days": len(capped),
+        "capped_excess_bound_pct": _mean(capped_bound),
+        "capped_bounded_days": len(capped_bound),
+        "capped_excess_low_pct": _mean(capped_low),
+        "late_cap_minutes": _mean(
+            [r.exact.late_cap_minutes for r, _ in at_gap if r.exact.late_cap_minutes is not None]
+        ),
         "deadhead_km_added": _mean([o.deadhead_km - r.heuristic_deadhead_km for r, o in outs]),
         "lateness_minutes": _mean([o.lateness_minutes for _, o in outs]),
         "infeasible": sum(not o.feasible for _, o in outs),
@@ -399,6 +356,20 @@ def summarize(rows: Sequence[DayResult], labels: Sequence[str]) -> dict[str, Any
 
 def rows_as_dicts(rows: Sequence[DayResult]) -> list[dict[str, Any]]:
     return [asdict(r) for r in rows]
+
+
+def _excess(
+    pairs: Sequence[tuple[DayResult, PolicyOutcome]], ref: str, floor: float | None = None
+) -> list[float]:
+    """100 x (deadhead - reference) / reference per day where `ref` (a field of the exact
+    reference) is known and positive; at least `floor` when given."""
+    out = []
+    for r, o in pairs:
+        km = getattr(r.exact, ref)
+        if km is not None and km > 0:
+            x = 100.0 * (o.deadhead_km - km) / km
+            out.append(x if floor is None else max(floor, x))
+    return out
 
 
 def _mean(values: Sequence[float] | Sequence[int]) -> float | None:

@@ -72,6 +72,8 @@ class LexicographicResult:
     lower_bound_km: float = 0.0
     """No plan with this gap has less deadhead: the larger of CP-SAT's bound and the
     Lagrangian one (`optimizer.deadhead_bound`); = deadhead_km when proven."""
+    lateness_minutes: float | None = None
+    """Total lateness of the plan found, measured with the ride model."""
 
 
 @dataclass
@@ -80,6 +82,8 @@ class _Model:
 
     m: cp_model.CpModel
     x: dict[tuple[int, int], cp_model.IntVar]
+    t: dict[int, cp_model.IntVar]
+    """Pickup time per booking, in milliminutes."""
     spread: cp_model.LinearExpr
     allowed: BoolArray
     never: set[tuple[int, int]]
@@ -153,7 +157,7 @@ def _build(
     m.add_max_equality(hi_c, counts)
     m.add_min_equality(lo_c, counts)
     m.add(hi_c - lo_c >= floor)  # a theorem; it lets the solver prove the floor at once
-    return _Model(m, x, hi_c - lo_c, allowed, never, assigned)
+    return _Model(m, x, t, hi_c - lo_c, allowed, never, assigned)
 
 
 def _hint(model: _Model, plan: IntArray) -> None:
@@ -242,6 +246,7 @@ def solve_lexicographic(
     workers: int = 2,
     hint: IntArray | None = None,
     lagrangian: bool = True,
+    max_lateness_minutes: float | None = None,
 ) -> LexicographicResult:
     """The least deadhead at the least gap: minimise the gap, then deadhead with the gap fixed.
 
@@ -252,6 +257,13 @@ def solve_lexicographic(
     (`optimizer.deadhead_bound`) is given to CP-SAT as a floor on that total and proves the
     plan found minimal where it meets it (`lagrangian=False`: CP-SAT alone, e.g. to check
     that bound against CP-SAT's own proofs).
+
+    `max_lateness_minutes`: only plans whose total lateness (minutes picked up after the
+    windows closed, summed) is at most this, e.g. a pass plan's own: the least deadhead at
+    the same punctuality. The model allows 0.001 minute more per booking and hop (its
+    rounding), so its minimum is never above the true one. The Lagrangian bound gets the
+    same cap (`deadhead_lower_bound(max_lateness_minutes=...)`); a hint is used as the known
+    plan only if it keeps the cap.
     """
     started = time.perf_counter()
     n, k_count = problem.n_bookings, problem.n_drivers
@@ -280,10 +292,23 @@ def solve_lexicographic(
         hint is not None
         and _gap_of(hint, k_count) == gap
         and is_feasible_change(problem, assignment, hint)[0]
+        and (
+            max_lateness_minutes is None
+            or _lateness_of(problem, hint) <= max_lateness_minutes + 1e-9
+        )
     ):
         known = _deadhead_of(problem, hint)
+    else:
+        hint = None
     lagrange = (
-        deadhead_lower_bound(problem, assignment, gap, upper_km=known, time_limit_s=time_limit_s)
+        deadhead_lower_bound(
+            problem,
+            assignment,
+            gap,
+            upper_km=known,
+            time_limit_s=time_limit_s,
+            max_lateness_minutes=max_lateness_minutes,
+        )
         if lagrangian
         else DeadheadBound(0.0, 0, True)
     )
@@ -319,6 +344,8 @@ def solve_lexicographic(
         m.add_circuit(arcs)
         for b in nodes:
             m.add_implication(x[b, k], used)
+    if max_lateness_minutes is not None:
+        _cap_lateness(problem, model, max_lateness_minutes, gap)
     total = sum(cost)
     # Each arc's metres are rounded (to 0.5 m), so the model's total is at least this.
     m.add(total >= math.floor(1000.0 * lagrange.bound_km - 0.5 * len(assigned)))
@@ -347,7 +374,34 @@ def solve_lexicographic(
         verified=verified,
         wall_s=time.perf_counter() - started,
         lower_bound_km=min(km, bound),
+        lateness_minutes=_lateness_of(problem, out),
     )
+
+
+def _cap_lateness(problem: Problem, model: _Model, cap_minutes: float, gap: int) -> None:
+    """Total lateness at most `cap_minutes`. The model's times run up to 0.001 minute late
+    per hop against the ride model's (durations rounded up), so allow that much more per
+    booking and hop: the capped model keeps every plan the cap keeps."""
+    m, t = model.m, model.t
+    # A booking's drift is at most one per hop before it in its route, plus one for the
+    # rounded window close: at most (rides per driver + 1) per booking.
+    n = len(model.assigned)
+    most = -(-n // max(1, problem.n_drivers)) + gap + 1
+    cap = math.floor(cap_minutes * _SCALE + 1e-6)
+    late = []
+    for b in model.assigned:
+        close, last = _down(problem.latest[b]), int(list(t[b].proto.domain)[-1])
+        if last <= close:
+            continue  # never late
+        m.add(t[b] <= close + cap + most)  # no booking alone is later than all of them
+        v = m.new_int_var(0, last - close, f"late{b}")
+        m.add(v >= t[b] - close)
+        late.append(v)
+    m.add(sum(late) <= cap + n * most)
+
+
+def _lateness_of(problem: Problem, plan: IntArray) -> float:
+    return float(sum(s.lateness_minutes for s in schedule_all(problem, plan)))
 
 
 def _deadhead_of(problem: Problem, plan: IntArray) -> float:
