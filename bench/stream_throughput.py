@@ -60,7 +60,12 @@ from optimizer.generate import generate_day, generate_days  # noqa: E402
 from schemas import HeuristicDone  # noqa: E402
 from streams import stage_trace  # noqa: E402
 from streams.settings import Settings  # noqa: E402
-from streams.topics import MAX_MESSAGE_BYTES, client_options, ensure_topics  # noqa: E402
+from streams.topics import (  # noqa: E402
+    MAX_MESSAGE_BYTES,
+    client_options,
+    ensure_topics,
+    topic_specs,
+)
 
 _FULL_RUN = "BENCH_FULL_RUN"  # a row's env marker: the worker runs as under `make run`
 
@@ -80,6 +85,9 @@ class Figures:
     """The part of `cpu_ms` spent in the workers' prepare processes (the pass)."""
     stages: list[tuple[str, float, float, float, float]] | None = None
     """With `--stages`: per stage, p50, p90, p99 (ms) and the mean over the slowest 2 %."""
+    collections: list[str] | None = None
+    """With `--stages`: per process (the bench, each worker, each prepare process), its garbage
+    collections of 2 ms or more during the row."""
     pass_p99_ms: float = float("nan")
     """p99 of the `Optimized` events' own `latency_ms` (decode, pass, encode, in the worker):
     against the end-to-end p99, how much of the tail is the pass and how much waiting."""
@@ -137,19 +145,57 @@ async def _log_append_time(settings: Settings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+    # AlterConfigs replaces a topic's whole config: the wanted ones go along (without them
+    # max.message.bytes fell back to the broker's 1 MB default and the worker logged it).
+    wanted = {s.name: s.configs for s in topic_specs(settings)}
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         await admin.alter_configs(
             [
                 ConfigResource(
-                    ConfigResourceType.TOPIC, t, {"message.timestamp.type": "LogAppendTime"}
+                    ConfigResourceType.TOPIC,
+                    t,
+                    wanted[t] | {"message.timestamp.type": "LogAppendTime"},
                 )
                 for t in (settings.topic_input, settings.topic_optimized)
             ]
         )
     finally:
         await admin.close()
+
+
+def _collections(
+    prefix: Path,
+    worker_pids: set[int],
+    own: list[tuple[float, float, int]],
+    since: float,
+    until: float,
+) -> list[str]:
+    """One line per process: its collections of 2 ms or more between `since` and `until`
+    (wall): how many, how long in all, the longest, and when (s into the row)."""
+    per: dict[str, list[tuple[float, float, int]]] = {"bench": own}
+    for path in prefix.parent.glob(f"{prefix.name}.*"):
+        pid = path.name.rsplit(".", 1)[1]
+        if not pid.isdigit():
+            continue
+        who = f"{'worker' if int(pid) in worker_pids else 'prepare process'} {pid}"
+        for line in path.read_text().splitlines():
+            doc = json.loads(line)
+            if "gc" in doc:
+                per.setdefault(who, []).append((doc["gc"], doc["seconds"], doc["generation"]))
+    out = []
+    for who, found in per.items():
+        found = [c for c in found if since <= c[0] <= until]
+        if not found:
+            out.append(f"{who}: none")
+            continue
+        start, took, gen = max(found, key=lambda c: c[1])
+        out.append(
+            f"{who}: {len(found)}, {sum(c[1] for c in found) * 1000:.0f} ms in all, longest "
+            f"{took * 1000:.0f} ms (generation {gen}) at {start - since:+.2f} s"
+        )
+    return out
 
 
 def _stage_rows(
@@ -159,9 +205,11 @@ def _stage_rows(
     messages every process stamped (`wall`: the bench's stamps by key)."""
     stamps = {k: dict(v) for k, v in wall.items()}
     for path in prefix.parent.glob(f"{prefix.name}.*"):
+        if path.name.endswith(".joined.jsonl"):
+            continue
         for line in path.read_text().splitlines():
             doc = json.loads(line)
-            if doc["key"] in stamps:
+            if doc.get("key") in stamps:
                 stamps[doc.pop("key")].update(doc)
     names = {a for a, _, _ in STAGES} | {b for _, b, _ in STAGES}
     rows = [s for s in stamps.values() if names <= s.keys()]
@@ -432,6 +480,7 @@ async def _run(
         async with Harness(settings) as h:
             await _warm(h, pool, tag, workers)
             cpu, child = _cpu_seconds(procs)
+            worker_pids = {p.pid for p in procs}
             sent = await h.send(batch, rate)
             await h.wait_for(set(sent), timeout=900)
             cpu_after, child_after = _cpu_seconds(procs)
@@ -443,7 +492,15 @@ async def _run(
                 child_cpu_ms=(child_after - child) * 1000 / len(sent),
             )
     if args.stages:  # the workers have stopped: their stamps are written
-        figures.stages = _stage_rows(args.state_dir / f"stages-{tag}", wall)
+        prefix = args.state_dir / f"stages-{tag}"
+        figures.stages = _stage_rows(prefix, wall)
+        figures.collections = _collections(
+            prefix,
+            worker_pids,
+            stage_trace.collections(),
+            min(w["sent"] for w in wall.values()),
+            max(w["visible"] for w in wall.values()),
+        )
     return figures
 
 
@@ -520,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
+    if args.stages:
+        stage_trace.watch_gc()
     skip = set(filter(None, args.skip.split(",")))
     size = f"{args.size[0]}x{args.size[1]}"
 
@@ -647,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'stage':>80} {'p50':>7} {'p90':>7} {'p99':>7} {'slow 2 %':>8}")
             for name, p50, p90, p99, slow in f.stages:
                 print(f"{name:>80} {p50:7.1f} {p90:7.1f} {p99:7.1f} {slow:8.1f}")
+            print("garbage collections of 2 ms or more during the row:")
+            for line in f.collections or []:
+                print(f"  {line}")
     by = {f.what.split(",")[0] + "," + f.what.split(",")[1]: f for f in results if "," in f.what}
     one = by.get("pipelined burst, 1 worker")
     serial = by.get("serial burst, 1 worker")
