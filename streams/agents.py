@@ -17,7 +17,6 @@ the one-message-at-a-time path (each dispatch waits for its acknowledgements bef
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,7 +30,6 @@ from optimizer.serving import PolicyProvider
 from optimizer.swap_pass import MovePolicy, SearchState
 from schemas import ErrorDetail, HeuristicDone, Limits
 from streams import codec
-from streams.logs import RateLimiter
 from streams.publishing import DEFAULT_BACKOFF, Backoff, Publisher, Sender, Unsent, too_large
 
 __all__ = [
@@ -181,21 +179,17 @@ class DispatchHandler(Publisher):
         backoff: Backoff = DEFAULT_BACKOFF,
         on_published: Callable[[Prepared], None] | None = None,
     ) -> None:
+        super().__init__(
+            send,
+            self._dead_letter,
+            max_record_bytes=max_record_bytes,
+            backoff=backoff,
+            on_published=on_published,
+        )
         self.topics = topics
         self.provider = provider
         self.config = config
         self.limits = limits
-        self.send = send
-        self.max_record_bytes = max_record_bytes
-        """The output topics' size limit: dead letters are built to fit under it."""
-        self.backoff = backoff
-        self.on_published = on_published
-        """Called once per input message after its final record is acknowledged (metrics)."""
-        self.counts: Counter[str] = Counter()
-        """Messages handled per outcome status (and `dead_letter`), for the health view."""
-        self.retries: Counter[str] = Counter()
-        """Failed sends retried, per topic."""
-        self._limiter = RateLimiter()
 
     # ------------------------------------------------------------------ prepare (in a thread)
 

@@ -32,7 +32,15 @@ from streams.metrics import default_metrics
 if TYPE_CHECKING:
     from streams.agents import Prepared, Record, Source
 
-__all__ = ["DEFAULT_BACKOFF", "Backoff", "Publisher", "Sender", "Unsent", "too_large"]
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "Backoff",
+    "DeadLetterBuilder",
+    "Publisher",
+    "Sender",
+    "Unsent",
+    "too_large",
+]
 
 log = structlog.get_logger("dispatch_rl.streams")
 
@@ -86,27 +94,45 @@ class Backoff:
 DEFAULT_BACKOFF = Backoff()
 
 
-class Publisher:
-    """Publishes prepared messages (see the module docstring); `DispatchHandler` is one."""
+class DeadLetterBuilder(Protocol):
+    """Builds the dead letter of an input within `budget` bytes (the preparing half's
+    `DispatchHandler._dead_letter`): what replaces a final record the topic refused."""
 
-    send: Sender
-    backoff: Backoff
-    max_record_bytes: int | None
-    on_published: Callable[[Prepared], None] | None
-    counts: Counter[str]
-    retries: Counter[str]
-    _limiter: RateLimiter
-
-    def _dead_letter(
+    def __call__(
         self,
         raw: bytes | None,
         key: bytes | None,
         errors: list[ErrorDetail],
         source: Source,
         budget: int | None = None,
-    ) -> Prepared:
-        """A dead letter for `raw` within `budget` bytes (the preparing half builds it)."""
-        raise NotImplementedError
+    ) -> Prepared: ...
+
+
+class Publisher:
+    """Publishes prepared messages (see the module docstring); `DispatchHandler` is one."""
+
+    def __init__(
+        self,
+        send: Sender,
+        dead_letter: DeadLetterBuilder,
+        *,
+        max_record_bytes: int | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        on_published: Callable[[Prepared], None] | None = None,
+    ) -> None:
+        self.send = send
+        self.dead_letter = dead_letter
+        """Rebuilds a final record the topic refused as too large (`_smaller`)."""
+        self.max_record_bytes = max_record_bytes
+        """The output topics' size limit: dead letters are built to fit under it."""
+        self.backoff = backoff
+        self.on_published = on_published
+        """Called once per input message after its final record is acknowledged (metrics)."""
+        self.counts: Counter[str] = Counter()
+        """Messages handled per outcome status (and `dead_letter`), for the health view."""
+        self.retries: Counter[str] = Counter()
+        """Failed sends retried, per topic."""
+        self._limiter = RateLimiter()
 
     async def publish(self, batch: Sequence[Prepared]) -> None:
         """Audits of the whole batch, acknowledged; then the final records, acknowledged.
@@ -285,7 +311,7 @@ class Publisher:
         errors = p.errors if err is None else [err]
         if budget is not None and budget < _MIN_DEAD_LETTER_BUDGET:
             errors = errors[:1]
-        new = self._dead_letter(p.raw, p.key, errors, p.source, budget)
+        new = self.dead_letter(p.raw, p.key, errors, p.source, budget)
         log.warning(
             "record_too_large",
             topic=p.final.topic,
