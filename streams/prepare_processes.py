@@ -11,7 +11,8 @@ A child is `python -m streams.prepare_child` (not `multiprocessing`: its spawn r
 the parent's main script, and fork would copy the worker's threads mid-flight), fed pickled
 frames on its stdin: first the factory of its `DispatchHandler` (`settings_handler`: the
 registry's champion, like the worker's own provider, refreshed every `model_poll_seconds`),
-then batches of `(raw, key, source)`, answered one message at a time.
+then batches of `(raw, key, source)`, answered one message at a time (the worker's end of
+one child: `streams.prepare_pipe`).
 A child that dies (killed, out of memory) is started again and its batch retried one message at
 a time; a message that kills a child on its own gets status `fallback` (the heuristic
 assignment, no pass) prepared in the worker, so no input is lost and the agent goes on. A child
@@ -21,112 +22,27 @@ whose worker dies reads end-of-file and exits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import pickle
-import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
 
 import structlog
 
 from streams.agents import DispatchHandler, Prepared
-from streams.prepare_child import HEADER, Job, frame, settings_handler
+from streams.prepare_child import Job, settings_handler
+from streams.prepare_pipe import ChildDied, OnPart, PrepareChild
 from streams.settings import Settings
 
 __all__ = ["ChildDied", "Job", "PrepareProcesses", "settings_handler"]
 
 log = structlog.get_logger("dispatch_rl.streams")
 
-# ---------------------------------------------------------------- in the worker
-
-
-class ChildDied(Exception):
-    """A prepare process exited (or its pipes broke) before answering."""
-
 
 class _Unavailable(Exception):
     """No prepare process will be started any more (`PrepareProcesses.failed`)."""
 
 
-OnPart = Callable[[int, list[Prepared]], None]
-"""Called with a part's index and its `Prepared` as soon as that part of a call is done."""
-
 _START_TRIES = 4  # a replacement that fails this often in a row: prepare in a thread instead
-
-
-class _Child:
-    def __init__(self, proc: asyncio.subprocess.Process, *, own: bool = False) -> None:
-        self.proc = proc
-        self.own = own
-        """Started for one large input alone (`PrepareProcesses.map_alone`): stopped after it,
-        never in the pool."""
-        self.message_since: float | None = None
-        """When the child last sent prepared messages, or was given its batch (monotonic): the
-        message it is on began no earlier. None: not busy."""
-
-    async def call(self, obj: Any) -> Any:
-        """Send one frame, read one frame (the start-up handshake)."""
-        try:
-            self._write(obj)
-            await self._drain()
-            return await self._read()
-        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
-            raise ChildDied(f"prepare process {self.proc.pid} died: {exc!r}") from exc
-
-    async def prepare(
-        self, jobs: Sequence[Job], ends: Sequence[int] = (), on_part: OnPart | None = None
-    ) -> list[Prepared]:
-        """The child's `Prepared` for each job (its raw input put back), read one frame at a
-        time as they come (at least every `prepare_child.PROGRESS_SECONDS` while no message
-        holds the child). `ends`: message counts at which a part of `jobs` is complete; the
-        child writes out each part when done and `on_part(i, prepared)` gets part i then."""
-        out: list[Prepared] = []
-        parts = iter(enumerate(ends))
-        part = next(parts, None)
-        try:
-            self._write((list(jobs), list(ends)))
-            self.message_since = time.monotonic()
-            await self._drain()
-            start = 0
-            for raw, _, _ in jobs:
-                prepared: Prepared = await self._read()
-                prepared.raw = raw
-                out.append(prepared)
-                self.message_since = time.monotonic()
-                if part is not None and len(out) == part[1]:
-                    if on_part is not None:
-                        on_part(part[0], out[start:])
-                    start = len(out)
-                    part = next(parts, None)
-            return out
-        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
-            raise ChildDied(f"prepare process {self.proc.pid} died: {exc!r}") from exc
-        finally:
-            self.message_since = None
-
-    def _write(self, obj: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(frame(obj))
-
-    async def _drain(self) -> None:
-        assert self.proc.stdin is not None
-        await self.proc.stdin.drain()
-
-    async def _read(self) -> Any:
-        stdout = self.proc.stdout
-        assert stdout is not None
-        (size,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
-        return pickle.loads(await stdout.readexactly(size))
-
-    def held(self, now: float, seconds: float) -> bool:
-        """True when the child has been on one message for `seconds` or more."""
-        return self.message_since is not None and now - self.message_since >= seconds
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
 
 
 class PrepareProcesses:
@@ -167,8 +83,8 @@ class PrepareProcesses:
         """Why no child can be started any more (then batches are prepared in a thread of the
         worker with its own handler: slower, but nothing stalls)."""
         # None in the queue: no child will come (`failed`); it wakes every waiter in turn.
-        self._idle: asyncio.Queue[_Child | None] | None = None
-        self._children: set[_Child] = set()
+        self._idle: asyncio.Queue[PrepareChild | None] | None = None
+        self._children: set[PrepareChild] = set()
         self._respawning: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -200,15 +116,8 @@ class PrepareProcesses:
             seconds=round(time.perf_counter() - t, 2),
         )
 
-    async def _spawn(self, *, own: bool = False) -> _Child:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "streams.prepare_child",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        child = _Child(proc, own=own)
+    async def _spawn(self, *, own: bool = False) -> PrepareChild:
+        child = await PrepareChild.start(own=own)
         self._children.add(child)
         try:
             await child.call((self.factory, self.refresh_seconds))
@@ -217,11 +126,11 @@ class PrepareProcesses:
             raise
         return child
 
-    def _drop(self, child: _Child) -> None:
+    def _drop(self, child: PrepareChild) -> None:
         child.kill()
         self._children.discard(child)
 
-    async def acquire(self) -> _Child | None:
+    async def acquire(self) -> PrepareChild | None:
         """An idle child, taken for a `map` call (waits as `map` would, growing by one when
         every child is held by one message); None when no child will come (`failed`)."""
         if self.failed is not None:
@@ -234,7 +143,7 @@ class PrepareProcesses:
             self._idle.put_nowait(None)  # for the next waiter
         return child
 
-    def release(self, child: _Child | None) -> None:
+    def release(self, child: PrepareChild | None) -> None:
         """Give back a child taken by `acquire` and not used."""
         if child is not None and self._idle is not None:
             self._idle.put_nowait(child)
@@ -242,7 +151,7 @@ class PrepareProcesses:
     async def map(
         self,
         jobs: Sequence[Job],
-        child: _Child | None = None,
+        child: PrepareChild | None = None,
         *,
         ends: Sequence[int] = (),
         on_part: OnPart | None = None,
@@ -250,7 +159,8 @@ class PrepareProcesses:
         """`Prepared` for each `(raw, key, source)`, in order; never raises for a dead child.
         `child`: one taken by `acquire` for this call (else one is taken here). `ends` and
         `on_part`: parts of `jobs` handed over as soon as each is prepared (see
-        `_Child.prepare`); a part not handed over so (its child died) is only in the result."""
+        `PrepareChild.prepare`); a part not handed over so (its child died) is only in the
+        result."""
         try:
             return await self._run(jobs, child, ends, on_part)
         except ChildDied:
@@ -316,7 +226,7 @@ class PrepareProcesses:
     async def _run(
         self,
         jobs: Sequence[Job],
-        child: _Child | None = None,
+        child: PrepareChild | None = None,
         ends: Sequence[int] = (),
         on_part: OnPart | None = None,
     ) -> list[Prepared]:
@@ -348,7 +258,7 @@ class PrepareProcesses:
                 self._idle.put_nowait(child)
         return prepared
 
-    async def _next_child(self, idle: asyncio.Queue[_Child | None]) -> _Child | None:
+    async def _next_child(self, idle: asyncio.Queue[PrepareChild | None]) -> PrepareChild | None:
         """An idle child; when every child has been on ONE message for `held_seconds` (a
         large day), one extra child (one at a time), so small days of other partitions do not
         wait behind it. Unlike a thread of the worker, a child keeps a message that kills its
@@ -391,11 +301,11 @@ class PrepareProcesses:
         pool = self._pool()
         return bool(pool) and all(c.held(now, self.held_seconds) for c in pool)
 
-    def _pool(self) -> list[_Child]:
+    def _pool(self) -> list[PrepareChild]:
         """The children that serve any batch (not those started for one large input)."""
         return [c for c in self._children if not c.own]
 
-    async def _respawn(self, idle: asyncio.Queue[_Child | None]) -> None:
+    async def _respawn(self, idle: asyncio.Queue[PrepareChild | None]) -> None:
         delay = 0.1
         for attempt in range(1, _START_TRIES + 1):
             if idle is not self._idle:
