@@ -47,7 +47,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -88,6 +88,8 @@ class Figures:
     collections: list[str] | None = None
     """With `--stages`: per process (the bench, each worker, each prepare process), its garbage
     collections of 2 ms or more during the row."""
+    worker_cpu_ms: list[float] | None = None
+    """Each worker's share of `cpu_ms` (its process tree's CPU per dispatch of the row)."""
     pass_p99_ms: float = float("nan")
     """p99 of the `Optimized` events' own `latency_ms` (decode, pass, encode, in the worker):
     against the end-to-end p99, how much of the tail is the pass and how much waiting."""
@@ -405,6 +407,13 @@ def _figures(
     )
 
 
+def _pin_to(cpu: int | None) -> Callable[[], None] | None:
+    """For `Popen(preexec_fn=...)`: the child (and what it starts) runs on `cpu` only."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 @contextlib.contextmanager
 def _workers(
     settings: Settings,
@@ -431,6 +440,8 @@ def _workers(
                     cwd=ROOT,
                     stdout=subprocess.DEVNULL,
                     stderr=(state_dir / f"{settings.app_id}-{i}.log").open("wb"),
+                    # --pin: worker i and its prepare processes on CPU i (mod the count)
+                    preexec_fn=_pin_to(i % (os.cpu_count() or 1) if args.pin else None),
                 )
             )
         yield procs
@@ -480,16 +491,19 @@ async def _run(
         async with Harness(settings) as h:
             await _warm(h, pool, tag, workers)
             cpu, child = _cpu_seconds(procs)
+            each = [_cpu_seconds([p])[0] for p in procs]
             worker_pids = {p.pid for p in procs}
             sent = await h.send(batch, rate)
             await h.wait_for(set(sent), timeout=900)
             cpu_after, child_after = _cpu_seconds(procs)
+            each = [_cpu_seconds([p])[0] - e for p, e in zip(procs, each, strict=True)]
             wall = {k.decode(): h.wall[k] for k in sent}
             print(f"  {what}: served by {h.model_version}", file=sys.stderr)
             figures = replace(
                 _figures(what, sent, h.visible, h.pass_ms),
                 cpu_ms=(cpu_after - cpu) * 1000 / len(sent),
                 child_cpu_ms=(child_after - child) * 1000 / len(sent),
+                worker_cpu_ms=[e * 1000 / len(sent) for e in each],
             )
     if args.stages:  # the workers have stopped: their stamps are written
         prefix = args.state_dir / f"stages-{tag}"
@@ -569,6 +583,12 @@ def main(argv: list[str] | None = None) -> int:
         help="extra environment of the workers (e.g. DISPATCH_RL_MAX_SWAPS=1 for profiling)",
     )
     parser.add_argument("--state-dir", type=Path, default=Path("/tmp/dispatch-rl-bench"))
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="worker i and its prepare processes on CPU i only (os.sched_setaffinity); the "
+        "broker and this process are not pinned",
+    )
     parser.add_argument(
         "--stages",
         action="store_true",
@@ -700,6 +720,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f} {f.cpu_ms:>11.2f} "
             f"{f.child_cpu_ms:>10.2f} {f.pass_p99_ms:>8.1f}"
         )
+    for f in results:
+        if f.worker_cpu_ms and len(f.worker_cpu_ms) > 1:
+            shares = " + ".join(f"{c:.2f}" for c in f.worker_cpu_ms)
+            print(f"{f.what}: cpu ms/disp per worker {shares}")
     for f in results:
         if f.stages:
             print(f"\nstages of '{f.what}' (ms; slow 2 %: mean over the slowest 2 % end to end)")
