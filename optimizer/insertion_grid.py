@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
-from optimizer.ride_model import duration
+from optimizer.ride_model import duration, leg_tables
 
-__all__ = ["Grid", "GridPairs", "fits_mask", "grid_pairs"]
+__all__ = ["Grid", "GridPairs", "KernelTables", "fits_mask", "grid_pairs", "kernel_tables"]
 
 
 @dataclass(slots=True)
@@ -66,4 +66,39 @@ def grid_pairs(p: Problem) -> GridPairs:
         shift_end=p.shift_end[d],
         earliest=p.earliest[b],
         duration=duration(p, b),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KernelTables:
+    """The problem's arrays as the compiled loops read them (`optimizer.kernels`): C-contiguous
+    int64 / float64 (per problem: `Problem.memo`)."""
+
+    order: IntArray
+    earliest: FloatArray
+    duration: FloatArray
+    shift_start: FloatArray
+    shift_end: FloatArray
+    minutes: FloatArray
+    """`ride_model.leg_tables`: (N + K, N)."""
+    km: FloatArray
+
+
+def kernel_tables(p: Problem) -> KernelTables:
+    return p.memo("kernel_tables", _kernel_tables)
+
+
+def _kernel_tables(p: Problem) -> KernelTables:
+    def f64(a: FloatArray) -> FloatArray:
+        return np.ascontiguousarray(a, dtype=np.float64)
+
+    minutes, km = leg_tables(p)
+    return KernelTables(
+        order=np.ascontiguousarray(p.order, dtype=np.int64),
+        earliest=f64(p.earliest),
+        duration=f64(duration(p)),
+        shift_start=f64(p.shift_start),
+        shift_end=f64(p.shift_end),
+        minutes=f64(minutes),
+        km=f64(km),
     )

@@ -25,6 +25,7 @@ import numpy as np
 from optimizer.objective import count_gap, count_sq_dev, count_terms_after, value_of
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
 from optimizer.ride_model import dropoff_at, leg, pickup_at
+from optimizer.kernels import compiled
 from optimizer.routes import RouteArrays
 
 MOVE, SWAP, CHAIN = 0, 1, 2
@@ -171,6 +172,14 @@ def generate(
     parts: list[tuple[int, IntArray, IntArray, IntArray, IntArray, IntArray, IntArray, FloatArray]]
     parts = []
 
+    grid_fits = index.fits_table() if index is not None and compiled is not None else None
+    if not chains and grid_fits is not None:
+        # A small day with the compiled loops: the same moves and swaps, in the same order
+        # (`optimizer/_kernels.c`, `candidates`), without the dozens of numpy calls below.
+        return _generate_compiled(
+            problem, assignment, solo, base, movable, counts, keep, balancing_only, memo,
+            grid_fits, swap_window, int(gap), float(sq),
+        )  # fmt: skip
     if not chains:
         ok = base.copy()
         ok[rows, assignment[rows]] = False  # not to its own driver
@@ -244,6 +253,44 @@ def generate(
     )
     sq_after = np.concatenate([np.asarray(p[7], dtype=float) for p in parts])
     return Candidates(kind, b1, src, dst, b2, dst2, gap_after, sq_after)
+
+
+def _generate_compiled(
+    problem: Problem,
+    assignment: IntArray,
+    solo: BoolArray,
+    base: BoolArray,
+    movable: BoolArray,
+    counts: IntArray,
+    keep: CountFilter,
+    balancing_only: bool,
+    memo: dict[Any, Any] | None,
+    fits: BoolArray,
+    swap_window: int,
+    gap: int,
+    sq: float,
+) -> Candidates:
+    """`generate`'s moves and swaps (no chains) by `_kernels.candidates`; see there."""
+    assert compiled is not None
+    n, k = problem.n_bookings, problem.n_drivers
+    g_tab, s_tab, wanted = _pair_terms(counts, keep, balancing_only, memo)
+    swaps = keep != "improving"  # (as in `generate`: a swap keeps every count)
+    if swaps:
+        x, y = _swap_pairs(problem, movable, swap_window, memo)
+    else:
+        x = y = _NO_PAIRS
+    cap = n * k + len(x)
+    ints = np.empty((7, cap), dtype=np.int64)
+    sq_after = np.empty(cap)
+    assignment_c = np.ascontiguousarray(assignment, dtype=np.int64)
+    m = compiled.candidates(
+        n, k, assignment_c, base, wanted is not None, b"" if wanted is None else wanted,
+        g_tab, s_tab, fits, swaps, x, y, solo, gap, sq, ints, sq_after,
+    )  # fmt: skip
+    return Candidates(*(ints[j, :m] for j in range(7)), sq_after[:m])
+
+
+_NO_PAIRS = np.zeros(0, dtype=np.int64)
 
 
 def _chains_between(

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from optimizer.feasibility import RouteSchedule, deadlines
-from optimizer.insertion_grid import Grid, fits_mask, grid_pairs
+from optimizer.insertion_grid import Grid, fits_mask, grid_pairs, kernel_tables
+from optimizer.kernels import compiled
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
 from optimizer.ride_model import dropoff_at, leg_tables, pickup_at, tables
 
@@ -123,6 +124,14 @@ class RouteArrays:
         driver, booking, pickup and drop-off arrays as lists (sentinel included) when the
         caller has them."""
         p, n = self.problem, self.size
+        if compiled is not None:  # the same loop, compiled (`optimizer.kernels`)
+            t = kernel_tables(p)
+            out_c = np.zeros(n + 1)
+            deadline_c = np.ascontiguousarray(self.deadline, dtype=np.float64)
+            compiled.forward_slack(p.n_bookings, p.n_drivers, self.driver, self.booking,
+                                   self.pickup, self.dropoff, deadline_c, t.shift_end,
+                                   t.minutes, out_c)  # fmt: skip
+            return out_c
         if flat is None:
             flat = (
                 self.driver.tolist(),
@@ -301,6 +310,9 @@ class RouteArrays:
             n, k = p.n_bookings, p.n_drivers
             if n * k > self.GRID_PAIRS or n * k == 0:
                 return None
+            if compiled is not None:  # the same arithmetic, compiled (`optimizer.kernels`)
+                self._grid_cache = self._grid_compiled()
+                return self._grid_cache
             c = p.memo("insertion_grid_pairs", grid_pairs)
             b, d = c.booking, c.driver
             # `neighbours(b, d)`: the query never passes the sentinel, so succ = idx.
@@ -334,6 +346,20 @@ class RouteArrays:
             )
         return self._grid_cache
 
+    def _grid_compiled(self) -> Grid:
+        """`_grid`'s tables (and `fits`) from `optimizer/_kernels.c`'s `grid`."""
+        assert compiled is not None
+        p = self.problem
+        n, k = p.n_bookings, p.n_drivers
+        t = kernel_tables(p)
+        own, downstream, empty, push, km = np.empty((5, n, k))
+        fits = np.empty((n, k), dtype=bool)
+        deadline = np.ascontiguousarray(self.deadline, dtype=np.float64)
+        compiled.grid(n, k, self.key, self.driver, self.booking, self.pickup, self.dropoff,
+                      self.slack, deadline, t.order, t.earliest, t.duration, t.shift_start,
+                      t.shift_end, t.minutes, t.km, own, downstream, empty, push, km, fits)  # fmt: skip
+        return Grid(own=own, downstream=downstream, empty=empty, push=push, km=km, fits=fits)
+
     def _insertion(
         self, b: IntArray, d: IntArray, skip: IntArray | None = None
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
@@ -366,6 +392,15 @@ class RouteArrays:
         every row (they share the neighbour search; the same values)."""
         own, downstream, empty, push, row, sb, succ_ok = self._insert_parts(b, d, skip)
         return own, downstream, empty, push, self._km_added(b, row, sb, succ_ok)
+
+    def fits_table(self) -> BoolArray | None:
+        """`fits` of every (booking, driver) pair as an (N, K) table; None on larger days."""
+        grid = self._grid()
+        if grid is None:
+            return None
+        if grid.fits is None:
+            grid.fits = fits_mask(grid.own, grid.downstream, grid.push)
+        return grid.fits
 
     def fits(self, b: IntArray, d: IntArray) -> BoolArray:
         """Booking b inserted alone into driver d's route keeps every window and the shift.

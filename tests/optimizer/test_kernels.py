@@ -1,0 +1,129 @@
+"""The compiled loops (`optimizer/_kernels.c`) give the pure-Python/numpy code's numbers, bit
+for bit, and the pass decides the same with or without them."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+import optimizer.routes as routes_module
+from optimizer.dqn.days import generated_days
+from optimizer.kernels import compiled
+from optimizer.moves import Candidates
+from optimizer.policy import GreedyPolicy
+from optimizer.routes import RouteArrays
+from optimizer.swap_pass import PassConfig, SearchState, run_pass
+
+needs_kernels = pytest.mark.skipif(compiled is None, reason="optimizer._kernels is not built")
+
+
+def test_the_kernels_are_built_in_ci() -> None:
+    """CI (`.ci/run` sets CI) installs with a C compiler: the compiled loops must be there, or
+    the comparisons below would be skipped unseen."""
+    if os.environ.get("CI", "").lower() in ("", "0", "false"):
+        pytest.skip("not CI: a machine without a C compiler runs the Python code")
+    assert compiled is not None, "optimizer._kernels did not build (see setup.py)"
+
+
+class _Keep(GreedyPolicy):
+    """Greedy ranking that keeps a copy of every plan it scores."""
+
+    def __init__(self) -> None:
+        self.states: list[SearchState] = []
+
+    def score(self, state: SearchState, candidates: Candidates) -> npt.NDArray[np.float64]:
+        self.states.append(state.fork())
+        return super().score(state, candidates)
+
+
+def _arrays(state: SearchState, pure: bool, monkeypatch: pytest.MonkeyPatch) -> RouteArrays:
+    with monkeypatch.context() as m:
+        if pure:
+            m.setattr(routes_module, "compiled", None)
+        arrays = RouteArrays(state.problem, state.schedules, state.deadline)
+        arrays._grid()
+    return arrays
+
+
+def _same_bits(a: npt.NDArray[np.generic], b: npt.NDArray[np.generic]) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@needs_kernels
+def test_grid_and_slack_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the plans of real passes, 10x3 to 100x13 (late, locked, urgent rides of generated
+    days), every table of the insertion grid and the forward slack are the same bits."""
+    policy = _Keep()
+    sizes = [(10, 3), (12, 4), (25, 4), (40, 6), (100, 13)]
+    for day in generated_days(sizes, range(80, 110)):
+        run_pass(day.problem, day.assignment, policy, PassConfig())
+        policy.states.append(SearchState(day.problem, day.assignment))
+    assert len(policy.states) > 100
+    grids = 0
+    for state in policy.states:
+        fast, slow = _arrays(state, False, monkeypatch), _arrays(state, True, monkeypatch)
+        assert _same_bits(fast.slack, slow.slack)
+        a, b = fast._grid(), slow._grid()
+        if a is None or b is None:
+            assert a is None and b is None
+            continue
+        grids += 1
+        if b.fits is None:
+            b.fits = routes_module.fits_mask(b.own, b.downstream, b.push)
+        for name in ("own", "downstream", "empty", "push", "km", "fits"):
+            assert _same_bits(getattr(a, name), getattr(b, name)), name
+    assert grids > 100
+
+
+def test_a_changed_bit_is_caught() -> None:
+    """The comparison above sees one ulp and a sign of zero (it can fail)."""
+    a = np.array([1.0, 0.0])
+    b = a.copy()
+    b[0] = np.nextafter(1.0, 2.0)
+    assert not _same_bits(a, b)
+    assert not _same_bits(a, np.array([1.0, -0.0]))
+
+
+@needs_kernels
+def test_the_pass_decides_the_same_without_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole passes (greedy policy; default and polish configs): the same checks, values and
+    plan with the compiled loops and with the Python code."""
+    polish = PassConfig(polish_steps=4, batch_moves=False)
+    for day in generated_days([(10, 3), (25, 4), (40, 6)], range(90, 95)):
+        for config in (PassConfig(), polish):
+            fast = run_pass(day.problem, day.assignment, GreedyPolicy(), config)
+            with monkeypatch.context() as m:
+                m.setattr(routes_module, "compiled", None)
+                slow = run_pass(day.problem, day.assignment, GreedyPolicy(), config)
+            assert fast.checked == slow.checked
+            assert np.array_equal(fast.assignment, slow.assignment)
+
+
+@needs_kernels
+def test_candidates_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`moves.generate`'s moves and swaps on the plans of real passes, every filter and swap
+    window the pass uses: the same candidates in the same order, the same terms."""
+    import optimizer.moves as moves_module
+
+    policy = _Keep()
+    for day in generated_days([(10, 3), (12, 4), (25, 4), (40, 6)], range(120, 140)):
+        run_pass(day.problem, day.assignment, policy, PassConfig())
+        policy.states.append(SearchState(day.problem, day.assignment))
+    seen = 0
+    for state in policy.states:
+        for keep in ("improving", "not_worse", "same", "any"):
+            for balancing in (False, True):
+                for window in (6, 12):
+                    args = {"balancing_only": balancing, "swap_window": window, "keep": keep}
+                    fast = state.candidates(**args)  # type: ignore[arg-type]
+                    with monkeypatch.context() as m:
+                        m.setattr(moves_module, "compiled", None)
+                        slow = state.candidates(**args)  # type: ignore[arg-type]
+                    for name in Candidates.__dataclass_fields__:
+                        a, b = getattr(fast, name), getattr(slow, name)
+                        assert a.dtype == b.dtype and a.tolist() == b.tolist(), name
+                    seen += len(fast)
+    assert seen > 10_000
