@@ -301,7 +301,108 @@ done:
     return result;
 }
 
+/* insert(n, k, key, driver, booking, pickup, dropoff, slack, deadline, order, earliest,
+ *        duration, shift_start, shift_end, minutes, km, b, d, skip,
+ *        own, downstream, empty, push, km_added)
+ * `RouteArrays._insert_parts` and `_km_added` of the rows (b, d, skip): booking b inserted
+ * into driver d's route, stepping over `skip` (which leaves it; -1: none; an empty buffer:
+ * no skips). The first 16 arguments as for `grid`; b, d, skip int64 of one length;
+ * outputs float64 of that length. */
+static PyObject *insert(PyObject *self, PyObject *args) {
+    Py_ssize_t n, k;
+    Py_buffer bk[17], out[5];
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "nny*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*w*w*w*w*w*", &n, &k,
+                          &bk[0], &bk[1], &bk[2], &bk[3], &bk[4], &bk[5], &bk[6], &bk[7],
+                          &bk[8], &bk[9], &bk[10], &bk[11], &bk[12], &bk[13], &bk[14], &bk[15],
+                          &bk[16], &out[0], &out[1], &out[2], &out[3], &out[4]))
+        return NULL;
+    Py_ssize_t len = bk[0].len / 8, rows = bk[14].len / 8;
+    int has_skip = bk[16].len > 0;
+    if (len < 1 || check_len(&bk[1], len, 8, "driver") || check_len(&bk[2], len, 8, "booking") ||
+        check_len(&bk[3], len, 8, "pickup") || check_len(&bk[4], len, 8, "dropoff") ||
+        check_len(&bk[5], len, 8, "slack") || check_len(&bk[6], n, 8, "deadline") ||
+        check_len(&bk[7], n, 8, "order") || check_len(&bk[8], n, 8, "earliest") ||
+        check_len(&bk[9], n, 8, "duration") || check_len(&bk[10], k, 8, "shift_start") ||
+        check_len(&bk[11], k, 8, "shift_end") ||
+        check_len(&bk[12], (n + k) * n, 8, "minutes") ||
+        check_len(&bk[13], (n + k) * n, 8, "km") || check_len(&bk[15], rows, 8, "d") ||
+        (has_skip && check_len(&bk[16], rows, 8, "skip")) ||
+        check_len(&out[0], rows, 8, "own") || check_len(&out[1], rows, 8, "downstream") ||
+        check_len(&out[2], rows, 8, "empty") || check_len(&out[3], rows, 8, "push") ||
+        check_len(&out[4], rows, 8, "km_added")) {
+        if (len < 1 && !PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "empty route arrays");
+        goto done;
+    }
+    {
+        const int64_t *key = bk[0].buf, *driver = bk[1].buf, *booking = bk[2].buf;
+        const double *pickup = bk[3].buf, *dropoff = bk[4].buf, *slack = bk[5].buf;
+        const double *deadline = bk[6].buf;
+        const int64_t *order = bk[7].buf;
+        const double *earliest = bk[8].buf, *dur = bk[9].buf;
+        const double *shift_start = bk[10].buf, *shift_end = bk[11].buf;
+        const double *minutes = bk[12].buf, *kmt = bk[13].buf;
+        const int64_t *bs = bk[14].buf, *ds = bk[15].buf, *skips = bk[16].buf;
+        double *o_own = out[0].buf, *o_down = out[1].buf, *o_empty = out[2].buf;
+        double *o_push = out[3].buf, *o_km = out[4].buf;
+        Py_ssize_t last = len - 1;
+        for (Py_ssize_t i = 0; i < rows; i++) {
+            int64_t b = bs[i], d = ds[i];
+            if (b < 0 || b >= n || d < 0 || d >= k) {
+                PyErr_SetString(PyExc_IndexError, "insert: booking or driver out of range");
+                goto done;
+            }
+            /* `neighbours` */
+            Py_ssize_t idx = lower_bound(key, len, d * (int64_t)(n + 1) + order[b]);
+            Py_ssize_t pred = idx - 1 > 0 ? idx - 1 : 0;
+            int pred_ok = idx >= 1 && driver[pred] == d;
+            Py_ssize_t succ = idx < last ? idx : last;
+            int succ_ok = driver[succ] == d;
+            if (has_skip) {
+                int64_t skip = skips[i];
+                int drop_skip = pred_ok && booking[pred] == skip;
+                if (drop_skip)
+                    pred = pred - 1 > 0 ? pred - 1 : 0;
+                pred_ok = pred_ok && (!drop_skip || (idx - 2 >= 0 && driver[pred] == d));
+                drop_skip = succ_ok && booking[succ] == skip;
+                if (drop_skip)
+                    succ = succ + 1 < last ? succ + 1 : last;
+                succ_ok = succ_ok && driver[succ] == d;
+            }
+            /* `_insert_parts` and `_km_added` */
+            int64_t row = pred_ok ? booking[pred] : (int64_t)n + d;
+            int64_t sb = booking[succ];
+            double free_at = pred_ok ? dropoff[pred] : shift_start[d];
+            double empty = minutes[row * n + b];
+            double pick = np_max(free_at + empty, earliest[b]);
+            double own = deadline[b] - pick;
+            double drop = pick + dur[b];
+            double next_pickup = np_max(drop + minutes[b * n + sb], earliest[sb]);
+            double push = np_max(next_pickup - pickup[succ], 0.0);
+            double down = succ_ok ? slack[succ] - push : shift_end[d] - drop;
+            double into = kmt[row * n + b];
+            double away = succ_ok ? kmt[b * n + sb] : 0.0;
+            double bridge = succ_ok ? kmt[row * n + sb] : 0.0;
+            o_own[i] = own;
+            o_down[i] = down;
+            o_empty[i] = empty;
+            o_push[i] = succ_ok ? push : NAN;
+            o_km[i] = (into + away) - bridge;
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (int j = 0; j < 17; j++)
+        PyBuffer_Release(&bk[j]);
+    for (int j = 0; j < 5; j++)
+        PyBuffer_Release(&out[j]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"insert", insert, METH_VARARGS, "RouteArrays._insert_parts' and _km_added's arithmetic."},
     {"candidates", candidates, METH_VARARGS, "moves.generate's moves and swaps."},
     {"grid", grid, METH_VARARGS, "RouteArrays._grid's arithmetic (see the module comment)."},
     {"forward_slack", forward_slack, METH_VARARGS, "RouteArrays._forward_slack_small's."},

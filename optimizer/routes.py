@@ -228,6 +228,9 @@ class RouteArrays:
         return out
 
     def _km_insertion(self, b: IntArray, d: IntArray, skip: IntArray | None = None) -> FloatArray:
+        both = self._insert_compiled(b, d, skip)
+        if both is not None:
+            return both[4]
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
         row = np.where(pred_ok, self.booking[pred], self.problem.n_bookings + d)
         return self._km_added(b, row, self.booking[succ], succ_ok)
@@ -363,8 +366,33 @@ class RouteArrays:
     def _insertion(
         self, b: IntArray, d: IntArray, skip: IntArray | None = None
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        both = self._insert_compiled(b, d, skip)
+        if both is not None:
+            return both[0], both[1], both[2], both[3]
         own, downstream, empty, push, _, _, _ = self._insert_parts(b, d, skip)
         return own, downstream, empty, push
+
+    def _insert_compiled(
+        self, b: IntArray, d: IntArray, skip: IntArray | None
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None:
+        """`_insert_parts`' four arrays and `_km_added`'s by `_kernels.insert` (the same
+        arithmetic); None without the compiled loops or for rows that are not 1-D."""
+        if compiled is None or b.ndim != 1 or d.shape != b.shape:
+            return None
+        if skip is not None and skip.shape != b.shape:
+            return None
+        p = self.problem
+        t = kernel_tables(p)
+        out = np.empty((5, len(b)))
+        compiled.insert(p.n_bookings, p.n_drivers, self.key, self.driver, self.booking,
+                        self.pickup, self.dropoff, self.slack,
+                        np.ascontiguousarray(self.deadline, dtype=np.float64), t.order,
+                        t.earliest, t.duration, t.shift_start, t.shift_end, t.minutes, t.km,
+                        np.ascontiguousarray(b, dtype=np.int64),
+                        np.ascontiguousarray(d, dtype=np.int64),
+                        b"" if skip is None else np.ascontiguousarray(skip, dtype=np.int64),
+                        out[0], out[1], out[2], out[3], out[4])  # fmt: skip
+        return out[0], out[1], out[2], out[3], out[4]
 
     def _insert_parts(
         self, b: IntArray, d: IntArray, skip: IntArray | None
@@ -390,6 +418,9 @@ class RouteArrays:
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
         """`insertion(b, d, skip)` and `km_insertion(b, d, skip)` at once, for a `skip` on
         every row (they share the neighbour search; the same values)."""
+        both = self._insert_compiled(b, d, skip)
+        if both is not None:
+            return both
         own, downstream, empty, push, row, sb, succ_ok = self._insert_parts(b, d, skip)
         return own, downstream, empty, push, self._km_added(b, row, sb, succ_ok)
 

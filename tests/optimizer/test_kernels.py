@@ -127,3 +127,31 @@ def test_candidates_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> No
                         assert a.dtype == b.dtype and a.tolist() == b.tolist(), name
                     seen += len(fast)
     assert seen > 10_000
+
+
+@needs_kernels
+def test_insertions_with_skips_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`RouteArrays.insertion` and `km_insertion` with and without a ride leaving (`skip`):
+    every booking into every route, skipping nothing, each ride of that route, or another."""
+    policy = _Keep()
+    for day in generated_days([(10, 3), (25, 4), (60, 8), (150, 18)], range(140, 150)):
+        run_pass(day.problem, day.assignment, policy, PassConfig())
+    rng = np.random.default_rng(7)
+    rows = 0
+    for state in policy.states[::3]:
+        arrays = state.route_arrays()
+        n, k = state.problem.n_bookings, state.problem.n_drivers
+        b = np.repeat(np.arange(n, dtype=np.int64), k)
+        d = np.tile(np.arange(k, dtype=np.int64), n)
+        on_route = arrays.booking[np.minimum(arrays.position[b] + 1, arrays.size)]
+        near = arrays.booking[rng.integers(0, max(arrays.size, 1), len(b))]
+        for skip in (None, np.full(len(b), -1), on_route, near, np.where(d % 2 == 0, near, -1)):
+            fast = arrays._insert_compiled(b, d, skip)
+            assert fast is not None
+            with monkeypatch.context() as m:
+                m.setattr(routes_module, "compiled", None)
+                slow = arrays._insertion(b, d, skip) + (arrays._km_insertion(b, d, skip),)
+            for x, y in zip(fast, slow, strict=True):
+                assert _same_bits(x, y)
+            rows += len(b)
+    assert rows > 100_000
