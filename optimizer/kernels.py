@@ -20,10 +20,10 @@ def _load() -> ModuleType | None:
     if os.environ.get("DISPATCH_RL_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
         return None
     try:
-        from optimizer import _kernels  # type: ignore[attr-defined]
+        from optimizer import _kernels
     except ImportError:
         return None
-    return _kernels  # type: ignore[no-any-return]
+    return _kernels
 
 
 compiled: ModuleType | None = _load()

@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from optimizer.kernels import compiled
 from optimizer.objective import count_gap, count_sq_dev, count_terms_after, value_of
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
 from optimizer.ride_model import dropoff_at, leg, pickup_at
-from optimizer.kernels import compiled
 from optimizer.routes import RouteArrays
 
 MOVE, SWAP, CHAIN = 0, 1, 2
@@ -287,7 +287,8 @@ def _generate_compiled(
         n, k, assignment_c, base, wanted is not None, b"" if wanted is None else wanted,
         g_tab, s_tab, fits, swaps, x, y, solo, gap, sq, ints, sq_after,
     )  # fmt: skip
-    return Candidates(*(ints[j, :m] for j in range(7)), sq_after[:m])
+    kind, b1, src, dst, b2, dst2, gap_after = (ints[j, :m] for j in range(7))
+    return Candidates(kind, b1, src, dst, b2, dst2, gap_after, sq_after[:m])
 
 
 _NO_PAIRS = np.zeros(0, dtype=np.int64)

@@ -360,7 +360,8 @@ class RouteArrays:
         deadline = np.ascontiguousarray(self.deadline, dtype=np.float64)
         compiled.grid(n, k, self.key, self.driver, self.booking, self.pickup, self.dropoff,
                       self.slack, deadline, t.order, t.earliest, t.duration, t.shift_start,
-                      t.shift_end, t.minutes, t.km, own, downstream, empty, push, km, fits)  # fmt: skip
+                      t.shift_end, t.minutes, t.km,
+                      own, downstream, empty, push, km, fits)  # fmt: skip
         return Grid(own=own, downstream=downstream, empty=empty, push=push, km=km, fits=fits)
 
     def _insertion(

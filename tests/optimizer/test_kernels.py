@@ -150,7 +150,7 @@ def test_insertions_with_skips_equal_the_python_ones(monkeypatch: pytest.MonkeyP
             assert fast is not None
             with monkeypatch.context() as m:
                 m.setattr(routes_module, "compiled", None)
-                slow = arrays._insertion(b, d, skip) + (arrays._km_insertion(b, d, skip),)
+                slow = (*arrays._insertion(b, d, skip), arrays._km_insertion(b, d, skip))
             for x, y in zip(fast, slow, strict=True):
                 assert _same_bits(x, y)
             rows += len(b)
