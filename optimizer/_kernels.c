@@ -401,7 +401,259 @@ done:
     return result;
 }
 
+/* np.clip of float32 (numpy's loop: max then min, the bound when equal, NaN kept) */
+static inline float np_clip(float x, float lo, float hi) {
+    float m = isnan(x) ? x : (x > lo ? x : lo);
+    return isnan(m) ? m : (m < hi ? m : hi);
+}
+
+/* features(plan, kind, src, dst, dst2, b1, b2, gap_after, sq_after, counts, workload, full,
+ *          top, bottom, mean, scale, gap, sq, w_mean, static, ins, low, high, out)
+ * `dqn.features._features_small`'s rows: the same float64 expressions in the same order,
+ * one cast to float32, then `np.clip(out, low, high)`. plan: 6 float64; the candidates'
+ * columns (m rows): kind, src, dst, dst2, b1, b2, gap_after int64, sq_after float64; per
+ * driver (k): counts, workload float64, full bool; static: (n, 6) float32 (`_booking_features`);
+ * ins: 6 rows of m float64 (own, downstream, leg of b1 into its driver, then of b2 into its);
+ * low, high: 33 float32; out: (m, 33) float32. */
+static PyObject *features(PyObject *self, PyObject *args) {
+    double top, bottom, mean, scale, gap, sq, w_mean;
+    Py_buffer bk[16], out;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*dddddddy*y*y*y*w*", &bk[0], &bk[1],
+                          &bk[2], &bk[3], &bk[4], &bk[5], &bk[6], &bk[7], &bk[8], &bk[9],
+                          &bk[10], &bk[11], &top, &bottom, &mean, &scale, &gap, &sq, &w_mean,
+                          &bk[12], &bk[13], &bk[14], &bk[15], &out))
+        return NULL;
+    const Py_ssize_t cols = 33;
+    Py_ssize_t m = bk[1].len / 8, k = bk[9].len / 8, n = bk[12].len / (6 * 4);
+    if (check_len(&bk[0], 6, 8, "plan") || check_len(&bk[2], m, 8, "src") ||
+        check_len(&bk[3], m, 8, "dst") || check_len(&bk[4], m, 8, "dst2") ||
+        check_len(&bk[5], m, 8, "b1") || check_len(&bk[6], m, 8, "b2") ||
+        check_len(&bk[7], m, 8, "gap_after") || check_len(&bk[8], m, 8, "sq_after") ||
+        check_len(&bk[10], k, 8, "workload") || check_len(&bk[11], k, 1, "full") ||
+        check_len(&bk[12], n * 6, 4, "static") || check_len(&bk[13], 6 * m, 8, "ins") ||
+        check_len(&bk[14], cols, 4, "low") || check_len(&bk[15], cols, 4, "high") ||
+        check_len(&out, m * cols, 4, "out"))
+        goto done;
+    {
+        const double *plan = bk[0].buf;
+        const int64_t *kind = bk[1].buf, *src = bk[2].buf, *dst = bk[3].buf, *dst2 = bk[4].buf;
+        const int64_t *b1 = bk[5].buf, *b2 = bk[6].buf, *gap_after = bk[7].buf;
+        const double *sq_after = bk[8].buf, *counts = bk[9].buf, *workload = bk[10].buf;
+        const unsigned char *full = bk[11].buf;
+        const float *stat = bk[12].buf, *low = bk[14].buf, *high = bk[15].buf;
+        const double *ins = bk[13].buf;
+        const double *own1 = ins, *down1 = ins + m, *leg1 = ins + 2 * m;
+        const double *own2 = ins + 3 * m, *down2 = ins + 4 * m, *leg2 = ins + 5 * m;
+        float *o = out.buf;
+        double row[33];
+        for (Py_ssize_t i = 0; i < m; i++) {
+            int64_t kd = kind[i], a = src[i], b = dst[i];
+            int64_t e = kd == 2 ? dst2[i] : b; /* CHAIN: the driver that gains a ride */
+            int64_t second = b2[i] > 0 ? b2[i] : 0;
+            if (a < 0 || a >= k || b < 0 || b >= k || e < 0 || e >= k || b1[i] < 0 ||
+                b1[i] >= n || second >= n) {
+                PyErr_SetString(PyExc_IndexError, "features: index out of range");
+                goto done;
+            }
+            double chain = kd == 2 ? 1.0 : 0.0;
+            double two = b2[i] >= 0 ? 1.0 : 0.0;
+            int c = 0;
+            for (int j = 0; j < 6; j++)
+                row[c++] = plan[j];
+            row[c++] = kd == 0 ? 1.0 : 0.0;
+            row[c++] = kd == 1 ? 1.0 : 0.0;
+            row[c++] = chain;
+            row[c++] = gap - (double)gap_after[i];
+            row[c++] = (sq - sq_after[i]) / 10.0;
+            row[c++] = (counts[a] - mean) / scale;
+            row[c++] = (counts[b] - mean) / scale;
+            row[c++] = chain * (counts[e] - mean) / scale;
+            row[c++] = counts[a] == top ? 1.0 : 0.0;
+            row[c++] = counts[e] == bottom ? 1.0 : 0.0;
+            row[c++] = (kd != 1 && full[e]) ? 1.0 : 0.0;
+            row[c++] = (workload[a] - w_mean) / 120.0;
+            row[c++] = (workload[b] - w_mean) / 120.0;
+            for (int j = 0; j < 6; j++)
+                row[c++] = (double)stat[b1[i] * 6 + j];
+            row[c++] = own1[i] / 60.0;
+            row[c++] = down1[i] / 60.0;
+            row[c++] = leg1[i] / 30.0;
+            row[c++] = two;
+            row[c++] = two * (double)stat[second * 6 + 5];
+            row[c++] = two * (own2[i] / 60.0);
+            row[c++] = two * (down2[i] / 60.0);
+            row[c++] = two * (leg2[i] / 30.0);
+            for (int j = 0; j < 33; j++)
+                o[i * cols + j] = np_clip((float)row[j], low[j], high[j]);
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (int j = 0; j < 16; j++)
+        PyBuffer_Release(&bk[j]);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* `ride_model._pairwise` (numpy's pairwise summation of float64) */
+static double pairwise(const double *a, Py_ssize_t n) {
+    if (n < 8) {
+        double res = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (int j = 0; j < 8; j++)
+            r[j] = a[j];
+        Py_ssize_t i = 8, end = n - n % 8;
+        for (; i < end; i += 8)
+            for (int j = 0; j < 8; j++)
+                r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise(a, n2) + pairwise(a + n2, n - n2);
+}
+
+/* `ride_model.pairwise_sum` */
+static double pairwise_sum(const double *a, Py_ssize_t n) { return pairwise(a, n) + 0.0; }
+
+/* schedule(driver, bookings, shift_start, n, k, earliest, latest, duration, window_limit, capable, minutes,
+ *          km) -> (pickups, dropoffs, workload, deadhead, lateness, incapable, too_late)
+ * `feasibility.schedule_route`'s numbers: `ride_model.ride_by_ride` on doubles, the
+ * pairwise sums, and which bookings break `capable` or their window (`window_limit`) as
+ * tuples. bookings: a sequence of ints in service order; per booking (n) float64: earliest,
+ * latest, duration, window_limit; capable: (n, k) bool; minutes, km: (n + k, n) float64. */
+static PyObject *schedule(PyObject *self, PyObject *args) {
+    Py_ssize_t driver, n, k;
+    double shift_start;
+    PyObject *seq_in, *seq = NULL, *result = NULL;
+    Py_buffer bk[7];
+    double *buf = NULL;
+    Py_ssize_t *bs = NULL;
+    if (!PyArg_ParseTuple(args, "nOdnny*y*y*y*y*y*y*", &driver, &seq_in, &shift_start, &n, &k,
+                          &bk[0], &bk[1],
+                          &bk[2], &bk[3], &bk[4], &bk[5], &bk[6]))
+        return NULL;
+    if (check_len(&bk[0], n, 8, "earliest") || check_len(&bk[1], n, 8, "latest") ||
+        check_len(&bk[2], n, 8, "duration") || check_len(&bk[3], n, 8, "window_limit") ||
+        check_len(&bk[4], n * k, 1, "capable") || check_len(&bk[5], (n + k) * n, 8, "minutes") ||
+        check_len(&bk[6], (n + k) * n, 8, "km"))
+        goto done;
+    if (driver < 0 || driver >= k) {
+        PyErr_SetString(PyExc_IndexError, "schedule: driver out of range");
+        goto done;
+    }
+    seq = PySequence_Fast(seq_in, "schedule: bookings must be a sequence");
+    if (seq == NULL)
+        goto done;
+    {
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+        PyObject **items = PySequence_Fast_ITEMS(seq);
+        const double *earliest = bk[0].buf, *latest = bk[1].buf, *dur = bk[2].buf;
+        const double *limit = bk[3].buf, *minutes = bk[5].buf, *kmt = bk[6].buf;
+        const unsigned char *capable = bk[4].buf;
+        buf = PyMem_Malloc(sizeof(double) * (size_t)(6 * m + 1));
+        bs = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(m + 1));
+        if (buf == NULL || bs == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        double *pick = buf, *drop = buf + m, *legm = buf + 2 * m, *legk = buf + 3 * m;
+        double *late = buf + 4 * m, *durs = buf + 5 * m;
+        Py_ssize_t n_incap = 0, n_late = 0;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            Py_ssize_t b = PyNumber_AsSsize_t(items[i], PyExc_IndexError);
+            if (b == -1 && PyErr_Occurred())
+                goto done;
+            if (b < 0 || b >= n) {
+                PyErr_SetString(PyExc_IndexError, "schedule: booking out of range");
+                goto done;
+            }
+            bs[i] = b;
+        }
+        double free_at = shift_start;
+        Py_ssize_t prev = -1;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            Py_ssize_t b = bs[i];
+            Py_ssize_t row = prev < 0 ? n + driver : prev;
+            double lg = minutes[row * n + b];
+            legm[i] = lg;
+            legk[i] = kmt[row * n + b];
+            double arrive = free_at + lg;
+            double p = earliest[b] > arrive ? earliest[b] : arrive; /* Python's max(arrive, e) */
+            pick[i] = p;
+            free_at = drop[i] = p + dur[b];
+            prev = b;
+            double over = p - latest[b];
+            late[i] = 0.0 > over ? 0.0 : over; /* Python's max(over, 0.0) */
+            durs[i] = dur[b];
+            if (!capable[b * k + driver])
+                n_incap++;
+            if (p > limit[b])
+                n_late++;
+        }
+        PyObject *t_pick = PyTuple_New(m), *t_drop = PyTuple_New(m);
+        PyObject *t_incap = PyTuple_New(n_incap), *t_late = PyTuple_New(n_late);
+        if (t_pick == NULL || t_drop == NULL || t_incap == NULL || t_late == NULL) {
+            Py_XDECREF(t_pick);
+            Py_XDECREF(t_drop);
+            Py_XDECREF(t_incap);
+            Py_XDECREF(t_late);
+            goto done;
+        }
+        Py_ssize_t ji = 0, jl = 0;
+        int failed = 0;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            PyObject *a = PyFloat_FromDouble(pick[i]), *b = PyFloat_FromDouble(drop[i]);
+            if (a == NULL || b == NULL) {
+                Py_XDECREF(a);
+                Py_XDECREF(b);
+                failed = 1;
+                break;
+            }
+            PyTuple_SET_ITEM(t_pick, i, a);
+            PyTuple_SET_ITEM(t_drop, i, b);
+            if (!capable[bs[i] * k + driver]) {
+                Py_INCREF(items[i]);
+                PyTuple_SET_ITEM(t_incap, ji++, items[i]);
+            }
+            if (pick[i] > limit[bs[i]]) {
+                Py_INCREF(items[i]);
+                PyTuple_SET_ITEM(t_late, jl++, items[i]);
+            }
+        }
+        if (failed) {
+            Py_DECREF(t_pick);
+            Py_DECREF(t_drop);
+            Py_DECREF(t_incap);
+            Py_DECREF(t_late);
+            goto done;
+        }
+        double workload = pairwise_sum(legm, m) + pairwise_sum(durs, m);
+        result = Py_BuildValue("(NNdddNN)", t_pick, t_drop, workload, pairwise_sum(legk, m),
+                               pairwise_sum(late, m), t_incap, t_late);
+    }
+done:
+    Py_XDECREF(seq);
+    PyMem_Free(buf);
+    PyMem_Free(bs);
+    for (int j = 0; j < 7; j++)
+        PyBuffer_Release(&bk[j]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"schedule", schedule, METH_VARARGS, "feasibility.schedule_route's numbers."},
+    {"features", features, METH_VARARGS, "dqn.features' candidate rows."},
     {"insert", insert, METH_VARARGS, "RouteArrays._insert_parts' and _km_added's arithmetic."},
     {"candidates", candidates, METH_VARARGS, "moves.generate's moves and swaps."},
     {"grid", grid, METH_VARARGS, "RouteArrays._grid's arithmetic (see the module comment)."},

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from optimizer.kernels import compiled
 from optimizer.problem import FloatArray, IntArray, Problem
 from optimizer.ride_model import pairwise_sum, ride_by_ride, tables
 
@@ -107,6 +108,8 @@ def schedule_route(problem: Problem, driver: int, bookings: Sequence[int]) -> Ro
     same comparisons on Python floats; `window_limits` says how).
     """
     t = tables(problem)
+    if compiled is not None:
+        return _schedule_compiled(problem, driver, bookings)
     pickups, dropoffs, leg_minutes, leg_km = ride_by_ride(problem, driver, bookings)
     violations: set[Violation] = set()
     capable, limit, latest, dur = t.capable, t.window_limit, t.latest, t.duration
@@ -130,6 +133,36 @@ def schedule_route(problem: Problem, driver: int, bookings: Sequence[int]) -> Ro
         workload_minutes=pairwise_sum(leg_minutes) + pairwise_sum([dur[b] for b in bookings]),
         deadhead_km=pairwise_sum(leg_km),
         lateness_minutes=pairwise_sum(late),
+        violations=frozenset(violations),
+    )
+
+
+def _schedule_compiled(problem: Problem, driver: int, bookings: Sequence[int]) -> RouteSchedule:
+    """`schedule_route` with its loop and sums in `optimizer/_kernels.c` (`schedule`: the same
+    arithmetic; `tests/optimizer/test_kernels.py`)."""
+    from optimizer.insertion_grid import kernel_tables  # it imports the ride model, as this
+
+    assert compiled is not None
+    t, c = tables(problem), kernel_tables(problem)
+    pickups, dropoffs, workload, deadhead, lateness, incapable, too_late = compiled.schedule(
+        driver, bookings, t.shift_start[driver], problem.n_bookings, problem.n_drivers,
+        c.earliest, c.latest, c.duration, c.window_limit, c.capable, c.minutes, c.km,
+    )  # fmt: skip
+    violations: set[Violation] = {("capability", b) for b in incapable}
+    for b in too_late:
+        violations.add(("priority" if t.high_priority[b] else "time_window", b))
+    if bookings and dropoffs[-1] > t.shift_end[driver] + _EPS:  # `check_shift`
+        violations.add(("shift", driver))
+    if (reason := check_driver_limit(problem, driver, len(bookings))) is not None:
+        violations.add((reason, driver))
+    return RouteSchedule(
+        driver=driver,
+        bookings=tuple(bookings),
+        pickup_at=pickups,
+        dropoff_at=dropoffs,
+        workload_minutes=workload,
+        deadhead_km=deadhead,
+        lateness_minutes=lateness,
         violations=frozenset(violations),
     )
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
-from optimizer.ride_model import duration, leg_tables
+from optimizer.ride_model import duration, leg_tables, tables
 
 __all__ = ["Grid", "GridPairs", "KernelTables", "fits_mask", "grid_pairs", "kernel_tables"]
 
@@ -82,6 +82,11 @@ class KernelTables:
     minutes: FloatArray
     """`ride_model.leg_tables`: (N + K, N)."""
     km: FloatArray
+    latest: FloatArray
+    window_limit: FloatArray
+    """`feasibility.window_limits`."""
+    capable: BoolArray
+    """(N, K)."""
 
 
 def kernel_tables(p: Problem) -> KernelTables:
@@ -101,4 +106,7 @@ def _kernel_tables(p: Problem) -> KernelTables:
         shift_end=f64(p.shift_end),
         minutes=f64(minutes),
         km=f64(km),
+        latest=f64(p.latest),
+        window_limit=np.asarray(tables(p).window_limit, dtype=np.float64),
+        capable=np.ascontiguousarray(p.capable, dtype=bool),
     )

@@ -230,7 +230,8 @@ class RouteArrays:
     def _km_insertion(self, b: IntArray, d: IntArray, skip: IntArray | None = None) -> FloatArray:
         both = self._insert_compiled(b, d, skip)
         if both is not None:
-            return both[4]
+            km: FloatArray = both[4]
+            return km
         pred, pred_ok, succ, succ_ok = self.neighbours(b, d, skip)
         row = np.where(pred_ok, self.booking[pred], self.problem.n_bookings + d)
         return self._km_added(b, row, self.booking[succ], succ_ok)
@@ -373,11 +374,19 @@ class RouteArrays:
         own, downstream, empty, push, _, _, _ = self._insert_parts(b, d, skip)
         return own, downstream, empty, push
 
+    def insertion_rows(self, b: IntArray, d: IntArray, skip: IntArray) -> FloatArray:
+        """(5, len(b)): `insertion(b, d, skip)`'s own, downstream, empty and push, then
+        `km_insertion`'s km, by the compiled loops (only with them; see `optimizer.kernels`)."""
+        out = self._insert_compiled(b, d, skip)
+        assert out is not None, "needs the compiled loops, 1-D rows"
+        return out
+
     def _insert_compiled(
         self, b: IntArray, d: IntArray, skip: IntArray | None
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None:
-        """`_insert_parts`' four arrays and `_km_added`'s by `_kernels.insert` (the same
-        arithmetic); None without the compiled loops or for rows that are not 1-D."""
+    ) -> FloatArray | None:
+        """`_insert_parts`' four arrays and `_km_added`'s, as the rows of one (5, len(b))
+        array, by `_kernels.insert` (the same arithmetic); None without the compiled loops or
+        for rows that are not 1-D."""
         if compiled is None or b.ndim != 1 or d.shape != b.shape:
             return None
         if skip is not None and skip.shape != b.shape:
@@ -393,7 +402,7 @@ class RouteArrays:
                         np.ascontiguousarray(d, dtype=np.int64),
                         b"" if skip is None else np.ascontiguousarray(skip, dtype=np.int64),
                         out[0], out[1], out[2], out[3], out[4])  # fmt: skip
-        return out[0], out[1], out[2], out[3], out[4]
+        return out
 
     def _insert_parts(
         self, b: IntArray, d: IntArray, skip: IntArray | None
@@ -421,7 +430,7 @@ class RouteArrays:
         every row (they share the neighbour search; the same values)."""
         both = self._insert_compiled(b, d, skip)
         if both is not None:
-            return both
+            return both[0], both[1], both[2], both[3], both[4]
         own, downstream, empty, push, row, sb, succ_ok = self._insert_parts(b, d, skip)
         return own, downstream, empty, push, self._km_added(b, row, sb, succ_ok)
 

@@ -25,6 +25,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from optimizer.kernels import compiled
 from optimizer.moves import CHAIN, MOVE, SWAP, Candidates
 from optimizer.policy import GreedyPolicy
 from optimizer.problem import IntArray
@@ -126,6 +127,8 @@ def candidate_features(state: SearchState, c: Candidates) -> Float32Array:
         math.sin(2 * math.pi * weekday / 7),
         math.cos(2 * math.pi * weekday / 7),
     )
+    if compiled is not None and N_FEATURES == 33:
+        return _features_compiled(state, c, plan, count_list, mean, std, gap, sq, w_mean)
     if n <= _SMALL:
         return _features_small(state, c, plan, count_list, mean, std, gap, sq, w_mean)
     out = np.zeros((n, N_FEATURES), dtype=np.float32)
@@ -268,6 +271,45 @@ def _features_small(
         )
     out: Float32Array = np.array(rows, dtype=np.float64).astype(np.float32)
     np.clip(out, _LOW, _HIGH, out=out)
+    return out
+
+
+def _features_compiled(
+    state: SearchState,
+    c: Candidates,
+    plan: tuple[float, ...],
+    count_list: list[int],
+    mean: float,
+    std: float,
+    gap: float,
+    sq: float,
+    w_mean: float,
+) -> Float32Array:
+    """`_features_small`'s rows by `optimizer/_kernels.c` (`features`: the same expressions in
+    the same order, any number of rows; bit for bit, `tests/optimizer/test_kernels.py`)."""
+    assert compiled is not None
+    p = state.problem
+    routes = state.route_arrays()
+    caps = tables(p).max_rides
+    full = np.array([0 <= cap <= x for cap, x in zip(caps, count_list, strict=True)])
+    kind, b1, b2 = c.kind, c.b1, c.b2
+    swap = kind == SWAP
+    # b1 into its new driver without b2 (which leaves in a swap or chain); b2 (0 for a plain
+    # move) into the driver it goes to, without b1 in a swap (as `_features_small`).
+    first = routes.insertion_rows(b1, c.dst, b2)
+    second = routes.insertion_rows(
+        np.maximum(b2, 0),
+        np.where(swap, c.src, np.where(kind == CHAIN, c.dst2, c.dst)),
+        np.where(swap, b1, -1),
+    )
+    out = np.empty((len(c), N_FEATURES), dtype=np.float32)
+    compiled.features(
+        np.asarray(plan, dtype=np.float64), kind, c.src, c.dst, c.dst2, b1, b2, c.gap_after,
+        c.sq_after, np.asarray(count_list, dtype=np.float64),
+        np.ascontiguousarray(state.workload, dtype=np.float64), full, float(max(count_list)),
+        float(min(count_list)), mean, 1.0 + std, gap, sq, w_mean, _booking_features(state),
+        np.concatenate([first[:3], second[:3]]), _LOW, _HIGH, out,
+    )  # fmt: skip
     return out
 
 

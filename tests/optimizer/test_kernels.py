@@ -155,3 +155,87 @@ def test_insertions_with_skips_equal_the_python_ones(monkeypatch: pytest.MonkeyP
                 assert _same_bits(x, y)
             rows += len(b)
     assert rows > 100_000
+
+
+class _Features(GreedyPolicy):
+    """Greedy ranking that builds every plan's features compiled and in Python (row by row
+    and vectorised) and keeps all three."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.triples: list[tuple[npt.NDArray[np.float32], ...]] = []
+
+    def score(self, state: SearchState, candidates: Candidates) -> npt.NDArray[np.float64]:
+        import optimizer.dqn.features as features
+
+        fast = features.candidate_features(state, candidates)
+        with self.monkeypatch.context() as m:
+            m.setattr(features, "compiled", None)
+            small = features.candidate_features(state, candidates)
+            m.setattr(features, "_SMALL", -1)
+            vector = features.candidate_features(state, candidates)
+        self.triples.append((fast, small, vector))
+        return super().score(state, candidates)
+
+
+@needs_kernels
+def test_features_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DQN's candidate features on the plans of real passes (moves, swaps in the polish,
+    chains; late and locked rides): the compiled rows equal both Python builds in every bit."""
+    policy = _Features(monkeypatch)
+    polish = PassConfig(polish_steps=4, batch_moves=False)
+    for day in generated_days([(10, 3), (12, 4), (25, 4), (60, 8)], range(60, 72)):
+        for config in (PassConfig(), polish):
+            run_pass(day.problem, day.assignment, policy, config)
+        state = SearchState(day.problem, day.assignment)
+        for chains in (False, True):
+            policy.score(state, state.candidates(chains=chains))
+    assert sum(len(t[0]) for t in policy.triples) > 2000
+    for fast, small, vector in policy.triples:
+        assert _same_bits(fast, small) and _same_bits(fast, vector)
+
+
+def _schedule_bits(s: object) -> tuple[object, ...]:
+    """A schedule's fields with each float as its hex (so -0.0 and 0.0 differ)."""
+    from optimizer.feasibility import RouteSchedule
+
+    assert isinstance(s, RouteSchedule)
+    return (
+        s.driver,
+        s.bookings,
+        tuple(x.hex() for x in s.pickup_at),
+        tuple(x.hex() for x in s.dropoff_at),
+        s.workload_minutes.hex(),
+        s.deadhead_km.hex(),
+        s.lateness_minutes.hex(),
+        s.violations,
+        tuple(type(x) for x in (*s.pickup_at, s.workload_minutes)),
+    )
+
+
+@needs_kernels
+def test_schedules_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`schedule_route` on random routes of 0 to 40 rides (most break a window, the shift, a
+    capability or a ride cap): the same times, sums and violations, bit for bit."""
+    import optimizer.feasibility as feasibility
+
+    rng = np.random.default_rng(11)
+    seen: set[str] = set()
+    for day in generated_days([(10, 3), (40, 6), (150, 18)], range(160, 166)):
+        p = day.problem
+        for _ in range(60):
+            size = int(rng.integers(0, min(p.n_bookings, 40) + 1))
+            chosen = rng.choice(p.n_bookings, size, replace=False)
+            route = sorted(chosen.tolist(), key=lambda b: int(p.order[b]))
+            driver = int(rng.integers(0, p.n_drivers))
+            fast = feasibility.schedule_route(p, driver, route)
+            with monkeypatch.context() as m:
+                m.setattr(feasibility, "compiled", None)
+                slow = feasibility.schedule_route(p, driver, route)
+            assert _schedule_bits(fast) == _schedule_bits(slow)
+            seen |= {reason for reason, _ in fast.violations}
+            assert (
+                feasibility.schedule_route(p, driver, tuple(np.array(route, dtype=np.int64)))
+                == fast
+            )
+    assert {"time_window", "shift"} <= seen

@@ -21,8 +21,9 @@ class _Both(GreedyPolicy):
         self.pairs: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
 
     def score(self, state: SearchState, candidates: Candidates) -> npt.NDArray[np.float64]:
-        small = features.candidate_features(state, candidates)
         with self.monkeypatch.context() as m:
+            m.setattr(features, "compiled", None)  # the Python builds (test_kernels: the C)
+            small = features.candidate_features(state, candidates)
             m.setattr(features, "_SMALL", -1)  # the vectorised build, whatever the size
             vector = features.candidate_features(state, candidates)
         self.pairs.append((small, vector))
