@@ -132,6 +132,45 @@ done:
     return result;
 }
 
+/* `_forward_slack_small` over m rides (arrays of m + 1, sentinel last); writes out[0..m-1].
+ * waited, x: scratch of m doubles. */
+static void slack_loop(Py_ssize_t m, Py_ssize_t n, const int64_t *drivers,
+                       const int64_t *bookings, const double *pickups, const double *dropoffs,
+                       const double *deadline, const double *shift_end, const double *minutes,
+                       double *waited, double *x, double *o) {
+    double total = 0.0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        int64_t d = drivers[i], b = bookings[i];
+        double own = deadline[b] - pickups[i];
+        if (i && drivers[i - 1] == d) {
+            double arrive = dropoffs[i - 1] + minutes[bookings[i - 1] * n + b];
+            double wait = pickups[i] - arrive;
+            total += (0.0 > wait ? 0.0 : wait); /* Python's max(wait, 0.0) */
+        } else {
+            total += 0.0;
+        }
+        if (drivers[i + 1] != d) {
+            double end = shift_end[d] - dropoffs[i];
+            own = end < own ? end : own; /* Python's min(own, end) */
+        }
+        waited[i] = total;
+        x[i] = own + total;
+    }
+    double top = fabs(x[0]);
+    for (Py_ssize_t i = 1; i < m; i++) {
+        double v = fabs(x[i]);
+        if (v > top)
+            top = v;
+    }
+    double big = 4.0 * (top + 1.0);
+    double low = INFINITY;
+    for (Py_ssize_t i = m - 1; i >= 0; i--) {
+        double v = x[i] + (double)drivers[i] * big;
+        low = v < low ? v : low;
+        o[i] = (low - (double)drivers[i] * big) - waited[i];
+    }
+}
+
 /* forward_slack(n, k, driver, booking, pickup, dropoff, deadline, shift_end, minutes, out)
  * `_forward_slack_small` over the m flat rides (arrays of length m + 1, sentinel last: driver,
  * booking int64; pickup, dropoff float64); deadline (n), shift_end (k), minutes ((n + k), n)
@@ -165,43 +204,8 @@ static PyObject *forward_slack(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    {
-        const int64_t *drivers = bk[0].buf, *bookings = bk[1].buf;
-        const double *pickups = bk[2].buf, *dropoffs = bk[3].buf, *deadline = bk[4].buf;
-        const double *shift_end = bk[5].buf, *minutes = bk[6].buf;
-        double *o = out.buf;
-        double total = 0.0;
-        for (Py_ssize_t i = 0; i < m; i++) {
-            int64_t d = drivers[i], b = bookings[i];
-            double own = deadline[b] - pickups[i];
-            if (i && drivers[i - 1] == d) {
-                double arrive = dropoffs[i - 1] + minutes[bookings[i - 1] * n + b];
-                double wait = pickups[i] - arrive;
-                total += (0.0 > wait ? 0.0 : wait); /* Python's max(wait, 0.0) */
-            } else {
-                total += 0.0;
-            }
-            if (drivers[i + 1] != d) {
-                double end = shift_end[d] - dropoffs[i];
-                own = end < own ? end : own; /* Python's min(own, end) */
-            }
-            waited[i] = total;
-            x[i] = own + total;
-        }
-        double top = fabs(x[0]);
-        for (Py_ssize_t i = 1; i < m; i++) {
-            double v = fabs(x[i]);
-            if (v > top)
-                top = v;
-        }
-        double big = 4.0 * (top + 1.0);
-        double low = INFINITY;
-        for (Py_ssize_t i = m - 1; i >= 0; i--) {
-            double v = x[i] + (double)drivers[i] * big;
-            low = v < low ? v : low;
-            o[i] = (low - (double)drivers[i] * big) - waited[i];
-        }
-    }
+    slack_loop(m, n, bk[0].buf, bk[1].buf, bk[2].buf, bk[3].buf, bk[4].buf, bk[5].buf,
+               bk[6].buf, waited, x, out.buf);
     result = Py_None;
     Py_INCREF(result);
 done:
@@ -651,7 +655,133 @@ done:
     return result;
 }
 
+/* flatten(scheds, n, order, deadline, shift_end, minutes, with_slack, ints, floats, position)
+ * `RouteArrays.__init__`'s flat arrays from the schedules (driver d = index in `scheds`; each
+ * has tuples `bookings`, `pickup_at`, `dropoff_at`): ints rows driver, booking, key and
+ * floats rows pickup, dropoff, slack, each of total + 1 (sentinel last: driver len(scheds),
+ * booking 0, times 0, key len(scheds) * (n + 1), slack 0); position (n): each booking's flat
+ * index, total for the unassigned. The slack only when `with_slack` (`_forward_slack_small`).
+ * order int64 (n); deadline float64 (n), shift_end float64 (>= len(scheds)); minutes as for
+ * `grid`. */
+static PyObject *flatten(PyObject *self, PyObject *args) {
+    PyObject *scheds_in, *scheds = NULL, *result = NULL;
+    Py_ssize_t n;
+    int with_slack;
+    Py_buffer bk[4], out[3];
+    double *scratch = NULL;
+    if (!PyArg_ParseTuple(args, "Ony*y*y*y*pw*w*w*", &scheds_in, &n, &bk[0], &bk[1], &bk[2],
+                          &bk[3], &with_slack, &out[0], &out[1], &out[2]))
+        return NULL;
+    scheds = PySequence_Fast(scheds_in, "flatten: schedules must be a sequence");
+    if (scheds == NULL)
+        goto done;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(scheds), len = out[0].len / (3 * 8);
+    Py_ssize_t total = len - 1;
+    if (len < 1 || out[0].len != 3 * 8 * len || check_len(&out[1], 3 * len, 8, "floats") ||
+        check_len(&out[2], n, 8, "position") || check_len(&bk[0], n, 8, "order") ||
+        check_len(&bk[1], n, 8, "deadline") || bk[2].len < k * 8 ||
+        check_len(&bk[3], (n + bk[2].len / 8) * n, 8, "minutes")) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "flatten: bad sizes");
+        goto done;
+    }
+    {
+        const int64_t *order = bk[0].buf;
+        int64_t *driver = out[0].buf, *booking = driver + len, *key = booking + len;
+        double *pickup = out[1].buf, *dropoff = pickup + len, *slack = dropoff + len;
+        int64_t *position = out[2].buf;
+        PyObject **items = PySequence_Fast_ITEMS(scheds);
+        for (Py_ssize_t b = 0; b < n; b++)
+            position[b] = total;
+        Py_ssize_t at = 0;
+        static const char *names[3] = {"bookings", "pickup_at", "dropoff_at"};
+        for (Py_ssize_t d = 0; d < k; d++) {
+            PyObject *cols[3] = {NULL, NULL, NULL};
+            int bad = 0;
+            Py_ssize_t m = 0;
+            for (int c = 0; c < 3 && !bad; c++) {
+                PyObject *attr = PyObject_GetAttrString(items[d], names[c]);
+                if (attr == NULL) {
+                    bad = 1;
+                    break;
+                }
+                cols[c] = PySequence_Fast(attr, "flatten: a schedule column is not a sequence");
+                Py_DECREF(attr);
+                if (cols[c] == NULL)
+                    bad = 1;
+                else if (c == 0)
+                    m = PySequence_Fast_GET_SIZE(cols[c]);
+                else if (PySequence_Fast_GET_SIZE(cols[c]) != m) {
+                    PyErr_SetString(PyExc_ValueError, "flatten: ragged schedule");
+                    bad = 1;
+                }
+            }
+            if (!bad && at + m > total) {
+                PyErr_SetString(PyExc_ValueError, "flatten: more rides than the arrays hold");
+                bad = 1;
+            }
+            for (Py_ssize_t i = 0; i < m && !bad; i++) {
+                Py_ssize_t b = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(cols[0], i),
+                                                  PyExc_IndexError);
+                double pk = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(cols[1], i));
+                double dr = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(cols[2], i));
+                if (PyErr_Occurred()) {
+                    bad = 1;
+                    break;
+                }
+                if (b < 0 || b >= n) {
+                    PyErr_SetString(PyExc_IndexError, "flatten: booking out of range");
+                    bad = 1;
+                    break;
+                }
+                driver[at] = d;
+                booking[at] = b;
+                key[at] = (int64_t)d * (n + 1) + order[b];
+                pickup[at] = pk;
+                dropoff[at] = dr;
+                position[b] = at;
+                at++;
+            }
+            for (int c = 0; c < 3; c++)
+                Py_XDECREF(cols[c]);
+            if (bad)
+                goto done;
+        }
+        if (at != total) {
+            PyErr_SetString(PyExc_ValueError, "flatten: fewer rides than the arrays hold");
+            goto done;
+        }
+        driver[total] = k;
+        booking[total] = 0;
+        key[total] = (int64_t)k * (n + 1);
+        pickup[total] = 0.0;
+        dropoff[total] = 0.0;
+        for (Py_ssize_t i = 0; i <= total; i++)
+            slack[i] = 0.0;
+        if (with_slack && total > 0) {
+            scratch = PyMem_Malloc(sizeof(double) * (size_t)(2 * total));
+            if (scratch == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            slack_loop(total, n, driver, booking, pickup, dropoff, bk[1].buf, bk[2].buf,
+                       bk[3].buf, scratch, scratch + total, slack);
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(scheds);
+    PyMem_Free(scratch);
+    for (int j = 0; j < 4; j++)
+        PyBuffer_Release(&bk[j]);
+    for (int j = 0; j < 3; j++)
+        PyBuffer_Release(&out[j]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"flatten", flatten, METH_VARARGS, "RouteArrays.__init__'s flat arrays."},
     {"schedule", schedule, METH_VARARGS, "feasibility.schedule_route's numbers."},
     {"features", features, METH_VARARGS, "dqn.features' candidate rows."},
     {"insert", insert, METH_VARARGS, "RouteArrays._insert_parts' and _km_added's arithmetic."},

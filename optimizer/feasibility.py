@@ -153,8 +153,8 @@ def _schedule_compiled(problem: Problem, driver: int, bookings: Sequence[int]) -
         violations.add(("priority" if t.high_priority[b] else "time_window", b))
     if bookings and dropoffs[-1] > t.shift_end[driver] + _EPS:  # `check_shift`
         violations.add(("shift", driver))
-    if (reason := check_driver_limit(problem, driver, len(bookings))) is not None:
-        violations.add((reason, driver))
+    if 0 <= t.max_rides[driver] < len(bookings):  # `check_driver_limit`, from the tables
+        violations.add(("driver_limit", driver))
     return RouteSchedule(
         driver=driver,
         bookings=tuple(bookings),

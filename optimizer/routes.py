@@ -35,6 +35,11 @@ class RouteArrays:
         see `feasibility.deadlines`; the pass hands in the one from its input plan)."""
         p = problem
         self.problem = p
+        self._removal: FloatArray | None = None
+        self._grid_cache: Grid | None = None
+        if compiled is not None and len(scheds) == p.n_drivers:
+            self._flatten_compiled(scheds, deadline)
+            return
         k = len(scheds)
         drivers: list[int] = []
         bookings: list[int] = []
@@ -70,8 +75,29 @@ class RouteArrays:
         keys.append(k * n1)  # the sentinel's
         self.key = np.array(keys, dtype=np.int64)
         self.slack = self._forward_slack((drivers, bookings, pickups, dropoffs))
-        self._removal: FloatArray | None = None
-        self._grid_cache: Grid | None = None
+
+    def _flatten_compiled(
+        self, scheds: Sequence[RouteSchedule], deadline: FloatArray | None
+    ) -> None:
+        """`__init__`'s arrays by `_kernels.flatten` (the same values; the slack of more than
+        48 rides by `_forward_slack_vector`, as `_forward_slack` does)."""
+        assert compiled is not None
+        p = self.problem
+        total = sum([len(s.bookings) for s in scheds])
+        ints = np.empty((3, total + 1), dtype=np.int64)
+        floats = np.empty((3, total + 1))
+        position = np.empty(p.n_bookings, dtype=np.int64)
+        self.deadline = deadlines(p, scheds) if deadline is None else deadline
+        t = kernel_tables(p)
+        small = total <= 48
+        compiled.flatten(scheds, p.n_bookings, t.order,
+                         np.ascontiguousarray(self.deadline, dtype=np.float64), t.shift_end,
+                         t.minutes, small, ints, floats, position)  # fmt: skip
+        self.driver, self.booking, self.key = ints
+        self.pickup, self.dropoff, slack = floats
+        self.position = position
+        self.size = total
+        self.slack = slack if small else self._forward_slack_vector()
 
     @property
     def late_ok(self) -> BoolArray:

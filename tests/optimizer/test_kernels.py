@@ -53,9 +53,10 @@ def _same_bits(a: npt.NDArray[np.generic], b: npt.NDArray[np.generic]) -> bool:
 
 
 @needs_kernels
-def test_grid_and_slack_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_route_arrays_and_grid_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     """On the plans of real passes, 10x3 to 100x13 (late, locked, urgent rides of generated
-    days), every table of the insertion grid and the forward slack are the same bits."""
+    days), the flat route arrays, their forward slack and every table of the insertion grid
+    are the same bits."""
     policy = _Keep()
     sizes = [(10, 3), (12, 4), (25, 4), (40, 6), (100, 13)]
     for day in generated_days(sizes, range(80, 110)):
@@ -65,7 +66,9 @@ def test_grid_and_slack_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -
     grids = 0
     for state in policy.states:
         fast, slow = _arrays(state, False, monkeypatch), _arrays(state, True, monkeypatch)
-        assert _same_bits(fast.slack, slow.slack)
+        for name in ("driver", "booking", "key", "position", "pickup", "dropoff", "slack"):
+            assert _same_bits(getattr(fast, name), getattr(slow, name)), name
+        assert fast.size == slow.size
         a, b = fast._grid(), slow._grid()
         if a is None or b is None:
             assert a is None and b is None
@@ -238,4 +241,4 @@ def test_schedules_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> Non
                 feasibility.schedule_route(p, driver, tuple(np.array(route, dtype=np.int64)))
                 == fast
             )
-    assert {"time_window", "shift"} <= seen
+    assert seen == {"capability", "driver_limit", "priority", "shift", "time_window"}
