@@ -6,6 +6,7 @@ the arithmetic of the pure-Python/numpy code it stands in for, in the same order
 IEEE doubles, so the pass decides the same with or without it (`tests/optimizer/
 test_kernels.py` compares both on generated days; `bench/pass_equivalence.py` the whole pass).
 `DISPATCH_RL_PURE_PYTHON=1` in the environment turns it off (to compare, or to rule it out).
+`describe()` says which serves (the worker's health shows it, `optimizer.serving`).
 """
 
 from __future__ import annotations
@@ -13,18 +14,29 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-__all__ = ["compiled"]
+__all__ = ["compiled", "describe"]
+
+_why_not = ""
 
 
 def _load() -> ModuleType | None:
+    global _why_not
     if os.environ.get("DISPATCH_RL_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
+        _why_not = "turned off by DISPATCH_RL_PURE_PYTHON"
         return None
     try:
         from optimizer import _kernels
-    except ImportError:
+    except ImportError as exc:  # not built (no C compiler at install), or built for another Python
+        _why_not = f"not built ({exc})"
         return None
     return _kernels
 
 
 compiled: ModuleType | None = _load()
-"""The compiled module (functions `grid`, `forward_slack`), or None: use the Python code."""
+"""The compiled module (functions `candidates`, `features`, `flatten`, `forward_slack`,
+`grid`, `insert`, `schedule`), or None: use the Python code."""
+
+
+def describe() -> str:
+    """`compiled`, or `python: <why>` (the same decisions either way; compiled is faster)."""
+    return "compiled" if compiled is not None else f"python: {_why_not}"

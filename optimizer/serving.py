@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from optimizer import kernels
 from optimizer.policy import GreedyPolicy
 from optimizer.registry import (
     DEFAULT_MODEL_DIR,
@@ -130,6 +131,7 @@ class RegistryPolicyProvider:
             "champion": self.registry.champion(),
             "last_error": self._last_error,
             "loaded_at": self._loaded_at,
+            "pass_loops": kernels.describe(),
             "note": (
                 "greedy policy: no usable model (registry empty and no shipped default)"
                 if self._source == "greedy"
@@ -140,6 +142,11 @@ class RegistryPolicyProvider:
     # ---- internals
 
     def _initial(self) -> None:
+        # One line saying which code runs the pass's loops (a failed build must not be silent).
+        if kernels.compiled is None and "not built" in kernels.describe():
+            log.warning("pass_loops", path=kernels.describe())
+        else:
+            log.info("pass_loops", path=kernels.describe())
         self._seen_pointer = self._pointer_key()
         version = self.registry.champion()
         if version is not None:

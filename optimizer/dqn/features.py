@@ -332,15 +332,15 @@ def _bounds() -> tuple[Float32Array, Float32Array]:
 _LOW, _HIGH = _bounds()
 
 
-_STATIC: dict[int, tuple[object, npt.NDArray[np.float32]]] = {}
-
-
 def _booking_features(state: SearchState) -> npt.NDArray[np.float32]:
-    """Per-booking columns that never change during a day (cached per problem object)."""
+    """Per-booking columns that never change during a day: built on a problem's first scoring
+    and kept on the problem (`Problem.memo`), so they live exactly as long as it does (a
+    module-level cache kept up to 4,096 finished days' problems alive in a worker)."""
+    return state.problem.memo("dqn_booking_features", lambda _: _build_booking_features(state))
+
+
+def _build_booking_features(state: SearchState) -> npt.NDArray[np.float32]:
     p = state.problem
-    hit = _STATIC.get(id(p))
-    if hit is not None and hit[0] is p:
-        return hit[1]
     mid = (p.earliest + p.latest) / 2.0
     table = np.stack(
         [
@@ -353,7 +353,4 @@ def _booking_features(state: SearchState) -> npt.NDArray[np.float32]:
         ],
         axis=1,
     ).astype(np.float32)
-    if len(_STATIC) >= 4096:  # training pools are smaller; a long-running worker sees many days
-        _STATIC.clear()
-    _STATIC[id(p)] = (p, table)
     return table

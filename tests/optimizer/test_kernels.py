@@ -4,6 +4,9 @@ for bit, and the pass decides the same with or without them."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -11,7 +14,7 @@ import pytest
 
 import optimizer.routes as routes_module
 from optimizer.dqn.days import generated_days
-from optimizer.kernels import compiled
+from optimizer.kernels import compiled, describe
 from optimizer.moves import Candidates
 from optimizer.policy import GreedyPolicy
 from optimizer.routes import RouteArrays
@@ -242,3 +245,54 @@ def test_schedules_equal_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> Non
                 == fast
             )
     assert seen == {"capability", "driver_limit", "priority", "shift", "time_window"}
+
+
+_DIGEST = """
+import hashlib, sys
+from optimizer import kernels
+from optimizer.dqn.days import generated_days
+from optimizer.serving import default_provider
+from optimizer.swap_pass import PassConfig, run_pass
+from pathlib import Path
+policy = default_provider(Path(sys.argv[1])).policy()
+h = hashlib.sha256()
+for day in generated_days([(10, 3), (25, 4)], range(200, 212)):
+    result = run_pass(day.problem, day.assignment, policy, PassConfig())
+    h.update(repr((result.checked, result.assignment.tolist(), result.stop_reason)).encode())
+print(kernels.describe(), h.hexdigest())
+"""
+
+
+def _digest(tmp_path: Path, pure: bool) -> tuple[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DISPATCH_RL_PURE_PYTHON"}
+    if pure:
+        env["DISPATCH_RL_PURE_PYTHON"] = "1"
+    out = (
+        subprocess.run(
+            [sys.executable, "-c", _DIGEST, str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.splitlines()[-1]
+        .split()
+    )  # fmt: skip (logs go to stdout before it)
+    return " ".join(out[:-1]), out[-1]
+
+
+def test_pure_python_env_decides_the_same(tmp_path: Path) -> None:
+    """`DISPATCH_RL_PURE_PYTHON=1` runs the Python code (and says so), and the served DQN's
+    passes (audit trails, plans, stop reasons) are the same as with the default path."""
+    path, pure = _digest(tmp_path, True)
+    assert path == "python: turned off by DISPATCH_RL_PURE_PYTHON"
+    default_path, default = _digest(tmp_path, False)
+    assert default_path == describe()
+    assert pure == default
+
+
+def test_health_says_which_loops_serve(tmp_path: Path) -> None:
+    """The served model's status (the worker's health) names the path of the pass's loops."""
+    from optimizer.serving import default_provider
+
+    assert default_provider(tmp_path).status()["pass_loops"] == describe()  # type: ignore[attr-defined]
