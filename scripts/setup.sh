@@ -35,6 +35,11 @@ if ! out=$("$VENV/bin/pip" install -q -e '.[dev]' 2>&1); then
 fi
 "$VENV/bin/python" -c "import optimizer, streams, schemas, torch, faust" \
   || { echo "set-up failed: the project does not import" >&2; exit 1; }
+# The pass's compiled loops (optimizer/_kernels.c) are optional: without a C compiler the
+# install goes on and the Python code runs (same decisions, slower). Say so, once.
+"$VENV/bin/python" -c "import optimizer._kernels" 2>/dev/null \
+  || echo "warning: optimizer/_kernels.c did not build (no C compiler or Python headers?);" \
+    "the pass runs its pure-Python code" >&2
 
 command -v java >/dev/null || echo "warning: java (17+) is needed for the local Kafka broker" >&2
 command -v mvn >/dev/null || echo "warning: maven is needed once to fetch the Kafka jars" >&2
