@@ -90,6 +90,10 @@ class Figures:
     collections of 2 ms or more during the row."""
     worker_cpu_ms: list[float] | None = None
     """Each worker's share of `cpu_ms` (its process tree's CPU per dispatch of the row)."""
+    broker_cpu_ms: float = float("nan")
+    """The local broker's CPU per dispatch during the row (nan: an external broker)."""
+    bench_cpu_ms: float = float("nan")
+    """This process's (producer and consumer of the row) CPU per dispatch during the row."""
     pass_p99_ms: float = float("nan")
     """p99 of the `Optimized` events' own `latency_ms` (decode, pass, encode, in the worker):
     against the end-to-end p99, how much of the tail is the pass and how much waiting."""
@@ -122,6 +126,18 @@ def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> tuple[float, float]:
     own = sum(stats[p.pid][1] for p in procs if p.pid in stats)
     tick = os.sysconf("SC_CLK_TCK")
     return total / tick, (total - own) / tick
+
+
+def _side_cpu_seconds(broker_pid: int | None) -> tuple[float, float]:
+    """CPU seconds (user + system) of the local broker (nan when external) and of this
+    process, so far: what the rest of the bench's path costs beside the workers."""
+    broker = float("nan")
+    if broker_pid is not None:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{broker_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            broker = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = os.times()
+    return broker, own.user + own.system
 
 
 STAGES = (
@@ -242,14 +258,14 @@ def _pct(values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def _broker(bootstrap: str | None) -> Iterator[tuple[str, str]]:
+def _broker(bootstrap: str | None) -> Iterator[tuple[str, str, int | None]]:
     if bootstrap:
-        yield bootstrap, "external"
+        yield bootstrap, "external", None
         return
     from streams.local_kafka import KAFKA_VERSION, LocalKafka
 
     with LocalKafka() as kafka:
-        yield kafka.bootstrap, f"local launcher, Apache Kafka {KAFKA_VERSION}"
+        yield kafka.bootstrap, f"local launcher, Apache Kafka {KAFKA_VERSION}", kafka.pid
 
 
 def _settings(bootstrap: str, tag: str, partitions: int) -> Settings:
@@ -492,11 +508,16 @@ async def _run(
             await _warm(h, pool, tag, workers)
             cpu, child = _cpu_seconds(procs)
             each = [_cpu_seconds([p])[0] for p in procs]
+            side = _side_cpu_seconds(args.broker_pid)
             worker_pids = {p.pid for p in procs}
             sent = await h.send(batch, rate)
             await h.wait_for(set(sent), timeout=900)
             cpu_after, child_after = _cpu_seconds(procs)
             each = [_cpu_seconds([p])[0] - e for p, e in zip(procs, each, strict=True)]
+            broker_ms, bench_ms = (
+                (a - b) * 1000 / len(sent)
+                for a, b in zip(_side_cpu_seconds(args.broker_pid), side, strict=True)
+            )
             wall = {k.decode(): h.wall[k] for k in sent}
             print(f"  {what}: served by {h.model_version}", file=sys.stderr)
             figures = replace(
@@ -504,6 +525,8 @@ async def _run(
                 cpu_ms=(cpu_after - cpu) * 1000 / len(sent),
                 child_cpu_ms=(child_after - child) * 1000 / len(sent),
                 worker_cpu_ms=[e * 1000 / len(sent) for e in each],
+                broker_cpu_ms=broker_ms,
+                bench_cpu_ms=bench_ms,
             )
     if args.stages:  # the workers have stopped: their stamps are written
         prefix = args.state_dir / f"stages-{tag}"
@@ -604,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Figures] = []
     load_before = os.getloadavg()
-    with _broker(args.bootstrap) as (bootstrap, broker):
+    with _broker(args.bootstrap) as (bootstrap, broker, broker_pid):
+        args.broker_pid = broker_pid
         procs = f"{args.processes} procs" if args.processes else "in-thread"
         default_env = {"DISPATCH_RL_PREPARE_PROCESSES": str(args.processes)}
         thread_env = {"DISPATCH_RL_PREPARE_PROCESSES": "0"}
@@ -720,10 +744,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f} {f.cpu_ms:>11.2f} "
             f"{f.child_cpu_ms:>10.2f} {f.pass_p99_ms:>8.1f}"
         )
+    print("beside the workers, cpu ms/disp of the broker and of this bench process:")
     for f in results:
-        if f.worker_cpu_ms and len(f.worker_cpu_ms) > 1:
-            shares = " + ".join(f"{c:.2f}" for c in f.worker_cpu_ms)
-            print(f"{f.what}: cpu ms/disp per worker {shares}")
+        shares = " + ".join(f"{c:.2f}" for c in f.worker_cpu_ms or [])
+        print(
+            f"  {f.what}: broker {f.broker_cpu_ms:.2f}, bench {f.bench_cpu_ms:.2f}"
+            + (f"; per worker {shares}" if f.worker_cpu_ms and len(f.worker_cpu_ms) > 1 else "")
+        )
     for f in results:
         if f.stages:
             print(f"\nstages of '{f.what}' (ms; slow 2 %: mean over the slowest 2 % end to end)")
