@@ -21,6 +21,7 @@ warm-up, and keeps each phase's smallest sum:
     python bench/prepare_cost.py --baseline /tmp/base --rounds 3  # and a checkout of main
     python bench/prepare_cost.py --pass-split --sizes 10x3:200     # where the pass's CPU goes
     python bench/prepare_cost.py --steps --baseline /tmp/base --rounds 6  # three steps alone
+    python bench/prepare_cost.py --baseline . --baseline-env DISPATCH_RL_PURE_PYTHON=1  # kernels
 
 With `--baseline DIR` each round runs this tree and DIR (PYTHONPATH) in fresh processes, in
 alternating order, and the table shows both and the ratio. Both sides also hash every day's
@@ -277,8 +278,10 @@ def steps(days: int) -> dict[str, float]:
     }
 
 
-def _child(tree: str, args: argparse.Namespace) -> dict[str, Any]:
-    env = os.environ | {"PYTHONPATH": tree}
+def _child(
+    tree: str, args: argparse.Namespace, extra: dict[str, str] | None = None
+) -> dict[str, Any]:
+    env = os.environ | {"PYTHONPATH": tree} | (extra or {})
     cmd = [sys.executable, __file__, "--sizes", args.sizes, "--repeats", str(args.repeats),
            "--json"] + (["--steps"] if args.steps else [])  # fmt: skip
     done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
@@ -294,6 +297,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed loops per phase (min kept)")
     ap.add_argument("--baseline", help="a checkout to compare with (its root, as PYTHONPATH)")
     ap.add_argument("--rounds", type=int, default=2, help="with --baseline: alternating rounds")
+    ap.add_argument(
+        "--baseline-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the baseline's processes only (e.g. --baseline . --baseline-env "
+        "DISPATCH_RL_PURE_PYTHON=1: this tree without its compiled loops)",
+    )
     ap.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     ap.add_argument(
         "--pass-split", action="store_true", help="where the pass's CPU goes (this tree only)"
@@ -325,10 +336,11 @@ def main() -> None:
     here = str(Path(__file__).resolve().parent.parent)
     sides = {"here": here} | ({"base": args.baseline} if args.baseline else {})
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
+    base_env = dict(kv.split("=", 1) for kv in args.baseline_env)
     for r in range(args.rounds if args.baseline else 1):
         order = list(sides) if r % 2 == 0 else list(reversed(sides))
         for side in order:
-            runs[side].append(_child(sides[side], args))
+            runs[side].append(_child(sides[side], args, base_env if side == "base" else None))
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average {load}; days per size {args.sizes}, model "
           f"{runs['here'][0]['model_version']}; CPU ms per dispatch, min of {args.repeats} "
