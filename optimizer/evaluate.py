@@ -172,7 +172,7 @@ def _evaluate(
                 hint=best.assignment if best is not None else None,
                 time_limit_s=exact_time_limit_s,
                 workers=exact_workers,
-                plans=[r.assignment for r in results.values()],
+                plans={label: r.assignment for label, r in results.items()},
                 late_capped=late_capped,
             )
         else:
@@ -275,9 +275,9 @@ def method_metrics(rows: Sequence[DayResult], label: str) -> dict[str, Any]:
         if o.gap == r.exact.gap and r.exact.best_deadhead_km and r.exact.best_deadhead_km > 0
     ]
     at_gap = [(r, o) for r, o in proven if o.gap == r.exact.gap]
-    capped = _excess(at_gap, "capped_min_deadhead_km")
-    capped_bound = _excess(at_gap, "capped_bound_km")
-    capped_low = _excess(at_gap, "capped_best_km", floor=0.0)
+    capped = _excess(at_gap, label, "min_deadhead_km")
+    capped_bound = _excess(at_gap, label, "bound_km")
+    capped_low = _excess(at_gap, label, "best_km", floor=0.0)
     lat = [o.latency_ms for _, o in outs]
     return {
         "days": len(outs),
@@ -297,7 +297,7 @@ def method_metrics(rows: Sequence[DayResult], label: str) -> dict[str, Any]:
         "capped_bounded_days": len(capped_bound),
         "capped_excess_low_pct": _mean(capped_low),
         "late_cap_minutes": _mean(
-            [r.exact.late_cap_minutes for r, _ in at_gap if r.exact.late_cap_minutes is not None]
+            [r.exact.capped[label].late_cap_minutes for r, _ in at_gap if label in r.exact.capped]
         ),
         "deadhead_km_added": _mean([o.deadhead_km - r.heuristic_deadhead_km for r, o in outs]),
         "lateness_minutes": _mean([o.lateness_minutes for _, o in outs]),
@@ -359,13 +359,17 @@ def rows_as_dicts(rows: Sequence[DayResult]) -> list[dict[str, Any]]:
 
 
 def _excess(
-    pairs: Sequence[tuple[DayResult, PolicyOutcome]], ref: str, floor: float | None = None
+    pairs: Sequence[tuple[DayResult, PolicyOutcome]],
+    label: str,
+    ref: str,
+    floor: float | None = None,
 ) -> list[float]:
-    """100 x (deadhead - reference) / reference per day where `ref` (a field of the exact
-    reference) is known and positive; at least `floor` when given."""
+    """100 x (deadhead - reference) / reference per day where `ref` (a field of `label`'s
+    same-punctuality reference) is known and positive; at least `floor` when given."""
     out = []
     for r, o in pairs:
-        km = getattr(r.exact, ref)
+        capped = r.exact.capped.get(label)
+        km = getattr(capped, ref) if capped is not None else None
         if km is not None and km > 0:
             x = 100.0 * (o.deadhead_km - km) / km
             out.append(x if floor is None else max(floor, x))

@@ -5,14 +5,13 @@ cap the pass obeys (window close + max(tolerance, input lateness): `feasibility.
 
 * the *deadhead-only* minimum (issue 7's wording): the least deadhead of any plan at the gap,
   however late in total (up to the per-booking cap);
-* the *same-punctuality* minimum (`late_capped=True`): the least deadhead of the plans at the
-  gap that are at most as late in total as the latest of the pass plans being judged. The
-  pass prices a late minute at `Objective.late_weight` km (2 by default), so on days with a
-  late tolerance (generated: 10 minutes) the deadhead-only minimum is often a plan that buys
-  its kilometres with lateness the objective refuses on purpose; this reference compares
-  like with like. One cap per day, the largest lateness of the policies' plans: for a policy
-  whose plan is less late, the reference is looser (lower), so its excess is overstated,
-  never understated.
+* the *same-punctuality* minimum (`late_capped=True`), per judged plan: the least deadhead
+  of the plans at the gap that are at most as late in total as that plan. The pass prices a
+  late minute at `Objective.late_weight` km (2 by default), so on days with a late tolerance
+  (generated: 10 minutes) the deadhead-only minimum is often a plan that buys its kilometres
+  with lateness the objective refuses on purpose; this reference compares like with like.
+  Plans with the same lateness share one solve; a looser cap's bound also bounds a tighter
+  cap's minimum (fewer plans), and a plan within a tighter cap is within the looser one.
 
 Each reference gives a proven minimum (None if not proven within the time limit), a lower
 bound on it (CP-SAT's or the Lagrangian one, `optimizer.deadhead_bound`) and the least deadhead
@@ -23,8 +22,9 @@ the one against the known plan and the one against the bound.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +32,21 @@ from optimizer.feasibility import schedule_all
 from optimizer.objective import count_gap
 from optimizer.problem import IntArray, Problem
 
-__all__ = ["ExactReference", "exact_reference"]
+__all__ = ["CappedReference", "ExactReference", "exact_reference"]
+
+
+@dataclass(frozen=True, slots=True)
+class CappedReference:
+    """The same-punctuality reference for one judged plan."""
+
+    late_cap_minutes: float
+    """The cap on total lateness: the judged plan's own."""
+    min_deadhead_km: float | None
+    """Least deadhead of the plans at the gap within the cap (None: not proven)."""
+    bound_km: float | None
+    """No plan at the gap within the cap has less deadhead."""
+    best_km: float | None
+    """The least deadhead of a plan known at the gap and within the cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +64,9 @@ class ExactReference:
     best_deadhead_km: float | None = None
     """The least deadhead of a plan known at the optimal gap (CP-SAT's or the hint's): the
     minimum is at most this, so it bounds an excess from below."""
-    late_cap_minutes: float | None = None
-    """The same-punctuality reference's cap on total lateness (the largest lateness of the
-    pass plans at the gap); None when that reference was not computed."""
-    capped_min_deadhead_km: float | None = None
-    """Least deadhead of the plans at the gap within `late_cap_minutes` (None: not proven)."""
-    capped_bound_km: float | None = None
-    """No plan at the gap within the cap has less deadhead."""
-    capped_best_km: float | None = None
-    """The least deadhead of a plan known at the gap and within the cap."""
+    capped: dict[str, CappedReference] = field(default_factory=dict)
+    """The same-punctuality reference per judged plan (its label), for the plans at the
+    optimal gap; empty when not computed."""
 
 
 def exact_reference(
@@ -69,12 +77,12 @@ def exact_reference(
     time_limit_s: float,
     deadhead: bool = True,
     workers: int = 2,
-    plans: Sequence[IntArray] = (),
+    plans: Mapping[str, IntArray] | None = None,
     late_capped: bool = False,
 ) -> ExactReference:
     """CP-SAT's minimum gap; then the minimum deadhead at that gap (`solve_lexicographic`),
-    proven or bounded; with `late_capped`, also the same-punctuality minimum for `plans`
-    (the pass plans being judged; those at the optimal gap set the cap).
+    proven or bounded; with `late_capped`, also the same-punctuality minimum for each of
+    `plans` (the pass plans being judged, by label) at the optimal gap.
 
     `hint` should be a plan at the optimal gap with little deadhead (the caller's best)."""
     from optimizer import exact
@@ -93,58 +101,74 @@ def exact_reference(
     )
     # A bound on every plan at the gap, whether or not CP-SAT found one in time.
     bound = float(res.lower_bound_km) if _positive(res.lower_bound_km) else None
-    given = ([hint] if hint is not None else []) + list(plans)
+    plans = dict(plans or {})
+    given = ([hint] if hint is not None else []) + list(plans.values())
     at_gap = [p for p in given if _gap(problem, p) == gap]
     known = [float(res.deadhead_km)] if res.deadhead_km is not None else []
     known += [_deadhead(problem, p) for p in at_gap]
     best = min(known, default=None)
     out = ExactReference(gap, ex.lower_bound, True, ex.status, ex.wall_s, min_dead, bound, best)
-    judged = [p for p in plans if _gap(problem, p) == gap]
+    judged = {lb: p for lb, p in plans.items() if _gap(problem, p) == gap}
     if not late_capped or not judged:
         return out
-    cap = max(_lateness(problem, p) for p in judged)
-    capped_known = [_deadhead(problem, p) for p in judged]
-    if res.deadhead_km is not None and (res.lateness_minutes or 0.0) <= cap + 1e-9:
-        capped_known.append(float(res.deadhead_km))
-        if min_dead is not None:
+    late = {lb: _lateness(problem, p) for lb, p in judged.items()}
+    km = {lb: _deadhead(problem, p) for lb, p in judged.items()}
+    free = (
+        (float(res.deadhead_km), float(res.lateness_minutes or 0.0))
+        if res.deadhead_km is not None
+        else None
+    )
+    solved: dict[float, CappedReference] = {}
+    looser_bound = bound  # the deadhead-only bound holds under any cap
+    # Loosest cap first: its bound also bounds every tighter cap's minimum.
+    for cap in sorted(set(late.values()), reverse=True):
+        within = [lb for lb in judged if late[lb] <= cap + 1e-9]
+        solved[cap] = _capped(
+            exact.solve_lexicographic,
+            (problem, upstream, gap, time_limit_s, workers),
+            cap,
+            ([km[lb] for lb in within], judged[min(within, key=km.__getitem__)]),
+            (free, min_dead, looser_bound),
+        )
+        looser_bound = solved[cap].bound_km or looser_bound
+    return replace(out, capped={lb: solved[late[lb]] for lb in judged})
+
+
+def _capped(
+    solve: Any,
+    day: tuple[Problem, IntArray, int, float, int],
+    cap: float,
+    within: tuple[list[float], IntArray],
+    free: tuple[tuple[float, float] | None, float | None, float | None],
+) -> CappedReference:
+    """The same-punctuality reference at one cap. `within`: the deadheads of the judged
+    plans within the cap and the least of them (the hint); `free`: the deadhead-only
+    solve's plan (km, lateness), its proven minimum and a bound that holds at this cap (the
+    deadhead-only one or a looser cap's)."""
+    problem, upstream, gap, time_limit_s, workers = day
+    known, hint = within
+    free_plan, free_min, valid_bound = free
+    if free_plan is not None and free_plan[1] <= cap + 1e-9:
+        known = [*known, free_plan[0]]
+        if free_min is not None:
             # The deadhead-only minimum already keeps the cap: it is this one too.
-            return _with_cap(out, cap, min_dead, min_dead, min_dead)
-    lowest = min(capped_known)
-    capped_hint = min(judged, key=lambda p: _deadhead(problem, p))
-    res2 = exact.solve_lexicographic(
+            return CappedReference(cap, free_min, free_min, free_min)
+    res = solve(
         problem,
         upstream,
         gap=gap,
         time_limit_s=time_limit_s,
-        hint=capped_hint,
+        hint=hint,
         workers=workers,
         max_lateness_minutes=cap,
     )
-    if res2.deadhead_km is not None and (res2.lateness_minutes or 0.0) <= cap + 1e-6:
-        lowest = min(lowest, float(res2.deadhead_km))
-    capped_min = (
-        float(res2.deadhead_km) if res2.proven_optimal and res2.deadhead_km is not None else None
-    )
-    # The capped minimum is at least the uncapped one, so either bound holds for it.
-    lows = [b for b in (res2.lower_bound_km, bound) if b is not None and _positive(b)]
-    capped_bound = min(max(lows), lowest) if lows else None
-    return _with_cap(out, cap, capped_min, capped_bound, lowest)
-
-
-def _with_cap(
-    ref: ExactReference,
-    cap: float,
-    least: float | None,
-    bound: float | None,
-    best: float | None,
-) -> ExactReference:
-    return replace(
-        ref,
-        late_cap_minutes=cap,
-        capped_min_deadhead_km=least,
-        capped_bound_km=bound,
-        capped_best_km=best,
-    )
+    if res.deadhead_km is not None and (res.lateness_minutes or 0.0) <= cap + 1e-6:
+        known = [*known, float(res.deadhead_km)]
+    lowest = min(known)
+    least = float(res.deadhead_km) if res.proven_optimal and res.deadhead_km is not None else None
+    # A looser cap's minimum is at most this one, so its bound holds here too.
+    lows = [b for b in (res.lower_bound_km, valid_bound) if b is not None and _positive(b)]
+    return CappedReference(cap, least, min(max(lows), lowest) if lows else None, lowest)
 
 
 def _positive(x: float | None) -> bool:

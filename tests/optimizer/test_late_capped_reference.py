@@ -81,47 +81,65 @@ def test_the_capped_bound_is_above_the_free_minimum_where_the_cap_binds() -> Non
     assert capped.bound_km > 96.0
 
 
-def test_the_held_out_reference_fills_the_capped_columns_consistently() -> None:
-    """`exact_reference(late_capped=True)`: the cap is the pass plan's lateness, and bound <=
-    minimum <= best known plan <= the pass plan's deadhead; the capped minimum is never below
-    the free one."""
+def test_the_held_out_reference_gives_each_plan_its_own_cap() -> None:
+    """`exact_reference(late_capped=True)`: each judged plan's cap is its own lateness, and
+    bound <= minimum <= best known plan <= that plan's deadhead; a capped minimum is never
+    below the free one, and a tighter cap's never below a looser one's."""
     problem, upstream = Problem.from_event(generate_day(*_DAY))
     plan = run_pass(problem, upstream, GreedyPolicy())
+    free = solve_lexicographic(problem, upstream, gap=_GAP, time_limit_s=30, workers=1)
+    assert free.assignment is not None and plan.after.gap == _GAP
+    plans = {"pass": plan.assignment, "free": free.assignment}
     ref = exact_reference(
         problem,
         upstream,
         hint=plan.assignment,
         time_limit_s=30,
         workers=1,
-        plans=[plan.assignment],
+        plans=plans,
         late_capped=True,
     )
-    assert ref.proven and ref.gap == plan.after.gap
-    assert ref.late_cap_minutes == pytest.approx(plan.after.lateness_minutes)
-    assert ref.capped_min_deadhead_km is not None and ref.min_deadhead_km is not None
-    assert ref.capped_bound_km is not None and ref.capped_best_km is not None
-    assert ref.capped_bound_km <= ref.capped_min_deadhead_km + 1e-6
-    assert ref.capped_min_deadhead_km <= ref.capped_best_km + 1e-6
-    assert ref.capped_best_km <= plan.after.deadhead_km + 1e-6
-    assert ref.capped_min_deadhead_km >= ref.min_deadhead_km - 1e-6
+    assert ref.proven and ref.gap == _GAP and set(ref.capped) == {"pass", "free"}
+    assert ref.min_deadhead_km is not None
+    mine, loose = ref.capped["pass"], ref.capped["free"]
+    assert mine.late_cap_minutes == pytest.approx(plan.after.lateness_minutes)
+    assert loose.late_cap_minutes == pytest.approx(free.lateness_minutes)
+    assert mine.late_cap_minutes < loose.late_cap_minutes  # the pass plan is more punctual
+    for c, km in ((mine, plan.after.deadhead_km), (loose, free.deadhead_km)):
+        assert c.min_deadhead_km is not None and c.bound_km is not None and c.best_km is not None
+        assert c.bound_km <= c.min_deadhead_km + 1e-6 <= c.best_km + 2e-6
+        assert km is not None and c.best_km <= km + 1e-6
+        assert c.min_deadhead_km >= ref.min_deadhead_km - 1e-6
+    # the free minimum keeps its own lateness: it is its own same-punctuality minimum
+    assert loose.min_deadhead_km == pytest.approx(ref.min_deadhead_km)
+    assert mine.min_deadhead_km > loose.min_deadhead_km + 1.0
 
 
 def test_without_late_capped_the_capped_columns_stay_empty() -> None:
     problem, upstream = Problem.from_event(generate_day(10, 3, 1003))
     plan = run_pass(problem, upstream, GreedyPolicy())
     ref = exact_reference(
-        problem, upstream, hint=plan.assignment, time_limit_s=10, workers=1, plans=[plan.assignment]
+        problem,
+        upstream,
+        hint=plan.assignment,
+        time_limit_s=10,
+        workers=1,
+        plans={"greedy": plan.assignment},
     )
-    assert ref.late_cap_minutes is None and ref.capped_bound_km is None
+    assert ref.capped == {}
 
 
 def test_the_summary_measures_each_policy_against_the_capped_reference() -> None:
     """`method_metrics`: the capped excess is against the capped minimum / bound / best plan,
     only on days at the proven gap, and the known-plan side never goes below 0."""
     from optimizer.evaluate import DayResult, ExactReference, PolicyOutcome, method_metrics
+    from optimizer.exact_reference import CappedReference
 
     def row(name: str, gap: int, km: float) -> DayResult:
-        ref = ExactReference(1, 1, True, "OPTIMAL", 0.1, 80.0, 80.0, 80.0, 3.0, None, 95.0, 101.0)
+        mine = CappedReference(3.0, None, 95.0, 101.0)
+        other = CappedReference(9.0, 50.0, 50.0, 50.0)  # another policy's: not this one's
+        capped = {"greedy": mine, "dqn": other}
+        ref = ExactReference(1, 1, True, "OPTIMAL", 0.1, 80.0, 80.0, 80.0, capped)
         out = PolicyOutcome(gap, km, 3.0, True, 1.0, 1, 1, "no_improving_move")
         return DayResult(name, "generated", "generated 25x4", 25, 4, 9, 0, 5, 150.0, 9.0, ref,
                          {"greedy": out})  # fmt: skip
