@@ -605,6 +605,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="extra environment of the workers (e.g. DISPATCH_RL_MAX_SWAPS=1 for profiling)",
     )
+    parser.add_argument(
+        "--warm-days",
+        type=int,
+        default=0,
+        help="an unreported burst of this many days first (the broker's JIT warm, as in "
+        "production; the first rows otherwise pay for it)",
+    )
     parser.add_argument("--state-dir", type=Path, default=Path("/tmp/dispatch-rl-bench"))
     parser.add_argument(
         "--pin",
@@ -712,6 +719,23 @@ def main(argv: list[str] | None = None) -> int:
                         env,
                     )
                 )
+        if args.warm_days:
+            # Not reported: the broker's JIT and page cache warm, as on a broker that has run for
+            # days (a fresh JVM spends CPU compiling its hot paths during the first rows).
+            asyncio.run(
+                _run(
+                    bootstrap,
+                    "warm-up",
+                    args.size,
+                    args.warm_days,
+                    None,
+                    1,
+                    True,
+                    False,
+                    args,
+                    default_env,
+                )
+            )
         for what, n, rate, workers, pipelined, store, env in plan:
             results.append(
                 asyncio.run(
