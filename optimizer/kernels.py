@@ -11,6 +11,7 @@ test_kernels.py` compares both on generated days; `bench/pass_equivalence.py` th
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from types import ModuleType
 
@@ -24,10 +25,18 @@ def _load() -> ModuleType | None:
     if os.environ.get("DISPATCH_RL_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
         _why_not = "turned off by DISPATCH_RL_PURE_PYTHON"
         return None
+    # Looked up first: importing a submodule that does not exist while `optimizer` is still
+    # importing reports a "circular import", which would send a reader the wrong way.
+    if importlib.util.find_spec("optimizer._kernels") is None:
+        _why_not = (
+            "not built (no C compiler at install; `python setup.py build_ext --inplace` "
+            "builds it in a checkout)"
+        )
+        return None
     try:
         from optimizer import _kernels
-    except ImportError as exc:  # not built (no C compiler at install), or built for another Python
-        _why_not = f"not built ({exc})"
+    except ImportError as exc:  # built for another Python, or a broken build
+        _why_not = f"not loadable ({exc})"
         return None
     return _kernels
 
