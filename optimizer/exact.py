@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -320,30 +321,9 @@ def solve_lexicographic(
     model = _build(
         problem, assignment, gap_floor(len(assigned), k_count), usable, lagrange.excluded
     )
-    m, x = model.m, model.x
+    m = model.m
     m.add(model.spread == gap)
-    cost: list[cp_model.LinearExpr] = []
-    order = problem.order
-    for k in range(k_count):
-        nodes = sorted((b for b in model.assigned if (b, k) in x), key=lambda b: int(order[b]))
-        arcs: list[tuple[int, int, Any]] = []
-        used = m.new_bool_var(f"used{k}")
-        arcs.append((0, 0, ~used))
-        for i, b in enumerate(nodes, start=1):
-            arcs.append((i, i, ~x[b, k]))
-            start = m.new_bool_var(f"s{k}_{b}")
-            arcs.append((0, i, start))
-            cost.append(_metres(leg(problem, k, -1, b)[1]) * start)
-            arcs.append((i, 0, m.new_bool_var(f"e{k}_{b}")))
-            for j, c in enumerate(nodes[i:], start=i + 1):
-                if (b, c) in model.never:
-                    continue
-                arc = m.new_bool_var(f"a{k}_{b}_{c}")
-                arcs.append((i, j, arc))
-                cost.append(_metres(leg(problem, k, b, c)[1]) * arc)
-        m.add_circuit(arcs)
-        for b in nodes:
-            m.add_implication(x[b, k], used)
+    cost = _route_costs(problem, model, range(k_count))
     if max_lateness_minutes is not None:
         _cap_lateness(problem, model, max_lateness_minutes, gap)
     total = sum(cost)
@@ -376,6 +356,38 @@ def solve_lexicographic(
         lower_bound_km=min(km, bound),
         lateness_minutes=_lateness_of(problem, out),
     )
+
+
+def _route_costs(
+    problem: Problem, model: _Model, drivers: Iterable[int]
+) -> list[cp_model.LinearExpr]:
+    """Per driver of `drivers`, a circuit over the rides it may take in service order (an
+    arc a -> b: b is a's next ride); the terms of their empty metres (first leg included).
+    Also used by `optimizer.deadhead_lns` on a few drivers at a time."""
+    m, x = model.m, model.x
+    cost: list[cp_model.LinearExpr] = []
+    order = problem.order
+    for k in drivers:
+        nodes = sorted((b for b in model.assigned if (b, k) in x), key=lambda b: int(order[b]))
+        arcs: list[tuple[int, int, Any]] = []
+        used = m.new_bool_var(f"used{k}")
+        arcs.append((0, 0, ~used))
+        for i, b in enumerate(nodes, start=1):
+            arcs.append((i, i, ~x[b, k]))
+            start = m.new_bool_var(f"s{k}_{b}")
+            arcs.append((0, i, start))
+            cost.append(_metres(leg(problem, k, -1, b)[1]) * start)
+            arcs.append((i, 0, m.new_bool_var(f"e{k}_{b}")))
+            for j, c in enumerate(nodes[i:], start=i + 1):
+                if (b, c) in model.never:
+                    continue
+                arc = m.new_bool_var(f"a{k}_{b}_{c}")
+                arcs.append((i, j, arc))
+                cost.append(_metres(leg(problem, k, b, c)[1]) * arc)
+        m.add_circuit(arcs)
+        for b in nodes:
+            m.add_implication(x[b, k], used)
+    return cost
 
 
 def _cap_lateness(problem: Problem, model: _Model, cap_minutes: float, gap: int) -> None:
