@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
-from typing import Literal
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,7 +33,6 @@ from schemas import (
     Metrics,
     MoveStep,
     Optimized,
-    PlannedRide,
     SwapAudit,
 )
 
@@ -41,6 +40,7 @@ __all__ = [
     "AuditMemo",
     "EventKeys",
     "EventKind",
+    "assignment_rows",
     "assignment_vector",
     "assignments",
     "counts_metrics",
@@ -48,6 +48,7 @@ __all__ = [
     "metrics",
     "moves_of",
     "problem_from_event",
+    "schedule_rows",
     "schedules",
     "swap_audit",
 ]
@@ -248,34 +249,48 @@ def counts_metrics(event: HeuristicDone) -> Metrics:
 
 def schedules(problem: Problem, routes: Sequence[RouteSchedule]) -> tuple[DriverSchedule, ...]:
     """Each driver's planned rides with wall-clock pickup and drop-off times."""
+    return tuple(DriverSchedule.model_validate(row) for row in schedule_rows(problem, routes))
+
+
+def schedule_rows(problem: Problem, routes: Sequence[RouteSchedule]) -> list[dict[str, Any]]:
+    """`schedules` as plain values for a model to validate: one pydantic call per driver (or per
+    `Optimized`) instead of one per ride, the same models and the same JSON."""
     # `ride_model.late_minutes` on Python floats: numpy per scalar costs more than the rest of
-    # this function (it runs once per ride of every published dispatch).
+    # this function (it runs once per ride of every published dispatch). `Problem.at` inline.
     latest = problem.latest.tolist()
-    return tuple(
-        DriverSchedule(
-            driver_id=problem.driver_ids[r.driver],
-            rides=tuple(
-                PlannedRide(
-                    booking_id=problem.booking_ids[b],
-                    pickup_at=problem.at(p),
-                    dropoff_at=problem.at(d),
-                    late_minutes=round(max(p - latest[b], 0.0), 3),
-                )
+    origin, booking_ids = problem.origin, problem.booking_ids
+    if origin is None:
+        raise ValueError("problem has no origin time")
+    return [
+        {
+            "driver_id": problem.driver_ids[r.driver],
+            "rides": [
+                {
+                    "booking_id": booking_ids[b],
+                    "pickup_at": origin + timedelta(minutes=float(p)),
+                    "dropoff_at": origin + timedelta(minutes=float(d)),
+                    "late_minutes": round(max(p - latest[b], 0.0), 3),
+                }
                 for b, p, d in zip(r.bookings, r.pickup_at, r.dropoff_at, strict=False)
-            ),
-        )
+            ],
+        }
         for r in routes
-    )
+    ]
 
 
 def assignments(problem: Problem, assignment: IntArray) -> tuple[Assignment, ...]:
     """The assigned bookings of a vector as `Assignment`s (unassigned ones are left out)."""
+    return tuple(Assignment.model_validate(row) for row in assignment_rows(problem, assignment))
+
+
+def assignment_rows(problem: Problem, assignment: IntArray) -> list[dict[str, str]]:
+    """`assignments` as plain values for a model to validate (see `schedule_rows`)."""
     bookings, drivers = problem.booking_ids, problem.driver_ids
-    return tuple(
-        Assignment(booking_id=bookings[b], driver_id=drivers[k])
+    return [
+        {"booking_id": bookings[b], "driver_id": drivers[k]}
         for b, k in enumerate(assignment.tolist())
         if k >= 0
-    )
+    ]
 
 
 def swap_audit(

@@ -20,10 +20,10 @@ import structlog
 
 from optimizer.adapter import (
     AuditMemo,
-    assignments,
+    assignment_rows,
     counts_metrics,
     metrics,
-    schedules,
+    schedule_rows,
     swap_audit,
 )
 from optimizer.feasibility import RouteSchedule, schedule_all
@@ -235,23 +235,27 @@ def _optimized(
     """`routes`: the schedules of `assignment` when the caller has them already."""
     if routes is None:
         routes = schedule_all(problem, assignment)
-    return Optimized(
-        event_id=optimized_event_id(event.event_id),
-        dispatch_id=event.dispatch_id,
-        source_event_id=event.event_id,
-        company_id=event.company_id,
-        service_date=event.service_date,
-        status=status,  # type: ignore[arg-type]
-        reason=reason,
-        stop_reason=stop_reason,
-        model_version=model_version,
-        assignments=assignments(problem, assignment),
-        schedules=schedules(problem, routes),
-        metrics=MetricsPair(before=metrics(problem, before), after=metrics(problem, after)),
-        moves_proposed=proposed,
-        moves_accepted=accepted,
-        latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        produced_at=at,
+    # One validation of plain rows for the whole plan (a pydantic call per ride and per
+    # assignment cost more than the rest of the event): the same models, the same JSON.
+    return Optimized.model_validate(
+        {
+            "event_id": optimized_event_id(event.event_id),
+            "dispatch_id": event.dispatch_id,
+            "source_event_id": event.event_id,
+            "company_id": event.company_id,
+            "service_date": event.service_date,
+            "status": status,
+            "reason": reason,
+            "stop_reason": stop_reason,
+            "model_version": model_version,
+            "assignments": assignment_rows(problem, assignment),
+            "schedules": schedule_rows(problem, routes),
+            "metrics": MetricsPair(before=metrics(problem, before), after=metrics(problem, after)),
+            "moves_proposed": proposed,
+            "moves_accepted": accepted,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "produced_at": at,
+        }
     )
 
 

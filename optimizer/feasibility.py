@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from optimizer.insertion_grid import kernel_tables
 from optimizer.kernels import compiled
 from optimizer.problem import FloatArray, IntArray, Problem
 from optimizer.ride_model import pairwise_sum, ride_by_ride, tables
@@ -107,9 +108,9 @@ def schedule_route(problem: Problem, driver: int, bookings: Sequence[int]) -> Ro
     `check_priority` applied to every ride, read from the problem's `ride_model.tables` (the
     same comparisons on Python floats; `window_limits` says how).
     """
-    t = tables(problem)
     if compiled is not None:
         return _schedule_compiled(problem, driver, bookings)
+    t = tables(problem)
     pickups, dropoffs, leg_minutes, leg_km = ride_by_ride(problem, driver, bookings)
     violations: set[Violation] = set()
     capable, limit, latest, dur = t.capable, t.window_limit, t.latest, t.duration
@@ -140,21 +141,22 @@ def schedule_route(problem: Problem, driver: int, bookings: Sequence[int]) -> Ro
 def _schedule_compiled(problem: Problem, driver: int, bookings: Sequence[int]) -> RouteSchedule:
     """`schedule_route` with its loop and sums in `optimizer/_kernels.c` (`schedule`: the same
     arithmetic; `tests/optimizer/test_kernels.py`)."""
-    from optimizer.insertion_grid import kernel_tables  # it imports the ride model, as this
-
     assert compiled is not None
     t, c = tables(problem), kernel_tables(problem)
     pickups, dropoffs, workload, deadhead, lateness, incapable, too_late = compiled.schedule(
         driver, bookings, t.shift_start[driver], problem.n_bookings, problem.n_drivers,
         c.earliest, c.latest, c.duration, c.window_limit, c.capable, c.minutes, c.km,
     )  # fmt: skip
-    violations: set[Violation] = {("capability", b) for b in incapable}
-    for b in too_late:
-        violations.add(("priority" if t.high_priority[b] else "time_window", b))
+    # Most routes break nothing: the set is built only when something is found.
+    violations: set[Violation] | frozenset[Violation] = _NONE
+    if incapable or too_late:
+        violations = {("capability", b) for b in incapable}
+        for b in too_late:
+            violations.add(("priority" if t.high_priority[b] else "time_window", b))
     if bookings and dropoffs[-1] > t.shift_end[driver] + _EPS:  # `check_shift`
-        violations.add(("shift", driver))
+        violations = {*violations, ("shift", driver)}
     if 0 <= t.max_rides[driver] < len(bookings):  # `check_driver_limit`, from the tables
-        violations.add(("driver_limit", driver))
+        violations = {*violations, ("driver_limit", driver)}
     return RouteSchedule(
         driver=driver,
         bookings=tuple(bookings),
@@ -163,8 +165,11 @@ def _schedule_compiled(problem: Problem, driver: int, bookings: Sequence[int]) -
         workload_minutes=workload,
         deadhead_km=deadhead,
         lateness_minutes=lateness,
-        violations=frozenset(violations),
+        violations=violations if violations is _NONE else frozenset(violations),
     )
+
+
+_NONE: frozenset[Violation] = frozenset()
 
 
 def window_limits(problem: Problem) -> list[float]:

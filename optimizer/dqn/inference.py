@@ -62,6 +62,8 @@ class MlpWeights:
         # per product it starts a thread per core, and on a loaded 2-core machine those threads
         # wait on each other (measured: 256 rows in one product 10-30 ms, in blocks 0.3 ms).
         block = max(8, _SINGLE_THREAD_MACS // max(w.size for w, _ in self.layers))
+        if len(h) <= block:  # one block (a day's candidates): no copy into `out`
+            return self._forward(h).reshape(shape)
         out = np.empty(len(h), dtype=np.float32)
         for start in range(0, len(h), block):
             out[start : start + block] = self._forward(h[start : start + block])
