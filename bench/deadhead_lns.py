@@ -90,8 +90,6 @@ def _day(
     bound = deadhead_lower_bound(
         problem, upstream, gap, upper_km=free.deadhead_km, time_limit_s=args.bound_s
     ).bound_km
-    for lb, r in at_gap.items():
-        out.append(_row(f"{lb} deadhead", r.after.deadhead_km, free.deadhead_km, bound, free))
     # Same punctuality: each policy against plans no later in total than its own.
     done: dict[float, tuple[Any, float]] = {}
     for lb, r in at_gap.items():
@@ -114,7 +112,12 @@ def _day(
             + [o.after.deadhead_km for o in at_gap.values() if o.after.lateness_minutes <= cap]
         )
         out.append(_row(f"{lb} same-late", r.after.deadhead_km, best, b, found))
-    return out
+    # A plan found within a cap is at the gap too: the least of all is the best known.
+    known = min([free.deadhead_km] + [f.deadhead_km for f, _ in done.values()])
+    free_rows = [
+        _row(f"{lb} deadhead", r.after.deadhead_km, known, bound, free) for lb, r in at_gap.items()
+    ]
+    return free_rows + out
 
 
 def _search(problem: Any, upstream: Any, plan: Any, args: argparse.Namespace, cap: Any) -> Any:
