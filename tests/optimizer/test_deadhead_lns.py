@@ -3,6 +3,11 @@ infeasible, never later than a cap, and the proven minimum where it is reachable
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from optimizer.deadhead_lns import improve_deadhead
@@ -57,3 +62,21 @@ def test_the_same_rounds_give_the_same_plan() -> None:
     a = improve_deadhead(problem, upstream, start, rounds=4, seed=3)
     b = improve_deadhead(problem, upstream, start, rounds=4, seed=3)
     assert np.array_equal(a.assignment, b.assignment)
+
+
+def test_the_bench_prints_and_records_each_reference(tmp_path: Path) -> None:
+    """Smoke: bench/deadhead_lns.py on one tiny day writes a row per policy and reference,
+    with the bound under the best plan known and that plan no worse than the pass's."""
+    rows = tmp_path / "rows.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        [sys.executable, str(root / "bench" / "deadhead_lns.py"), "--kinds", "generated",
+         "--classes", "10x3", "--per-class", "1", "--rounds", "2", "--bound-s", "5",
+         "--rows", str(rows)],
+        check=True, capture_output=True, cwd=root, timeout=300,
+    )  # fmt: skip
+    got = [json.loads(line) for line in rows.read_text().splitlines()]
+    refs = sorted(r["reference"] for r in got)
+    assert refs == ["dqn deadhead", "dqn same-late", "greedy deadhead", "greedy same-late"]
+    for r in got:
+        assert r["bound_km"] <= r["best_km"] + 1e-6 <= r["pass_km"] + 2e-6
