@@ -104,7 +104,8 @@ def _day(
                 time_limit_s=args.bound_s,
                 max_lateness_minutes=cap,
             ).bound_km
-            done[cap] = (found, b)
+            # Fewer plans under a cap: the deadhead-only bound holds too (and may be higher).
+            done[cap] = (found, max(b, bound))
         found, b = done[cap]
         # A plan of the other policy within this cap is also a known plan.
         best = min(
