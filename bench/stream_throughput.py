@@ -13,8 +13,10 @@ pass, to measure everything around it).
    first produce). `serial` is the old path (`DISPATCH_RL_PIPELINED=false`: one message at a
    time, each waiting for its acknowledgements); `in-thread` the pipeline with the pass in a
    thread of the worker (`DISPATCH_RL_PREPARE_PROCESSES=0`, the previous default);
-   `pipelined` the default (`--processes` prepare processes per worker). Ratios: pipelined vs
-   serial and vs in-thread (1 worker), and 2 workers vs 1 (pipelined).
+   `pipelined` the default (`--processes` prepare processes per worker, growing under the
+   burst up to `DISPATCH_RL_PREPARE_PROCESSES_MAX`); `fixed-pool` the same with the pool held
+   at `--processes`. Ratios: pipelined vs serial, vs in-thread and vs fixed-pool (1 worker),
+   and 2 workers vs 1 (pipelined).
    `+ store`: one pipelined worker that also runs the audit store consumer; `make-run`: the
    worker as `make run` starts it (`dispatch-rl run`: optimizer, audit store and dataset
    writer in one process, logs at INFO; the web server off).
@@ -591,7 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--large", type=_size, default=None, help="e.g. 2000x200")
     parser.add_argument("--large-small-days", type=int, default=200)
-    parser.add_argument("--skip", default="", help="comma list: serial,thread,two,steady,store")
+    parser.add_argument(
+        "--skip", default="", help="comma list: serial,thread,fixed,two,steady,store"
+    )
     parser.add_argument(
         "--processes",
         type=int,
@@ -668,6 +672,19 @@ def main(argv: list[str] | None = None) -> int:
                 default_env,
             )
         )
+        if "fixed" not in skip and args.processes:
+            # The pool as before it followed the load: `--processes` children, never more.
+            plan.append(
+                (
+                    f"fixed-pool burst, 1 worker, {size}, {procs}",
+                    args.days,
+                    None,
+                    1,
+                    True,
+                    False,
+                    default_env | {"DISPATCH_RL_PREPARE_PROCESSES_MAX": str(args.processes)},
+                )
+            )
         if "two" not in skip:
             plan.append(
                 (
@@ -789,6 +806,7 @@ def main(argv: list[str] | None = None) -> int:
     serial = by.get("serial burst, 1 worker")
     thread = by.get("in-thread burst, 1 worker")
     two = by.get("pipelined burst, 2 workers")
+    fixed = by.get("fixed-pool burst, 1 worker")
     if one and serial:
         print(
             f"pipelined / serial, the old path (1 worker): "
@@ -796,6 +814,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if one and thread:
         print(f"pipelined / in-thread (1 worker): {one.per_second / thread.per_second:.2f}x")
+    if one and fixed:
+        print(
+            f"pipelined, pool following the load / fixed pool (1 worker): "
+            f"{one.per_second / fixed.per_second:.2f}x"
+        )
     if one and two:
         print(f"2 workers / 1 worker (pipelined): {two.per_second / one.per_second:.2f}x")
     return 0

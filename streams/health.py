@@ -71,13 +71,18 @@ def health_payload(app: Any) -> dict[str, Any]:
             "prepare_threads": None
             if pipeline is None
             else {"running": pipeline.threads.threads, "started": pipeline.threads.started},
-            # Child processes running the pass (None: it runs in a thread), restarts after one
+            # Child processes running the pass (None: it runs in a thread): the pool's least and
+            # most, how many serve now, started and stopped with the load, restarts after one
             # died, messages published without a pass because one died on them, extra children
             # for held ones, children started for one large input alone.
             "prepare_processes": None
             if pipeline is None or pipeline.processes is None
             else {
                 "processes": pipeline.processes.processes,
+                "max": pipeline.processes.max_processes,
+                "running": pipeline.processes.running,
+                "scaled_up": pipeline.processes.scaled_up,
+                "scaled_down": pipeline.processes.scaled_down,
                 "restarts": pipeline.processes.restarts,
                 "set_aside": pipeline.processes.set_aside,
                 "grown": pipeline.processes.grown,

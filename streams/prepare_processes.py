@@ -4,8 +4,17 @@ With `DISPATCH_RL_PREPARE_PROCESSES=N` (N >= 1) a worker prepares (decodes, opti
 encodes) in N child processes instead of a thread: the event loop (Kafka fetches, sends,
 acks) no longer waits for the GIL behind the pass, and with N >= 2 the pass of one worker uses
 more than one core. A large day holds one process; a batch that finds every process held for
-half a second on one message starts one extra process (stopped again once two are idle), so other
-partitions' small days do not wait behind it, even with N = 1 (the default).
+half a second on one message starts one extra process, so other partitions' small days do not
+wait behind it, even with N = 1 (the default); it stops again once two are idle (beyond
+`max_processes`), else as below.
+
+The pool also follows the load, between N and `max_processes`
+(`DISPATCH_RL_PREPARE_PROCESSES_MAX`, default: 2 where the worker may use 2 cores or more):
+when batches waited for a child during most of `grow_seconds` (every child busy: a burst), one
+more child starts in the background (the batches go on meanwhile), and a child beyond N that
+stays idle for `shrink_seconds` stops. So an idle worker keeps the memory of N children (the
+default 1: ~240 MB in all) and a burst gets the throughput of two (on 2 cores: ~470-490 10x3
+days/s instead of ~310-320).
 
 A child is `python -m streams.prepare_child` (not `multiprocessing`: its spawn re-imports
 the parent's main script, and fork would copy the worker's threads mid-flight), fed pickled
@@ -22,6 +31,7 @@ whose worker dies reads end-of-file and exits.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -43,6 +53,29 @@ class _Unavailable(Exception):
 
 
 _START_TRIES = 4  # a replacement that fails this often in a row: prepare in a thread instead
+_BUSY_SHARE = 0.9
+"""Grow when batches waited for a child during this share of `grow_seconds` or more, and the
+host's CPUs were idle for `free_cores` cores' worth meanwhile (Linux: /proc/stat; elsewhere
+not checked): a child more on a host whose cores are all busy (two workers of a 2-core host in
+a burst) would only take memory and add context switches."""
+
+
+def _host_cpu() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all the host's CPUs so far (None: no /proc/stat)."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user .. steal
+
+
+def _free_cores(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """How many cores' worth of CPU time the host left idle between two `_host_cpu` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    cores = os.cpu_count() or 1
+    return cores * (after[0] - before[0]) / (after[1] - before[1])
 
 
 class PrepareProcesses:
@@ -57,13 +90,29 @@ class PrepareProcesses:
         refresh_seconds: float = 5.0,
         held_seconds: float = 0.5,
         own_bytes: int = 0,
+        max_processes: int | None = None,
+        grow_seconds: float = 2.0,
+        shrink_seconds: float = 30.0,
+        free_cores: float = 0.5,
     ) -> None:
         """`factory`: picklable, builds a child's handler; `fallback`: the worker's handler,
         used only for a message whose child died on it. A batch that finds every child held
         for `held_seconds` (a large day) starts one extra child rather than wait behind it;
-        the extra one stops again once two children are idle."""
+        the extra one stops again once two children are idle. Between `processes` and
+        `max_processes` (None: `processes`, no growth) the pool follows the load: one more
+        child after batches waited for one during most of `grow_seconds` while the host left
+        `free_cores` cores' worth of CPU idle, one fewer after a child beyond `processes` was
+        idle for `shrink_seconds`."""
         self.factory = factory
         self.processes = max(1, processes)
+        self.max_processes = max(self.processes, max_processes or 0)
+        self.grow_seconds = grow_seconds
+        self.shrink_seconds = shrink_seconds
+        self.free_cores = free_cores
+        self.scaled_up = 0
+        """Children started because every child was busy for `grow_seconds` (a burst)."""
+        self.scaled_down = 0
+        """Children beyond `processes` stopped after `shrink_seconds` idle."""
         self.fallback = fallback
         self.refresh_seconds = refresh_seconds
         self.restarts = 0
@@ -86,6 +135,12 @@ class PrepareProcesses:
         self._idle: asyncio.Queue[PrepareChild | None] | None = None
         self._children: set[PrepareChild] = set()
         self._respawning: set[asyncio.Task[None]] = set()
+        # The load: how long batches waited for a child since `_window_start`.
+        self._window_start = time.monotonic()
+        self._window_cpu = _host_cpu()
+        self._waited = 0.0
+        self._idle_since: dict[PrepareChild, float] = {}
+        self._shrink_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def for_settings(
@@ -97,7 +152,15 @@ class PrepareProcesses:
             fallback,
             refresh_seconds=settings.model_poll_seconds,
             own_bytes=settings.prepare_own_process_bytes,
+            max_processes=settings.prepare_processes_limit(),
+            grow_seconds=settings.prepare_grow_seconds,
+            shrink_seconds=settings.prepare_shrink_seconds,
         )
+
+    @property
+    def running(self) -> int:
+        """Children serving batches now (not counting one started for a large input alone)."""
+        return len(self._pool())
 
     @property
     def pids(self) -> list[int]:
@@ -110,6 +173,7 @@ class PrepareProcesses:
         children = await asyncio.gather(*(self._spawn() for _ in range(self.processes)))
         for child in children:
             self._idle.put_nowait(child)
+        self._window_start, self._window_cpu, self._waited = time.monotonic(), _host_cpu(), 0.0
         log.info(
             "prepare_processes_started",
             processes=self.processes,
@@ -129,6 +193,7 @@ class PrepareProcesses:
     def _drop(self, child: PrepareChild) -> None:
         child.kill()
         self._children.discard(child)
+        self._idle_since.pop(child, None)
 
     async def acquire(self) -> PrepareChild | None:
         """An idle child, taken for a `map` call (waits as `map` would, growing by one when
@@ -146,7 +211,7 @@ class PrepareProcesses:
     def release(self, child: PrepareChild | None) -> None:
         """Give back a child taken by `acquire` and not used."""
         if child is not None and self._idle is not None:
-            self._idle.put_nowait(child)
+            self._put_idle(child)
 
     async def map(
         self,
@@ -252,11 +317,82 @@ class PrepareProcesses:
             elif replace:
                 self._drop(child)
                 self._respawning.add(asyncio.create_task(self._respawn(self._idle)))
-            elif len(self._pool()) > self.processes and self._idle.qsize() > 0:
+            elif len(self._pool()) > self.max_processes and self._idle.qsize() > 0:
                 self._drop(child)  # the slow batch is over: back to `processes` children
             else:
-                self._idle.put_nowait(child)
+                self._put_idle(child)
         return prepared
+
+    def _put_idle(self, child: PrepareChild) -> None:
+        """`child` waits for the next batch; beyond `processes` children, it stops after
+        `shrink_seconds` of that (`_shrink`)."""
+        assert self._idle is not None
+        self._idle_since[child] = time.monotonic()
+        self._idle.put_nowait(child)
+        if len(self._pool()) > self.processes and self._shrink_timer is None:
+            loop = asyncio.get_running_loop()
+            self._shrink_timer = loop.call_later(self.shrink_seconds, self._shrink)
+
+    def _shrink(self) -> None:
+        """Stop the children beyond `processes` that have been idle `shrink_seconds`."""
+        self._shrink_timer = None
+        idle = self._idle
+        if idle is None:
+            return
+        now = time.monotonic()
+        waiting: list[PrepareChild | None] = []
+        while not idle.empty():
+            waiting.append(idle.get_nowait())
+        for child in waiting:
+            since = self._idle_since.get(child, now) if child is not None else now
+            stale = now - since >= self.shrink_seconds
+            if child is not None and stale and len(self._pool()) > self.processes:
+                self._drop(child)
+                self.scaled_down += 1
+                log.info("prepare_process_stopped", reason="idle", children=len(self._children))
+            else:
+                idle.put_nowait(child)
+        if len(self._pool()) > self.processes:  # some are busy or idle for less: look again
+            self._shrink_timer = asyncio.get_running_loop().call_later(
+                self.shrink_seconds / 2, self._shrink
+            )
+
+    def _note_wait(self, waited: float) -> None:
+        """A batch waited `waited` s for a child: when batches waited during most of the last
+        `grow_seconds`, start one more child (up to `max_processes`) in the background."""
+        self._waited += waited
+        now = time.monotonic()
+        span = now - self._window_start
+        if span < self.grow_seconds:
+            return
+        busy = self._waited / span
+        cpu = _host_cpu()
+        free = _free_cores(self._window_cpu, cpu)
+        self._window_start, self._window_cpu, self._waited = now, cpu, 0.0
+        if busy < _BUSY_SHARE or self._growing or len(self._pool()) >= self.max_processes:
+            return
+        if free is not None and free < self.free_cores:
+            return  # the host's cores are taken (other workers, the broker): no gain, only memory
+        self._growing = True
+        task = asyncio.create_task(self._grow(busy))
+        self._respawning.add(task)
+        task.add_done_callback(self._respawning.discard)
+
+    async def _grow(self, busy: float) -> None:
+        try:
+            child = await self._spawn()
+        except Exception as exc:  # the pool goes on as it is
+            log.warning("prepare_process_extra_failed", error=repr(exc))
+            return
+        finally:
+            self._growing = False
+        if self._idle is None:  # closed meanwhile
+            self._drop(child)
+            return
+        self.scaled_up += 1
+        log.info("prepare_process_added", reason=f"batches waited {busy:.0%} of "
+                 f"{self.grow_seconds:g} s", children=len(self._children))  # fmt: skip
+        self._put_idle(child)
 
     async def _next_child(self, idle: asyncio.Queue[PrepareChild | None]) -> PrepareChild | None:
         """An idle child; when every child has been on ONE message for `held_seconds` (a
@@ -271,15 +407,21 @@ class PrepareProcesses:
         """
         if not idle.empty():  # the common case: no timer task per batch
             return idle.get_nowait()
-        wait = self.held_seconds
+        wait = min(self.held_seconds, self.grow_seconds)
+        last = time.monotonic()
         while True:
             try:
-                return await asyncio.wait_for(idle.get(), wait)
+                child = await asyncio.wait_for(idle.get(), wait)
             except TimeoutError:
-                pass
+                now = time.monotonic()
+                self._note_wait(now - last)  # a long wait counts while it lasts
+                last = now
+            else:
+                self._note_wait(time.monotonic() - last)
+                return child
             if self._all_held():
                 break
-            wait = max(0.05, self.held_seconds / 4)
+            wait = max(0.05, min(self.held_seconds / 4, self.grow_seconds))
         if self._growing:
             return await idle.get()
         self._growing = True
@@ -329,6 +471,9 @@ class PrepareProcesses:
     def close(self) -> None:
         """Stop the children (a batch being prepared is abandoned: it was not acked)."""
         self._idle = None
+        if self._shrink_timer is not None:
+            self._shrink_timer.cancel()
+            self._shrink_timer = None
         for task in list(self._respawning):
             task.cancel()
         for child in list(self._children):

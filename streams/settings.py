@@ -200,11 +200,22 @@ class Settings(BaseSettings):
     """Child processes that run the pass (decode, optimize, encode) for the pipelined worker.
     N >= 1: the event loop (fetches, sends, acks) no longer waits for the GIL behind the pass,
     and one worker uses up to N cores for it. A batch that finds every child held for 0.5 s (a
-    large day) starts one extra child, stopped again once two are idle, so a large day does
-    not hold other partitions' small days. Each child loads the model and CP-SAT: ~118 MB
-    resident, 1-3 s to start; the default 1 keeps a worker near 240 MB idle (2: ~360 MB, more
-    burst throughput where a core is free). Do not run more workers x processes than cores on
-    a host. 0: a thread of the worker (another while a large day holds it)."""
+    large day) starts one extra child, so a large day does not hold other partitions' small
+    days; under a burst the pool grows up to `prepare_processes_max` and shrinks again when
+    idle. Each child loads the model and CP-SAT: ~118 MB resident, 1-3 s to start; the
+    default 1 keeps a worker near 240 MB idle (2: ~360 MB). Do not run more workers x
+    processes than cores on a host. 0: a thread of the worker (another while a large day
+    holds it)."""
+    prepare_processes_max: int | None = Field(default=None, ge=0)
+    """Most prepare processes the pool grows to under load (see `prepare_grow_seconds`);
+    None: 2 where the worker may use 2 cores or more, else `prepare_processes` (no growth).
+    Each one more costs ~115 MB while it runs; with several workers on one host, 1 keeps
+    them from taking more cores than the host has."""
+    prepare_grow_seconds: float = Field(default=2.0, gt=0)
+    """When batches waited for a prepare process during 90 % of this many seconds (every
+    child busy: a burst), one more starts (1-3 s of CPU), up to `prepare_processes_max`."""
+    prepare_shrink_seconds: float = Field(default=30.0, gt=0)
+    """A prepare process beyond `prepare_processes` that stays idle this long stops."""
     prepare_own_process_bytes: int = Field(default=256 * 1024, ge=0)
     """An input of at least this many bytes (256 KiB: a day of ~750 bookings, seconds of pass)
     is prepared in a prepare process started for it alone and stopped after it (one at a
@@ -266,6 +277,14 @@ class Settings(BaseSettings):
             if getattr(self, name) == self.data_dir / sub:
                 update[name] = root / sub
         return self.model_copy(update=update)
+
+    def prepare_processes_limit(self) -> int:
+        """`prepare_processes_max`, or its default: 2 prepare processes where this process
+        may use 2 cores or more, else no growth."""
+        if self.prepare_processes_max is not None:
+            return max(self.prepare_processes, self.prepare_processes_max)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        return max(self.prepare_processes, 2 if cores >= 2 else 1)
 
     def limits(self) -> Limits:
         return Limits(

@@ -9,6 +9,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from optimizer.generate import generate_day
 from optimizer.serving import StaticPolicyProvider
 from streams import codec
@@ -197,3 +199,99 @@ async def test_a_long_batch_of_small_days_starts_no_extra_child() -> None:
         assert [p.source.offset for p in await long] == list(range(200))
     finally:
         procs.close()
+
+
+async def test_a_busy_pool_grows_by_one_and_shrinks_when_idle() -> None:
+    """A burst (batches waiting for the one child all along) starts one more child, up to
+    `max_processes`; the answers are the same; once idle for `shrink_seconds` it stops."""
+    import asyncio
+
+    procs = PrepareProcesses(
+        dying_handler,
+        1,
+        dying_handler(),
+        held_seconds=60,
+        max_processes=2,
+        grow_seconds=0.3,
+        shrink_seconds=0.5,
+        free_cores=0.0,  # whatever else runs on this host meanwhile
+    )
+    await procs.start()
+    try:
+        days = [generate_day(10, 3, seed=s) for s in range(20)]
+        jobs = [(codec.encode(d), b"k", Source("in", 0, i)) for i, d in enumerate(days)]
+        expected = [_stable(p.final.value) for p in await procs.map(jobs)]
+        loop = asyncio.get_running_loop()
+
+        async def lane() -> list[list[dict[str, object]]]:
+            out = []
+            end = loop.time() + 30
+            while procs.scaled_up < 1 and loop.time() < end:
+                out.append([_stable(p.final.value) for p in await procs.map(jobs)])
+            return out
+
+        answers = await asyncio.gather(lane(), lane())  # one always waits for the child
+        assert procs.scaled_up == 1 and procs.running == 2, "no second child in 30 s of burst"
+        assert all(a == expected for batches in answers for a in batches)
+        both = await asyncio.gather(procs.map(jobs), procs.map(jobs))  # the two children serve
+        assert [[_stable(p.final.value) for p in b] for b in both] == [expected, expected]
+        end = loop.time() + 10
+        while procs.running > 1 and loop.time() < end:
+            await asyncio.sleep(0.1)
+        assert procs.running == 1 and procs.scaled_down == 1 and len(procs.pids) == 1
+        assert [_stable(p.final.value) for p in await procs.map(jobs)] == expected
+    finally:
+        procs.close()
+
+
+@pytest.mark.parametrize("most, free_cores", [(None, 0.0), (2, 99.0)])
+async def test_a_busy_pool_does_not_grow_beyond_its_most_or_the_free_cores(
+    most: int | None, free_cores: float
+) -> None:
+    """`max_processes` None (= processes): a burst keeps the one child; nor does it grow
+    on a host whose cores are taken (here: asked for 99 free cores)."""
+    import asyncio
+
+    procs = PrepareProcesses(
+        dying_handler,
+        1,
+        dying_handler(),
+        held_seconds=60,
+        max_processes=most,
+        grow_seconds=0.2,
+        free_cores=free_cores,
+    )
+    await procs.start()
+    try:
+        days = [generate_day(10, 3, seed=s) for s in range(20)]
+        jobs = [(codec.encode(d), b"k", Source("in", 0, i)) for i, d in enumerate(days)]
+        loop = asyncio.get_running_loop()
+
+        async def lane() -> None:
+            end = loop.time() + 1.5
+            while loop.time() < end:
+                await procs.map(jobs)
+
+        await asyncio.gather(lane(), lane())
+        assert procs.scaled_up == 0 and procs.running == 1
+    finally:
+        procs.close()
+
+
+def test_the_most_prepare_processes_follows_the_cores(monkeypatch: Any) -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert Settings().prepare_processes_limit() == (2 if cores >= 2 else 1)
+    monkeypatch.setenv("DISPATCH_RL_PREPARE_PROCESSES_MAX", "1")
+    assert Settings().prepare_processes_limit() == 1
+    monkeypatch.setenv("DISPATCH_RL_PREPARE_PROCESSES", "3")
+    assert Settings().prepare_processes_limit() == 3  # never below the least
+
+
+def test_free_cores_from_two_cpu_readings() -> None:
+    from streams.prepare_processes import _free_cores, _host_cpu
+
+    cores = os.cpu_count() or 1
+    assert _free_cores((100, 1000), (150, 1100)) == pytest.approx(cores * 0.5)
+    assert _free_cores(None, (1, 2)) is None and _free_cores((1, 2), (1, 2)) is None
+    now = _host_cpu()
+    assert now is not None and 0 <= now[0] <= now[1]  # Linux: /proc/stat
