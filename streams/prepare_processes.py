@@ -93,7 +93,7 @@ class PrepareProcesses:
         max_processes: int | None = None,
         grow_seconds: float = 2.0,
         shrink_seconds: float = 30.0,
-        free_cores: float = 0.5,
+        free_cores: float = 0.25,
     ) -> None:
         """`factory`: picklable, builds a child's handler; `fallback`: the worker's handler,
         used only for a message whose child died on it. A batch that finds every child held

@@ -213,7 +213,8 @@ class Settings(BaseSettings):
     them from taking more cores than the host has."""
     prepare_grow_seconds: float = Field(default=2.0, gt=0)
     """When batches waited for a prepare process during 90 % of this many seconds (every
-    child busy: a burst), one more starts (1-3 s of CPU), up to `prepare_processes_max`."""
+    child busy: a burst) and the host's CPUs left a quarter of a core idle meanwhile, one more
+    starts (1-3 s of CPU), up to `prepare_processes_max`."""
     prepare_shrink_seconds: float = Field(default=30.0, gt=0)
     """A prepare process beyond `prepare_processes` that stays idle this long stops."""
     prepare_own_process_bytes: int = Field(default=256 * 1024, ge=0)
