@@ -20,7 +20,8 @@ pass, to measure everything around it).
    `+ store`: one pipelined worker that also runs the audit store consumer; `make-run`: the
    worker as `make run` starts it (`dispatch-rl run`: optimizer, audit store and dataset
    writer in one process, logs at INFO; the web server off).
-   Columns: `cpu ms/disp` counts the prepare processes too, `of it pass` is their part;
+   Columns: `cpu ms/disp` counts the prepare processes too, `of it pass` is their part,
+   `procs` how many the workers ran at the end of the row;
    `pass p99` is the p99 of the `Optimized` events' own `latency_ms` (decode, pass, encode):
    set against the end-to-end p99, it tells how much of the tail is the pass and how much is
    waiting (queues, the broker, the CPU's other users).
@@ -96,6 +97,8 @@ class Figures:
     """The local broker's CPU per dispatch during the row (nan: an external broker)."""
     bench_cpu_ms: float = float("nan")
     """This process's (producer and consumer of the row) CPU per dispatch during the row."""
+    children: int = 0
+    """The workers' prepare processes alive when the row's last result was visible."""
     pass_p99_ms: float = float("nan")
     """p99 of the `Optimized` events' own `latency_ms` (decode, pass, encode, in the worker):
     against the end-to-end p99, how much of the tail is the pass and how much waiting."""
@@ -128,6 +131,22 @@ def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> tuple[float, float]:
     own = sum(stats[p.pid][1] for p in procs if p.pid in stats)
     tick = os.sysconf("SC_CLK_TCK")
     return total / tick, (total - own) / tick
+
+
+def _children(procs: list[subprocess.Popen[bytes]]) -> int:
+    """How many processes the workers have started and not stopped (their prepare processes)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+    wanted = {p.pid for p in procs}
+    found = set(wanted)
+    while more := {pid for pid, ppid in parents.items() if ppid in found} - found:
+        found |= more
+    return len(found - wanted)
 
 
 def _side_cpu_seconds(broker_pid: int | None) -> tuple[float, float]:
@@ -514,6 +533,7 @@ async def _run(
             worker_pids = {p.pid for p in procs}
             sent = await h.send(batch, rate)
             await h.wait_for(set(sent), timeout=900)
+            children = _children(procs)
             cpu_after, child_after = _cpu_seconds(procs)
             each = [_cpu_seconds([p])[0] - e for p, e in zip(procs, each, strict=True)]
             broker_ms, bench_ms = (
@@ -529,6 +549,7 @@ async def _run(
                 worker_cpu_ms=[e * 1000 / len(sent) for e in each],
                 broker_cpu_ms=broker_ms,
                 bench_cpu_ms=bench_ms,
+                children=children,
             )
     if args.stages:  # the workers have stopped: their stamps are written
         prefix = args.state_dir / f"stages-{tag}"
@@ -777,13 +798,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'run':>56} {'days':>6} {'seconds':>8} {'disp/s':>8} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu ms/disp':>11} {'of it pass':>10} "
-        f"{'pass p99':>8}"
+        f"{'pass p99':>8} {'procs':>5}"
     )
     for f in results:
         print(
             f"{f.what:>56} {f.days:>6} {f.seconds:>8.2f} {f.per_second:>8.1f} "
             f"{f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.max_ms:>8.1f} {f.cpu_ms:>11.2f} "
-            f"{f.child_cpu_ms:>10.2f} {f.pass_p99_ms:>8.1f}"
+            f"{f.child_cpu_ms:>10.2f} {f.pass_p99_ms:>8.1f} {f.children:>5}"
         )
     print("beside the workers, cpu ms/disp of the broker and of this bench process:")
     for f in results:
