@@ -13,8 +13,7 @@ The pool also follows the load, between N and `max_processes`
 when batches waited for a child during most of `grow_seconds` (every child busy: a burst), one
 more child starts in the background (the batches go on meanwhile), and a child beyond N that
 stays idle for `shrink_seconds` stops. So an idle worker keeps the memory of N children (the
-default 1: ~240 MB in all) and a burst gets the throughput of two (on 2 cores: ~470-490 10x3
-days/s instead of ~310-320).
+default 1: ~230 MB in all) and a burst gets the throughput of two.
 
 A child is `python -m streams.prepare_child` (not `multiprocessing`: its spawn re-imports
 the parent's main script, and fork would copy the worker's threads mid-flight), fed pickled

@@ -202,14 +202,14 @@ class Settings(BaseSettings):
     and one worker uses up to N cores for it. A batch that finds every child held for 0.5 s (a
     large day) starts one extra child, so a large day does not hold other partitions' small
     days; under a burst the pool grows up to `prepare_processes_max` and shrinks again when
-    idle. Each child loads the model and CP-SAT: ~118 MB resident, 1-3 s to start; the
-    default 1 keeps a worker near 240 MB idle (2: ~360 MB). Do not run more workers x
+    idle. Each child loads the model and CP-SAT: ~100 MB resident, 1-3 s to start; the
+    default 1 keeps a worker near 230 MB idle (2: ~330 MB). Do not run more workers x
     processes than cores on a host. 0: a thread of the worker (another while a large day
     holds it)."""
     prepare_processes_max: int | None = Field(default=None, ge=0)
     """Most prepare processes the pool grows to under load (see `prepare_grow_seconds`);
     None: 2 where the worker may use 2 cores or more, else `prepare_processes` (no growth).
-    Each one more costs ~115 MB while it runs; with several workers on one host, 1 keeps
+    Each one more costs ~100 MB while it runs; with several workers on one host, 1 keeps
     them from taking more cores than the host has."""
     prepare_grow_seconds: float = Field(default=2.0, gt=0)
     """When batches waited for a prepare process during 90 % of this many seconds (every

@@ -295,3 +295,35 @@ def test_free_cores_from_two_cpu_readings() -> None:
     assert _free_cores(None, (1, 2)) is None and _free_cores((1, 2), (1, 2)) is None
     now = _host_cpu()
     assert now is not None and 0 <= now[0] <= now[1]  # Linux: /proc/stat
+
+
+def test_a_prepare_process_runs_cp_sat_without_pandas() -> None:
+    """`without_pandas`: CP-SAT imports and solves with the stand-in (the child's ~42 MB
+    saving), the real pandas is never loaded, and any other use of it says why it fails."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from streams.prepare_child import without_pandas
+assert without_pandas()
+from ortools.sat.python import cp_model
+m = cp_model.CpModel()
+x = m.new_int_var(0, 10, "x")
+m.add(2 * x <= 7)
+m.maximize(x)
+s = cp_model.CpSolver()
+s.parameters.num_workers = 1
+assert s.solve(m) == cp_model.OPTIMAL and s.value(x) == 3
+assert not any(n.startswith("pandas.") for n in sys.modules)
+import pandas
+try:
+    pandas.DataFrame
+except AttributeError as exc:
+    assert "not loaded in a prepare process" in str(exc)
+else:
+    raise AssertionError("the stand-in gave an attribute")
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
