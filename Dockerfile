@@ -7,13 +7,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY schemas ./schemas
 COPY optimizer ./optimizer
 COPY streams ./streams
 # The worker serves the learned policy with numpy: no torch in this image (training needs
 # `pip install '.[train]'`, e.g. `--extra-index-url https://download.pytorch.org/whl/cpu`).
-RUN pip install .
+RUN pip install -c constraints.txt .
 
 RUN useradd --uid 10001 --create-home dispatch \
     && mkdir -p /data/state /data/dataset /data/models \

@@ -28,7 +28,9 @@ if ! grep -q "^Version: ${TORCH_PIN#torch==}" <<<"$installed"; then
 fi
 echo "== installing dispatch-rl (editable) with the dev and train extras"
 # setuptools' editable build is chatty on success; show its output only when it fails
-if ! out=$("$VENV/bin/pip" install -q -e '.[dev]' 2>&1); then
+# within constraints.txt: the versions the suite last passed with (a fresh machine would
+# otherwise get whatever was released since, and measure something else)
+if ! out=$("$VENV/bin/pip" install -q -c constraints.txt -e '.[dev]' 2>&1); then
   echo "$out" >&2
   echo "set-up failed: pip could not install the project" >&2
   exit 1
