@@ -129,6 +129,25 @@ class PassConfig:
     km_replan_max_bookings: int = 150
     """Days with more assigned bookings skip them too: the pass's 300 ms target at 300x40
     leaves them no room (the deadhead target is for days up to 100x13)."""
+    rr_iterations: int = 400
+    """When the cost phase's moves and km re-plans are stuck, at most this many rounds of
+    ruin and recreate (`optimizer.ruin_recreate`) on days of `rr_min_bookings` ..
+    `km_replan_max_bookings` assigned bookings (0: never) ..."""
+    rr_work: float = 250000.0
+    """... and at most this much beam work in all (`km_replan_work`'s units): a
+    deterministic budget."""
+    rr_min_bookings: int = 50
+    """Smaller days skip ruin and recreate (their moves and km re-plans come close)."""
+    rr_sizes: tuple[int, ...] = (3, 4)
+    """How many drivers one ruin takes the rides of (one of these, at random)."""
+    rr_width: int = 48
+    """Partial plans the recreate's beam keeps per ride (`km_repair.km_replan`)."""
+    rr_temperature: tuple[float, float] = (5.0, 0.2)
+    """Annealing temperature at the first and the last round, in km of operating cost: a
+    round may replace the working plan with a dearer one (by up to an exponential draw of
+    this mean; 0: only cheaper plans)."""
+    rr_seed: int = 0
+    """Seed of the phase's random numbers (the same seed, the same plan)."""
     stop_at_target: bool = True
     """Stop once the ride-count gap is at its floor (0 or 1): fairness cannot improve."""
     polish_steps: int = 0
@@ -166,6 +185,12 @@ class PassConfig:
     def big_cost_day(self, n_bookings: int) -> bool:
         """Days whose cost phase has no km re-plans (`km_replan_max_bookings`)."""
         return n_bookings > self.km_replan_max_bookings
+
+    def rr_budget(self, n_bookings: int) -> int:
+        """Rounds of ruin and recreate for a day of `n_bookings` assigned bookings."""
+        if not self.rr_min_bookings <= n_bookings <= self.km_replan_max_bookings:
+            return 0
+        return max(self.rr_iterations, 0)
 
     def km_work(self, n_bookings: int) -> float:
         """The km re-plans' budget for a day of `n_bookings` assigned bookings (0 outside
