@@ -17,15 +17,18 @@ At the end, plans that keep the day's gap and do not raise the subset's sum of s
 objective's whole operating cost, workload spread included (`Objective.cost`, the other
 drivers as they are).
 
-Pure numpy: no solver import, the same answer on any machine (the effort is the beam width
-and the number of subsets, not time). The re-plan is a candidate like any other: the
-validator (`SearchState.trial`) checks it on the whole plan and the audit lists its steps.
+Pure numpy (the beam's loop also in `optimizer/_kernels.c`, `_kernels.beam`, the same
+arithmetic and choices, ~5x faster per re-plan): no solver import, the same answer on any
+machine (the effort is the beam width and the number of subsets, not time). The re-plan is
+a candidate like any other: the validator (`SearchState.trial`) checks it on the whole plan
+and the audit lists its steps.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from optimizer.kernels import compiled
 from optimizer.moves import Move, Step
 from optimizer.objective import Objective
 from optimizer.problem import BoolArray, FloatArray, IntArray
@@ -36,8 +39,10 @@ __all__ = ["BOUND_COST", "REPLAN_COST", "km_bound", "km_replan", "km_subsets", "
 
 _EPS = 1e-6  # as the validator's comparisons (`feasibility`, `search_state`)
 # A re-plan's fixed cost and a bound's, in partial-plan expansions (about 3 us each in the
-# beam; setting up a re-plan takes about 1 ms, a bound about 0.15 ms, on one core): the
-# callers' deterministic work budgets count them so.
+# numpy beam; setting up a re-plan took about 1 ms, a bound about 0.15 ms, on one core): the
+# callers' deterministic work budgets count them so. The compiled beam (`_kernels.beam`)
+# expands a partial plan in about 0.1 us and a re-plan's set-up is then ~0.3 ms: the same
+# budgets buy the same decisions, sooner.
 REPLAN_COST = 300
 BOUND_COST = 50
 
@@ -150,10 +155,10 @@ def km_replan(
     rest = km_w * np.concatenate((np.cumsum(least[::-1])[::-1], [0.0]))  # from ride i on
     today = km_w * float(state.deadhead[ds].sum()) + late_w * float(state.lateness[ds].sum())
     ceiling = today - min_saving + max(worse, 0.0) + 1e-9
-    earliest = p.earliest[rides].tolist()
-    latest = p.latest[rides].tolist()
-    deadline = (state.deadline[rides] + _EPS).tolist()
-    dur = duration(p, rides).tolist()
+    earliest = p.earliest[rides]
+    latest = p.latest[rides]
+    deadline = state.deadline[rides] + _EPS
+    dur = duration(p, rides)
     # Legs into each ride: from a ride's drop-off (rows 0..n-1), from a driver's start (n + k).
     leg_min = np.concatenate(
         (
@@ -176,49 +181,13 @@ def km_replan(
             shift_end[k] = np.inf  # a shift the input already overran is not judged here
     c_lo, c_hi = int(counts_now.min()), int(counts_now.max())
 
-    # The beam: one row per partial plan.
-    last = (n + np.arange(kk, dtype=np.int64))[None, :]  # each driver's start
-    free = p.shift_start[dset][None, :].astype(float)
-    cnt = np.zeros((1, kk), dtype=np.int64)
-    work = np.zeros((1, kk))
-    cost = np.zeros(1)
-    inc = 0  # the row of today's plan
-    effort = 0
-    parents: list[IntArray] = []
-    chosen: list[IntArray] = []
-    for i in range(n):
-        # Every partial plan x every driver at once: (rows, drivers) arrays.
-        minutes = leg_min[last, i]
-        km = leg_km[last, i]
-        pick = np.maximum(free + minutes, earliest[i])
-        ok = (pick <= deadline[i]) & (pick + dur[i] <= shift_end[None, :]) & (cnt < cap[None, :])
-        ok &= allowed[i][None, :]
-        par, dch = np.nonzero(ok)
-        effort += len(par)
-        hit = np.nonzero((par == inc) & (dch == now[i]))[0]
-        if len(hit) == 0:
-            return None, effort  # today's plan fell out of the model (it should not)
-        pick, km, minutes = pick[par, dch], km[par, dch], minutes[par, dch]
-        rows = np.arange(len(par))
-        last, free, cnt, work = last[par], free[par], cnt[par], work[par]
-        last[rows, dch] = i
-        free[rows, dch] = pick + dur[i]
-        cnt[rows, dch] += 1
-        work[rows, dch] += minutes + dur[i]
-        cost = cost[par] + km_w * km + late_w * np.maximum(pick - latest[i], 0.0)
-        # Counts that cannot end in the subset's range are dropped, and plans that cannot
-        # end cheap enough.
-        left = n - i - 1
-        keep = (cnt.max(axis=1) <= c_hi) & (np.maximum(c_lo - cnt, 0).sum(axis=1) <= left)
-        keep &= cost + rest[i + 1] <= ceiling
-        keep[hit[0]] = True
-        keep = np.nonzero(keep)[0]
-        if len(keep) > width:  # else every partial plan fits: duplicates cost a few rows
-            keep = _best_per_key(keep, last, cnt, cost, width, int(hit[0]))
-        inc = int(np.nonzero(keep == hit[0])[0][0])
-        last, free, cnt, work, cost = last[keep], free[keep], cnt[keep], work[keep], cost[keep]
-        parents.append(par[keep])
-        chosen.append(dch[keep])
+    tabs = (earliest, latest, deadline, dur, leg_min, leg_km, shift_end, cap, allowed, now, rest)
+    start = p.shift_start[dset].astype(float)
+    limits = (width, km_w, late_w, ceiling, c_lo, c_hi)
+    found = (_beam_compiled if compiled is not None else _beam)(n, kk, start, tabs, limits)
+    parents, chosen, cnt, work, cost, inc, effort = found
+    if inc < 0:
+        return None, effort  # today's plan fell out of the model (it should not)
     # Whole operating cost of each complete plan whose counts keep the day's gap (the
     # fairness phase's verdict stands) and do not raise the squared deviation (counts within
     # the subset's range, sum of squares not above today's: the total is fixed).
@@ -253,6 +222,115 @@ def km_replan(
         if plan[i] != now[i]
     ]
     return (Move("compound", tuple(steps)) if steps else None), effort
+
+
+_BeamTables = tuple[
+    FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray,
+    IntArray, BoolArray, IntArray, FloatArray,
+]  # fmt: skip
+_BeamOut = tuple[list[IntArray], list[IntArray], IntArray, FloatArray, FloatArray, int, int]
+
+
+def _beam(
+    n: int,
+    kk: int,
+    start: FloatArray,
+    tabs: _BeamTables,
+    limits: tuple[int, float, float, float, int, int],
+) -> _BeamOut:
+    """`km_replan`'s beam over the `n` rides in service order (see the module docstring):
+    per ride, the kept partial plans' parents and drivers, then the last plans' counts,
+    workloads and costs, today's row among them (-1: it fell out) and the work done.
+    `tabs`: per ride its window, deadline (with the validator's epsilon), duration, the legs
+    into it, per driver shift end and ride cap, the allowed (ride, driver) pairs, today's
+    driver per ride and the least km the rides from each on could cost."""
+    earliest, latest, deadline, dur, leg_min, leg_km, shift_end, cap, allowed, now, rest = tabs
+    width, km_w, late_w, ceiling, c_lo, c_hi = limits
+    earliest, latest, deadline, dur = (x.tolist() for x in (earliest, latest, deadline, dur))
+    last = (n + np.arange(kk, dtype=np.int64))[None, :]  # each driver's start
+    free = start[None, :]
+    cnt = np.zeros((1, kk), dtype=np.int64)
+    work = np.zeros((1, kk))
+    cost = np.zeros(1)
+    inc = 0  # the row of today's plan
+    effort = 0
+    parents: list[IntArray] = []
+    chosen: list[IntArray] = []
+    for i in range(n):
+        # Every partial plan x every driver at once: (rows, drivers) arrays.
+        minutes = leg_min[last, i]
+        km = leg_km[last, i]
+        pick = np.maximum(free + minutes, earliest[i])
+        ok = (pick <= deadline[i]) & (pick + dur[i] <= shift_end[None, :]) & (cnt < cap[None, :])
+        ok &= allowed[i][None, :]
+        par, dch = np.nonzero(ok)
+        effort += len(par)
+        hit = np.nonzero((par == inc) & (dch == now[i]))[0]
+        if len(hit) == 0:
+            return parents, chosen, cnt, work, cost, -1, effort  # fell out of the model
+        pick, km, minutes = pick[par, dch], km[par, dch], minutes[par, dch]
+        rows = np.arange(len(par))
+        last, free, cnt, work = last[par], free[par], cnt[par], work[par]
+        last[rows, dch] = i
+        free[rows, dch] = pick + dur[i]
+        cnt[rows, dch] += 1
+        work[rows, dch] += minutes + dur[i]
+        cost = cost[par] + km_w * km + late_w * np.maximum(pick - latest[i], 0.0)
+        # Counts that cannot end in the subset's range are dropped, and plans that cannot
+        # end cheap enough.
+        left = n - i - 1
+        keep = (cnt.max(axis=1) <= c_hi) & (np.maximum(c_lo - cnt, 0).sum(axis=1) <= left)
+        keep &= cost + rest[i + 1] <= ceiling
+        keep[hit[0]] = True
+        keep = np.nonzero(keep)[0]
+        if len(keep) > width:  # else every partial plan fits: duplicates cost a few rows
+            keep = _best_per_key(keep, last, cnt, cost, width, int(hit[0]))
+        inc = int(np.nonzero(keep == hit[0])[0][0])
+        last, free, cnt, work, cost = last[keep], free[keep], cnt[keep], work[keep], cost[keep]
+        parents.append(par[keep])
+        chosen.append(dch[keep])
+    return parents, chosen, cnt, work, cost, inc, effort
+
+
+def _beam_compiled(
+    n: int,
+    kk: int,
+    start: FloatArray,
+    tabs: _BeamTables,
+    limits: tuple[int, float, float, float, int, int],
+) -> _BeamOut:
+    """`_beam` by `_kernels.beam` (the same arithmetic, choices and order)."""
+    assert compiled is not None
+    earliest, latest, deadline, dur, leg_min, leg_km, shift_end, cap, allowed, now, rest = tabs
+    width, km_w, late_w, ceiling, c_lo, c_hi = limits
+    parents = np.empty((n, width), dtype=np.int64)
+    chosen = np.empty((n, width), dtype=np.int64)
+    rows = np.empty(n, dtype=np.int64)
+    cnt = np.empty((width, kk), dtype=np.int64)
+    work = np.empty((width, kk))
+    cost = np.empty(width)
+    c = np.ascontiguousarray
+    kept, inc, effort = compiled.beam(
+        n, kk, width, float(km_w), float(late_w), float(ceiling), c_lo, c_hi,
+        c(leg_min, dtype=np.float64), c(leg_km, dtype=np.float64),
+        c(earliest, dtype=np.float64), c(latest, dtype=np.float64),
+        c(deadline, dtype=np.float64), c(dur, dtype=np.float64), c(start, dtype=np.float64),
+        c(shift_end, dtype=np.float64), c(cap, dtype=np.int64), c(allowed, dtype=np.bool_),
+        c(now, dtype=np.int64), c(rest, dtype=np.float64),
+        parents, chosen, rows, cnt, work, cost,
+    )  # fmt: skip
+    if kept < 0:
+        return [], [], cnt[:0], work[:0], cost[:0], -1, effort
+    per = rows.tolist()
+    return (
+        [parents[i, : per[i]] for i in range(n)],
+        [chosen[i, : per[i]] for i in range(n)],
+        cnt[:kept],
+        work[:kept],
+        cost[:kept],
+        inc,
+        effort,
+    )
 
 
 def _best_per_key(
