@@ -91,16 +91,15 @@ def rr_search(
     start = now = objective.cost(state.value)
     best, best_cost = None, start
     tried: dict[tuple[int, ...], tuple[tuple[int, ...], ...]] = {}
-    budget = float(cfg.rr_work)
+    total = budget = float(cfg.rr_work)
     t_hi, t_lo = cfg.rr_temperature
-    cool = (t_lo / t_hi) ** (1.0 / max(iterations - 1, 1)) if t_hi > 0 < t_lo else 0.0
-    temperature = t_hi
     for _ in range(iterations):
         if budget <= 0 or (stop is not None and stop()):
             break
-        # Annealing: this round may take a plan up to `worse` dearer (exponential, mean T).
+        # Annealing: this round may take a plan up to `worse` dearer (exponential, mean the
+        # temperature, which cools geometrically as the work budget is spent).
+        temperature = t_hi * (t_lo / t_hi) ** (1.0 - budget / total) if t_hi > 0 < t_lo else 0.0
         worse = -temperature * float(np.log(1.0 - rng.random()))
-        temperature *= cool
         seed = int(movable[rng.integers(len(movable))])
         drivers = _neighbourhood(work, related[seed], sizes[int(rng.integers(len(sizes)))])
         if len(drivers) < 2:
