@@ -129,15 +129,19 @@ class PassConfig:
     km_replan_max_bookings: int = 150
     """Days with more assigned bookings skip them too: the pass's 300 ms target at 300x40
     leaves them no room (the deadhead target is for days up to 100x13)."""
-    rr_iterations: int = 400
+    rr_iterations: int = 4000
     """When the cost phase's moves and km re-plans are stuck, at most this many rounds of
     ruin and recreate (`optimizer.ruin_recreate`) on days of `rr_min_bookings` ..
     `km_replan_max_bookings` assigned bookings (0: never) ..."""
-    rr_work: float = 250000.0
+    rr_work: float = 1_000_000.0
     """... and at most this much beam work in all (`km_replan_work`'s units): a
-    deterministic budget."""
-    rr_min_bookings: int = 50
-    """Smaller days skip ruin and recreate (their moves and km re-plans come close)."""
+    deterministic budget, about 200 ms of one core with the compiled beam (held-out 100x13,
+    4 days per kind: deadhead -4 to -14 %, lateness down too; `bench/ruin_recreate.py`)."""
+    rr_min_bookings: int = 80
+    """Smaller days skip ruin and recreate: their moves and km re-plans come close to the
+    minimum (the +10 % target is met up to 60x8), and there the phase's ~200 ms would
+    multiply the pass's time for little (held-out 60x8, 4 days per kind, with it: deadhead
+    -0.1 to -4 %, pass 40 -> 250 ms on generated days)."""
     rr_sizes: tuple[int, ...] = (3, 4)
     """How many drivers one ruin takes the rides of (one of these, at random)."""
     rr_width: int = 48
