@@ -135,8 +135,9 @@ class PassConfig:
     `km_replan_max_bookings` assigned bookings (0: never) ..."""
     rr_work: float = 1_000_000.0
     """... and at most this much beam work in all (`km_replan_work`'s units): a
-    deterministic budget, about 200 ms of one core with the compiled beam (held-out 100x13,
-    4 days per kind: deadhead -4 to -14 %, lateness down too; `bench/ruin_recreate.py`)."""
+    deterministic budget (0: never; `DISPATCH_RL_RUIN_RECREATE_WORK`), about 200 ms of one
+    core with the compiled beam (held-out 100x13, 4 days per kind: deadhead -4 to -14 %,
+    lateness down too; `bench/ruin_recreate.py`)."""
     rr_min_bookings: int = 80
     """Smaller days skip ruin and recreate: their moves and km re-plans come close to the
     minimum (the +10 % target is met up to 60x8), and there the phase's ~200 ms would
@@ -193,6 +194,8 @@ class PassConfig:
     def rr_budget(self, n_bookings: int) -> int:
         """Rounds of ruin and recreate for a day of `n_bookings` assigned bookings."""
         if not self.rr_min_bookings <= n_bookings <= self.km_replan_max_bookings:
+            return 0
+        if self.rr_work <= 0:
             return 0
         return max(self.rr_iterations, 0)
 

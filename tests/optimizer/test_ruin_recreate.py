@@ -106,3 +106,17 @@ def test_a_patient_100x13_day_ends_with_fewer_km_at_the_same_gap() -> None:
     assert on.after.deadhead_km < 0.95 * off.after.deadhead_km  # 483.2 -> 426.2 km
     assert on.after.lateness_minutes <= off.after.lateness_minutes + 1e-9
     assert any(c.move.kind == "compound" and len(c.move.steps) > 3 for c in on.accepted)
+
+
+def test_its_budget_and_size_range() -> None:
+    """On from 80 to 150 assigned bookings; `rr_work=0` (DISPATCH_RL_RUIN_RECREATE_WORK=0)
+    or `rr_iterations=0` turn it off; the operator's setting reaches the pass."""
+    from streams.settings import Settings
+
+    cfg = PassConfig()
+    assert cfg.rr_budget(79) == 0 and cfg.rr_budget(151) == 0
+    assert cfg.rr_budget(100) == cfg.rr_iterations > 0
+    assert replace(cfg, rr_work=0.0).rr_budget(100) == 0
+    assert OFF.rr_budget(100) == 0
+    settings = Settings(ruin_recreate_work=0.0)
+    assert settings.dispatch_config().pass_config.rr_work == 0.0
