@@ -54,7 +54,7 @@ def ruin_recreate(search: Search) -> int:
     """Run the phase on `search`'s plan; 1 when the validator accepted its best plan, else 0."""
     cfg = search.config
     state = search.state
-    iterations = cfg.rr_budget(int((state.assignment >= 0).sum()))
+    iterations = cfg.rr_budget(int((state.assignment >= 0).sum()), state.problem.n_drivers)
     if iterations <= 0:
         return 0
     best = rr_search(state, cfg, iterations, search.out_of_time)

@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     (`PassConfig.km_replan_work`; 0: off, the pass is then several times cheaper on days of
     25-150 bookings and leaves more empty km)."""
     ruin_recreate_work: float = Field(default=1_000_000.0, ge=0.0)
-    """Beam work of the cost phase's ruin and recreate on days of 80-150 bookings
+    """Beam work of the cost phase's ruin and recreate on days of 50-150 bookings and 10+ drivers
     (`PassConfig.rr_work`, about 200 ms of one core; 0: off, and those days keep 4-14 % more
     empty km)."""
     polish_steps: int = Field(default=0, ge=0)

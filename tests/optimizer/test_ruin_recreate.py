@@ -20,7 +20,7 @@ from optimizer.swap_pass import PassConfig, PassResult, replay, run_pass
 
 OFF = PassConfig(rr_iterations=0)
 # Small days too (the default starts at 50 bookings), a small budget: the property, not the gain.
-SMALL = PassConfig(rr_min_bookings=0, rr_iterations=60, rr_work=40_000.0)
+SMALL = PassConfig(rr_min_bookings=0, rr_min_drivers=0, rr_iterations=60, rr_work=40_000.0)
 
 
 def _cost(result: PassResult) -> float:
@@ -109,14 +109,16 @@ def test_a_patient_100x13_day_ends_with_fewer_km_at_the_same_gap() -> None:
 
 
 def test_its_budget_and_size_range() -> None:
-    """On from 80 to 150 assigned bookings; `rr_work=0` (DISPATCH_RL_RUIN_RECREATE_WORK=0)
-    or `rr_iterations=0` turn it off; the operator's setting reaches the pass."""
+    """On from 50 to 150 assigned bookings and from 10 drivers; `rr_work=0`
+    (DISPATCH_RL_RUIN_RECREATE_WORK=0) or `rr_iterations=0` turn it off; the operator's
+    setting reaches the pass."""
     from streams.settings import Settings
 
     cfg = PassConfig()
-    assert cfg.rr_budget(79) == 0 and cfg.rr_budget(151) == 0
-    assert cfg.rr_budget(100) == cfg.rr_iterations > 0
-    assert replace(cfg, rr_work=0.0).rr_budget(100) == 0
-    assert OFF.rr_budget(100) == 0
+    assert cfg.rr_budget(49, 13) == 0 and cfg.rr_budget(151, 13) == 0
+    assert cfg.rr_budget(60, 8) == 0  # 60x8: the km re-plans come close there
+    assert cfg.rr_budget(73, 13) == cfg.rr_iterations > 0
+    assert replace(cfg, rr_work=0.0).rr_budget(100, 13) == 0
+    assert OFF.rr_budget(100, 13) == 0
     settings = Settings(ruin_recreate_work=0.0)
     assert settings.dispatch_config().pass_config.rr_work == 0.0
