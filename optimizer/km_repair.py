@@ -144,9 +144,11 @@ def km_replan(
     if n < 2:
         return None, 0
     rides = rides[np.argsort(p.order[rides], kind="stable")]
-    now = np.array([ds.index(int(state.assignment[b])) for b in rides], dtype=np.int64)
     dset = np.array(ds, dtype=np.int64)
-    allowed = state.solo[np.ix_(rides, dset)] & ~p.locked[rides][:, None]
+    inside = np.full(p.n_drivers, -1, dtype=np.int64)
+    inside[dset] = np.arange(kk)
+    now = inside[state.assignment[rides]]  # each ride's driver's place in `ds`
+    allowed = state.solo[rides[:, None], dset] & ~p.locked[rides][:, None]
     allowed[np.arange(n), now] = True
     if int(allowed.sum()) == n:
         return None, 0  # no ride may change driver
@@ -162,14 +164,14 @@ def km_replan(
     # Legs into each ride: from a ride's drop-off (rows 0..n-1), from a driver's start (n + k).
     leg_min = np.concatenate(
         (
-            p.travel.dropoff_to_pickup[np.ix_(rides, rides)],
-            p.travel.start_to_pickup[np.ix_(dset, rides)],
+            p.travel.dropoff_to_pickup[rides[:, None], rides],
+            p.travel.start_to_pickup[dset[:, None], rides],
         )
     )
     leg_km = np.concatenate(
         (
-            p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)],
-            p.travel.start_to_pickup_km[np.ix_(dset, rides)],
+            p.travel.dropoff_to_pickup_km[rides[:, None], rides],
+            p.travel.start_to_pickup_km[dset[:, None], rides],
         )
     )
     shift_end = p.shift_end[dset] + _EPS
@@ -191,7 +193,7 @@ def km_replan(
     # Whole operating cost of each complete plan whose counts keep the day's gap (the
     # fairness phase's verdict stands) and do not raise the squared deviation (counts within
     # the subset's range, sum of squares not above today's: the total is fixed).
-    others = np.delete(state.counts, ds)
+    others = state.counts[inside < 0]
     top = np.maximum(cnt.max(axis=1), others.max(initial=-1))
     bottom = np.minimum(cnt.min(axis=1), others.min(initial=n + 1))
     ok = (
@@ -199,7 +201,7 @@ def km_replan(
         & ((cnt**2).sum(axis=1) <= int((counts_now**2).sum()))
         & (top - bottom == state.gap)
     )
-    outside = np.delete(state.workload, ds)
+    outside = state.workload[inside < 0]
     w_hi = np.maximum(work.max(axis=1), outside.max() if len(outside) else -np.inf)
     w_lo = np.minimum(work.min(axis=1), outside.min() if len(outside) else np.inf)
     spread = np.maximum(w_hi - w_lo - objective.spread_band_minutes, 0.0)
@@ -365,7 +367,7 @@ def km_bound(state: SearchState, drivers: tuple[int, ...], objective: Objective)
         return 0.0
     rides = rides[np.argsort(p.order[rides], kind="stable")]
     dset = np.array(ds, dtype=np.int64)
-    allowed = state.solo[np.ix_(rides, dset)] & ~p.locked[rides][:, None]
+    allowed = state.solo[rides[:, None], dset] & ~p.locked[rides][:, None]
     allowed |= state.assignment[rides][:, None] == dset[None, :]
     least = _least_incoming(state, rides, dset, allowed)
     today = sum(float(state.deadhead[d]) for d in ds)
@@ -381,13 +383,13 @@ def _least_incoming(
     could still reach it in time and shares a driver that may take both."""
     p = state.problem
     n = len(rides)
-    start = np.where(allowed.T, p.travel.start_to_pickup_km[np.ix_(dset, rides)], np.inf)
+    start = np.where(allowed.T, p.travel.start_to_pickup_km[dset[:, None], rides], np.inf)
     # i may precede j: from i's earliest drop-off, j's pickup before its deadline.
     free_at = p.earliest[rides] + duration(p, rides)
-    arrive = free_at[:, None] + p.travel.dropoff_to_pickup[np.ix_(rides, rides)]
+    arrive = free_at[:, None] + p.travel.dropoff_to_pickup[rides[:, None], rides]
     reach = arrive <= state.deadline[rides][None, :] + _EPS
-    reach &= np.triu(np.ones((n, n), dtype=bool), 1)
+    reach &= np.arange(n)[:, None] < np.arange(n)[None, :]  # i before j in service order
     reach &= (allowed.astype(np.int64) @ allowed.T.astype(np.int64)) > 0
-    legs = np.where(reach, p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)], np.inf)
+    legs = np.where(reach, p.travel.dropoff_to_pickup_km[rides[:, None], rides], np.inf)
     least: FloatArray = np.minimum(start.min(axis=0), legs.min(axis=0))
     return least

@@ -155,8 +155,10 @@ def _build_related(p: Problem) -> IntArray:
 def _neighbourhood(work: SearchState, related: IntArray, size: int) -> tuple[int, ...]:
     """The drivers of the rides most related to a seed ride (`related`: its row of
     `_related`), the first `size` distinct ones, ascending."""
-    drivers = work.assignment[related]
-    drivers = drivers[drivers >= 0]
-    _, first = np.unique(drivers, return_index=True)
-    chosen = drivers[np.sort(first)[:size]]
-    return tuple(sorted(int(d) for d in chosen))
+    chosen: set[int] = set()
+    for d in work.assignment[related].tolist():
+        if d >= 0 and d not in chosen:
+            chosen.add(d)
+            if len(chosen) == size:
+                break
+    return tuple(sorted(chosen))
