@@ -1,8 +1,8 @@
 """Ruin and recreate for km: related drivers' rides handed out again, many times, annealed.
 
 The cost phase's moves change one to five rides at once and its km re-plans (`km_repair`)
-re-plan the pairs, triples and fours whose days meet most, each accepted only when it saves
-km: both stop at a local optimum. On big days a cheaper plan at the same ride counts is
+re-plan the subsets of 3 and 5 drivers whose days meet most, each accepted only when it
+saves: both stop at a local optimum. On big days a cheaper plan at the same ride counts is
 often several such re-plans away, with the plans in between dearer (an offline search over
 driver subsets finds plans 9-15 % below the pass's at 100x13, `optimizer.deadhead_lns`).
 This phase walks there, in the spirit of SISR (Christiaens & Vanden Berghe, "Slack
@@ -21,14 +21,19 @@ Induction by String Removals"), on a working copy of the plan; each round:
   value to its second), the cheapest plan other than the working one that is at most `worse`
   dearer; the working plan's validator (`SearchState.trial`) checks each one first.
 
-A subset whose routes are as they were when it was last re-planned is skipped (the same
-routes give the same answer). The cheapest plan seen is handed to the pass's validator
-(`Search.check`) as one compound move from the pass's plan, like a km re-plan: audited,
-accepted only when it lowers the operating cost by `min_improvement` at ride-count terms no
-worse, so the pass's invariant holds by construction. The effort is deterministic: at most
-`rr_iterations` rounds and `rr_work` beam work (`km_replan_work`'s units), random numbers
-from a generator seeded with `rr_seed`: the same input gives the same plan on any machine.
-Measured in `bench/ruin_recreate.py`.
+An improving round on a subset whose routes are as they were when an improving round last
+re-planned it is skipped (the same routes give the same answer). The cheapest plan seen is
+handed to the pass's validator (`Search.check`) as one compound move from the pass's plan,
+like a km re-plan: audited, accepted only when it lowers the operating cost by
+`min_improvement` at ride-count terms no worse, so the pass's invariant holds by
+construction. The effort is deterministic: at most `rr_iterations` rounds and `rr_work` beam
+work (`km_replan_work`'s units), random numbers from a generator seeded with `rr_seed`: the
+same input gives the same plan on any machine. Measured in `bench/ruin_recreate.py`.
+
+SISR's own recreate, cheapest insertion ride by ride (`RouteArrays.insertion_km` and
+`fits_mask`, with blinks), was tried first and not kept: at 100x13, 1,000 rounds (~0.5 s)
+from the pass's plan cut deadhead by only 0.1-1.5 %, as most recreated plans were 20 km
+dearer and 30-50 % of recreates found no feasible slot.
 """
 
 from __future__ import annotations
