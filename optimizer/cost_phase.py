@@ -17,7 +17,10 @@ Where those moves stop (a local optimum, or their budget spent), driver subsets 
 whole for km (`optimizer.km_repair`: pairs, then triples, then fours, the ones whose days
 meet most first, each skipped when `km_bound` shows it cannot save `min_improvement`); the
 first re-plan the validator accepts is taken and the moves run again from the new plan. The
-re-plans share one deterministic budget per pass (`PassConfig.km_work`).
+re-plans share one deterministic budget per pass (`PassConfig.km_work`). Where they stick
+too, once per pass on days of 10+ drivers and 50-150 assigned bookings, an annealed ruin and
+recreate over related drivers (`optimizer.ruin_recreate`, `PassConfig.rr_budget`) looks
+further; its best plan is one more compound move, and the moves run again from it.
 """
 
 from __future__ import annotations
