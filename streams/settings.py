@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     25-150 bookings and leaves more empty km)."""
     ruin_recreate_work: float = Field(default=1_000_000.0, ge=0.0)
     """Beam work of the cost phase's ruin and recreate on days of 50-150 bookings and 10+ drivers
-    (`PassConfig.rr_work`, about 200 ms of one core; 0: off, and those days keep 4-14 % more
+    (`PassConfig.rr_work`, about 200 ms of one core; 0: off, and those days keep 5-11 % more
     empty km)."""
     polish_steps: int = Field(default=0, ge=0)
     """Once the ride counts are as even as they can be, up to this many more steps that
