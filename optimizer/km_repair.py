@@ -186,7 +186,9 @@ def km_replan(
     tabs = (earliest, latest, deadline, dur, leg_min, leg_km, shift_end, cap, allowed, now, rest)
     start = p.shift_start[dset].astype(float)
     limits = (width, km_w, late_w, ceiling, c_lo, c_hi)
-    found = (_beam_compiled if compiled is not None else _beam)(n, kk, start, tabs, limits)
+    # A build from before `beam` existed (a checkout not rebuilt) runs the numpy beam.
+    fast = compiled is not None and hasattr(compiled, "beam")
+    found = (_beam_compiled if fast else _beam)(n, kk, start, tabs, limits)
     parents, chosen, cnt, work, cost, inc, effort = found
     if inc < 0:
         return None, effort  # today's plan fell out of the model (it should not)
