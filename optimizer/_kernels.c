@@ -5,6 +5,7 @@
  * in the same order on IEEE doubles, so the results are the same to the last bit:
  *   grid(...)           `RouteArrays._grid` (insertion of every booking into every route)
  *   forward_slack(...)  `RouteArrays._forward_slack_small`
+ *   beam(...)           `km_repair._beam` (the km re-plan's beam search)
  * Build: `python setup.py build_ext --inplace` (pip install builds it; a failed build is not an
  * error: the extension is optional). Compiled with -ffp-contract=off: no fused multiply-adds,
  * which would round differently from numpy.
@@ -16,6 +17,8 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* numpy's maximum: NaN propagates, and of two equal values the first is returned. */
 static inline double np_max(double a, double b) { return (a >= b || isnan(a)) ? a : b; }
@@ -780,7 +783,242 @@ done:
     return result;
 }
 
+/* beam(n, kk, width, km_w, late_w, ceiling, c_lo, c_hi, leg_min, leg_km, earliest, latest,
+ *      deadline, duration, shift_start, shift_end, cap, allowed, now, rest,
+ *      parents, chosen, rows, out_cnt, out_work, out_cost) -> (kept, inc, effort)
+ * `km_repair.km_replan`'s beam, ride by ride (see there): every partial plan x every driver,
+ * the same feasibility tests and sums in the same order, the same pruning, and the same
+ * `_best_per_key` choice (candidates sorted by cost, ties in candidate order as numpy's
+ * stable argsort; the first of each (last rides + 1, counts) key; the `width` cheapest; today's
+ * plan pinned). leg_min, leg_km: (n + kk, n) float64; earliest, latest, deadline (with its
+ * epsilon), duration: n float64; shift_start, shift_end (with epsilon): kk float64; cap: kk
+ * int64; allowed: n * kk bool; now: n int64; rest: n + 1 float64. Outputs: parents, chosen:
+ * n * width int64 (row i holds rows[i] entries); rows: n int64; out_cnt: width * kk int64,
+ * out_work: width * kk float64, out_cost: width float64 (the final partial plans). kept is -1
+ * when today's plan fell out of the model (it should not). */
+static const double *beam_sort_cost;
+
+static int beam_cmp(const void *a, const void *b) {
+    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
+    double cx = beam_sort_cost[x], cy = beam_sort_cost[y];
+    if (cx < cy)
+        return -1;
+    if (cx > cy)
+        return 1;
+    return (x > y) - (x < y);
+}
+
+static uint64_t beam_hash(const int64_t *last, const int64_t *cnt, Py_ssize_t kk) {
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t j = 0; j < kk; j++) {
+        h = (h ^ (uint64_t)last[j]) * 1099511628211ULL;
+        h = (h ^ (uint64_t)cnt[j]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static PyObject *beam(PyObject *self, PyObject *args) {
+    Py_ssize_t n, kk, width, c_lo, c_hi;
+    double km_w, late_w, ceiling;
+    Py_buffer bk[12], out[6];
+    PyObject *result = NULL;
+    int64_t *last = NULL, *cnt = NULL, *c_last = NULL, *c_cnt = NULL, *c_par = NULL;
+    int64_t *c_dch = NULL, *table = NULL;
+    double *fre = NULL, *work = NULL, *cost = NULL, *c_free = NULL, *c_work = NULL;
+    double *c_cost = NULL;
+    Py_ssize_t *keep = NULL, *order = NULL;
+    memset(bk, 0, sizeof(bk));
+    memset(out, 0, sizeof(out));
+    if (!PyArg_ParseTuple(args, "nnndddnny*y*y*y*y*y*y*y*y*y*y*y*w*w*w*w*w*w*", &n, &kk,
+                          &width, &km_w, &late_w, &ceiling, &c_lo, &c_hi, &bk[0], &bk[1],
+                          &bk[2], &bk[3], &bk[4], &bk[5], &bk[6], &bk[7], &bk[8], &bk[9],
+                          &bk[10], &bk[11], &out[0], &out[1], &out[2], &out[3],
+                          &out[4], &out[5]))
+        return NULL;
+    if (n < 1 || kk < 1 || width < 1 || check_len(&bk[0], (n + kk) * n, 8, "leg_min") ||
+        check_len(&bk[1], (n + kk) * n, 8, "leg_km") || check_len(&bk[2], n, 8, "earliest") ||
+        check_len(&bk[3], n, 8, "latest") || check_len(&bk[4], n, 8, "deadline") ||
+        check_len(&bk[5], n, 8, "duration") || check_len(&bk[6], kk, 8, "shift_start") ||
+        check_len(&bk[7], kk, 8, "shift_end") || check_len(&bk[8], kk, 8, "cap") ||
+        check_len(&bk[9], n * kk, 1, "allowed") || check_len(&bk[10], n, 8, "now") ||
+        check_len(&bk[11], n + 1, 8, "rest") || check_len(&out[0], n * width, 8, "parents") ||
+        check_len(&out[1], n * width, 8, "chosen") || check_len(&out[2], n, 8, "rows") ||
+        check_len(&out[3], width * kk, 8, "out_cnt") ||
+        check_len(&out[4], width * kk, 8, "out_work") ||
+        check_len(&out[5], width, 8, "out_cost")) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "beam: empty sizes");
+        goto done;
+    }
+    const double *leg_min = bk[0].buf, *leg_km = bk[1].buf, *earliest = bk[2].buf;
+    const double *latest = bk[3].buf, *deadline = bk[4].buf, *dur = bk[5].buf;
+    const double *shift_start = bk[6].buf, *shift_end = bk[7].buf;
+    const int64_t *cap = bk[8].buf, *now = bk[10].buf;
+    const uint8_t *allowed = bk[9].buf;
+    const double *rest = bk[11].buf;
+    int64_t *parents = out[0].buf, *chosen = out[1].buf, *rows_out = out[2].buf;
+    Py_ssize_t cmax = width * kk, tsize = 1;
+    while (tsize < 2 * cmax)
+        tsize <<= 1;
+    last = PyMem_Malloc(sizeof(int64_t) * (size_t)(width * kk));
+    cnt = PyMem_Malloc(sizeof(int64_t) * (size_t)(width * kk));
+    fre = PyMem_Malloc(sizeof(double) * (size_t)(width * kk));
+    work = PyMem_Malloc(sizeof(double) * (size_t)(width * kk));
+    cost = PyMem_Malloc(sizeof(double) * (size_t)width);
+    c_last = PyMem_Malloc(sizeof(int64_t) * (size_t)(cmax * kk));
+    c_cnt = PyMem_Malloc(sizeof(int64_t) * (size_t)(cmax * kk));
+    c_free = PyMem_Malloc(sizeof(double) * (size_t)(cmax * kk));
+    c_work = PyMem_Malloc(sizeof(double) * (size_t)(cmax * kk));
+    c_cost = PyMem_Malloc(sizeof(double) * (size_t)cmax);
+    c_par = PyMem_Malloc(sizeof(int64_t) * (size_t)cmax);
+    c_dch = PyMem_Malloc(sizeof(int64_t) * (size_t)cmax);
+    keep = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cmax);
+    order = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cmax);
+    table = PyMem_Malloc(sizeof(int64_t) * (size_t)tsize);
+    if (!last || !cnt || !fre || !work || !cost || !c_last || !c_cnt || !c_free || !c_work ||
+        !c_cost || !c_par || !c_dch || !keep || !order || !table) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t nrows = 1, inc = 0, effort = 0;
+    for (Py_ssize_t j = 0; j < kk; j++) {
+        last[j] = n + j;
+        fre[j] = shift_start[j];
+        cnt[j] = 0;
+        work[j] = 0.0;
+    }
+    cost[0] = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t nc = 0, hit = -1;
+        for (Py_ssize_t r = 0; r < nrows; r++) {
+            for (Py_ssize_t j = 0; j < kk; j++) {
+                Py_ssize_t at = r * kk + j;
+                double minutes = leg_min[last[at] * n + i];
+                double km = leg_km[last[at] * n + i];
+                double pick = np_max(fre[at] + minutes, earliest[i]);
+                if (!((pick <= deadline[i]) && (pick + dur[i] <= shift_end[j]) &&
+                      (cnt[at] < cap[j]) && allowed[i * kk + j]))
+                    continue;
+                if (r == inc && j == now[i] && hit < 0)
+                    hit = nc;
+                int64_t *cl = c_last + nc * kk, *cc = c_cnt + nc * kk;
+                double *cf = c_free + nc * kk, *cw = c_work + nc * kk;
+                memcpy(cl, last + r * kk, sizeof(int64_t) * (size_t)kk);
+                memcpy(cc, cnt + r * kk, sizeof(int64_t) * (size_t)kk);
+                memcpy(cf, fre + r * kk, sizeof(double) * (size_t)kk);
+                memcpy(cw, work + r * kk, sizeof(double) * (size_t)kk);
+                cl[j] = i;
+                cf[j] = pick + dur[i];
+                cc[j] += 1;
+                cw[j] = cw[j] + (minutes + dur[i]);
+                c_cost[nc] = cost[r] + km_w * km + late_w * np_max(pick - latest[i], 0.0);
+                c_par[nc] = r;
+                c_dch[nc] = j;
+                nc++;
+            }
+        }
+        effort += nc;
+        if (hit < 0) {
+            result = Py_BuildValue("nnn", (Py_ssize_t)-1, (Py_ssize_t)0, effort);
+            goto done;
+        }
+        Py_ssize_t left = n - i - 1, nk = 0;
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            const int64_t *cc = c_cnt + c * kk;
+            int64_t top = cc[0], short_of = 0;
+            for (Py_ssize_t j = 0; j < kk; j++) {
+                if (cc[j] > top)
+                    top = cc[j];
+                if (c_lo - cc[j] > 0)
+                    short_of += c_lo - cc[j];
+            }
+            int ok = (top <= c_hi) && (short_of <= left) && (c_cost[c] + rest[i + 1] <= ceiling);
+            if (ok || c == hit)
+                keep[nk++] = c;
+        }
+        Py_ssize_t npick = nk;
+        if (nk > width) { /* `_best_per_key` */
+            memcpy(order, keep, sizeof(Py_ssize_t) * (size_t)nk);
+            beam_sort_cost = c_cost;
+            qsort(order, (size_t)nk, sizeof(Py_ssize_t), beam_cmp);
+            for (Py_ssize_t t = 0; t < tsize; t++)
+                table[t] = -1;
+            npick = 0;
+            int pinned = 0;
+            for (Py_ssize_t t = 0; t < nk && npick < width; t++) {
+                Py_ssize_t c = order[t];
+                const int64_t *cl = c_last + c * kk, *cc = c_cnt + c * kk;
+                uint64_t h = beam_hash(cl, cc, kk) & (uint64_t)(tsize - 1);
+                int seen = 0;
+                while (table[h] >= 0) {
+                    Py_ssize_t o = (Py_ssize_t)table[h];
+                    if (!memcmp(c_last + o * kk, cl, sizeof(int64_t) * (size_t)kk) &&
+                        !memcmp(c_cnt + o * kk, cc, sizeof(int64_t) * (size_t)kk)) {
+                        seen = 1;
+                        break;
+                    }
+                    h = (h + 1) & (uint64_t)(tsize - 1);
+                }
+                if (seen)
+                    continue;
+                table[h] = c;
+                keep[npick++] = c;
+                if (c == hit)
+                    pinned = 1;
+            }
+            if (!pinned) {
+                if (npick >= width)
+                    npick = width - 1;
+                keep[npick++] = hit;
+            }
+        }
+        inc = -1;
+        for (Py_ssize_t t = 0; t < npick; t++) {
+            Py_ssize_t c = keep[t];
+            if (c == hit && inc < 0)
+                inc = t;
+            memcpy(last + t * kk, c_last + c * kk, sizeof(int64_t) * (size_t)kk);
+            memcpy(cnt + t * kk, c_cnt + c * kk, sizeof(int64_t) * (size_t)kk);
+            memcpy(fre + t * kk, c_free + c * kk, sizeof(double) * (size_t)kk);
+            memcpy(work + t * kk, c_work + c * kk, sizeof(double) * (size_t)kk);
+            cost[t] = c_cost[c];
+            parents[i * width + t] = c_par[c];
+            chosen[i * width + t] = c_dch[c];
+        }
+        rows_out[i] = npick;
+        nrows = npick;
+    }
+    memcpy(out[3].buf, cnt, sizeof(int64_t) * (size_t)(nrows * kk));
+    memcpy(out[4].buf, work, sizeof(double) * (size_t)(nrows * kk));
+    memcpy(out[5].buf, cost, sizeof(double) * (size_t)nrows);
+    result = Py_BuildValue("nnn", nrows, inc, effort);
+done:
+    PyMem_Free(last);
+    PyMem_Free(cnt);
+    PyMem_Free(fre);
+    PyMem_Free(work);
+    PyMem_Free(cost);
+    PyMem_Free(c_last);
+    PyMem_Free(c_cnt);
+    PyMem_Free(c_free);
+    PyMem_Free(c_work);
+    PyMem_Free(c_cost);
+    PyMem_Free(c_par);
+    PyMem_Free(c_dch);
+    PyMem_Free(keep);
+    PyMem_Free(order);
+    PyMem_Free(table);
+    for (int j = 0; j < 12; j++)
+        if (bk[j].obj != NULL)
+            PyBuffer_Release(&bk[j]);
+    for (int j = 0; j < 6; j++)
+        if (out[j].obj != NULL)
+            PyBuffer_Release(&out[j]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"beam", beam, METH_VARARGS, "km_repair.km_replan's beam."},
     {"flatten", flatten, METH_VARARGS, "RouteArrays.__init__'s flat arrays."},
     {"schedule", schedule, METH_VARARGS, "feasibility.schedule_route's numbers."},
     {"features", features, METH_VARARGS, "dqn.features' candidate rows."},

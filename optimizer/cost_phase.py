@@ -17,7 +17,10 @@ Where those moves stop (a local optimum, or their budget spent), driver subsets 
 whole for km (`optimizer.km_repair`: pairs, then triples, then fours, the ones whose days
 meet most first, each skipped when `km_bound` shows it cannot save `min_improvement`); the
 first re-plan the validator accepts is taken and the moves run again from the new plan. The
-re-plans share one deterministic budget per pass (`PassConfig.km_work`).
+re-plans share one deterministic budget per pass (`PassConfig.km_work`). Where they stick
+too, once per pass on days of 10+ drivers and 50-150 assigned bookings, an annealed ruin and
+recreate over related drivers (`optimizer.ruin_recreate`, `PassConfig.rr_budget`) looks
+further; its best plan is one more compound move, and the moves run again from it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 from optimizer.exchange import balanced_exchanges, partner_pairs
 from optimizer.moves import SWAP, Candidates, Move, Step
 from optimizer.problem import BoolArray, FloatArray, IntArray
+from optimizer.ruin_recreate import ruin_recreate
 
 if TYPE_CHECKING:
     from optimizer.swap_pass import Search
@@ -181,6 +185,7 @@ def cost_phase(search: Search) -> int:
     tried: dict[tuple[int, ...], tuple[tuple[int, ...], ...]] = {}
     budget = [cfg.km_work(int((search.state.assignment >= 0).sum()))]
     max_rounds = cfg.cost_rounds(len(search.state.assignment))
+    ruined = False
     while not search.out_of_time():
         checks_left = limit - (len(search.checked) - first)
         if checks_left <= 0 or rounds >= max_rounds:
@@ -195,8 +200,12 @@ def cost_phase(search: Search) -> int:
             if not wide:
                 wide = True
                 continue
-        # The moves are stuck (or spent): re-plan driver subsets for km.
+        # The moves are stuck (or spent): re-plan driver subsets for km, and once those are
+        # stuck too, ruin and recreate (on big days; once per pass).
         got = _km_round(search, tried, budget)
+        if not got and not ruined:
+            ruined = True
+            got = ruin_recreate(search)
         if not got:
             break
         accepted += got
@@ -248,19 +257,20 @@ def _local_round(
     return _round(search, ranked, checks_left)
 
 
-# A re-plan's fixed cost and a bound's, in partial-plan expansions (about 3 us each in the
-# beam; setting up a re-plan takes about 1 ms, a bound about 0.15 ms, on one core).
-_KM_REPLAN_COST = 300
-_KM_BOUND_COST = 50
-
-
 def _km_round(
     search: Search, tried: dict[tuple[int, ...], tuple[tuple[int, ...], ...]], budget: list[float]
 ) -> int:
     """Re-plan driver subsets for km (`optimizer.km_repair`) until the validator accepts one
     (1) or the subsets or `budget` run out (0). `tried`: each subset's routes when its
     re-plan last found nothing (the same routes give the same answer: skipped)."""
-    from optimizer.km_repair import km_bound, km_replan, km_subsets, pair_promise
+    from optimizer.km_repair import (
+        BOUND_COST,
+        REPLAN_COST,
+        km_bound,
+        km_replan,
+        km_subsets,
+        pair_promise,
+    )
 
     if budget[0] <= 0:
         return 0
@@ -278,13 +288,13 @@ def _km_round(
             if tried.get(drivers) == sig:
                 continue  # same routes as when it found nothing
             tried[drivers] = sig
-            budget[0] -= _KM_BOUND_COST
+            budget[0] -= BOUND_COST
             if km_bound(state, drivers, cfg.objective) < cfg.min_improvement:
                 continue  # no re-plan of these drivers could save enough
             move, effort = km_replan(
                 state, drivers, cfg.objective, cfg.km_replan_width, cfg.min_improvement
             )
-            budget[0] -= _KM_REPLAN_COST + effort  # + the partial plans the beam expanded
+            budget[0] -= REPLAN_COST + effort  # + the partial plans the beam expanded
             if move is None:
                 continue
             trial = search.check(state, move, 0.0)

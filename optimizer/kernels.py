@@ -42,8 +42,8 @@ def _load() -> ModuleType | None:
 
 
 compiled: ModuleType | None = _load()
-"""The compiled module (functions `candidates`, `features`, `flatten`, `forward_slack`,
-`grid`, `insert`, `schedule`), or None: use the Python code."""
+"""The compiled module (functions `beam`, `candidates`, `features`, `flatten`,
+`forward_slack`, `grid`, `insert`, `schedule`), or None: use the Python code."""
 
 
 def describe() -> str:

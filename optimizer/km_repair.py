@@ -17,24 +17,34 @@ At the end, plans that keep the day's gap and do not raise the subset's sum of s
 objective's whole operating cost, workload spread included (`Objective.cost`, the other
 drivers as they are).
 
-Pure numpy: no solver import, the same answer on any machine (the effort is the beam width
-and the number of subsets, not time). The re-plan is a candidate like any other: the
-validator (`SearchState.trial`) checks it on the whole plan and the audit lists its steps.
+Pure numpy (the beam's loop also in `optimizer/_kernels.c`, `_kernels.beam`, the same
+arithmetic and choices, ~5x faster per re-plan): no solver import, the same answer on any
+machine (the effort is the beam width and the number of subsets, not time). The re-plan is
+a candidate like any other: the validator (`SearchState.trial`) checks it on the whole plan
+and the audit lists its steps.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from optimizer.kernels import compiled
 from optimizer.moves import Move, Step
 from optimizer.objective import Objective
 from optimizer.problem import BoolArray, FloatArray, IntArray
 from optimizer.ride_model import duration
 from optimizer.search_state import SearchState
 
-__all__ = ["km_bound", "km_replan", "km_subsets", "pair_promise"]
+__all__ = ["BOUND_COST", "REPLAN_COST", "km_bound", "km_replan", "km_subsets", "pair_promise"]
 
 _EPS = 1e-6  # as the validator's comparisons (`feasibility`, `search_state`)
+# A re-plan's fixed cost and a bound's, in partial-plan expansions (about 3 us each in the
+# numpy beam; setting up a re-plan took about 1 ms, a bound about 0.15 ms, on one core): the
+# callers' deterministic work budgets count them so. The compiled beam (`_kernels.beam`)
+# expands a partial plan in about 0.1 us and a re-plan's set-up is then ~0.3 ms: the same
+# budgets buy the same decisions, sooner.
+REPLAN_COST = 300
+BOUND_COST = 50
 
 
 def km_subsets(
@@ -117,6 +127,7 @@ def km_replan(
     objective: Objective,
     width: int = 48,
     min_saving: float = 0.0,
+    worse: float = 0.0,
 ) -> tuple[Move | None, int]:
     """The cheapest re-plan of `drivers`' rides the beam finds (see the module docstring),
     if it moves a ride and costs less than today's plan, else None; and the beam's work
@@ -133,9 +144,11 @@ def km_replan(
     if n < 2:
         return None, 0
     rides = rides[np.argsort(p.order[rides], kind="stable")]
-    now = np.array([ds.index(int(state.assignment[b])) for b in rides], dtype=np.int64)
     dset = np.array(ds, dtype=np.int64)
-    allowed = state.solo[np.ix_(rides, dset)] & ~p.locked[rides][:, None]
+    inside = np.full(p.n_drivers, -1, dtype=np.int64)
+    inside[dset] = np.arange(kk)
+    now = inside[state.assignment[rides]]  # each ride's driver's place in `ds`
+    allowed = state.solo[rides[:, None], dset] & ~p.locked[rides][:, None]
     allowed[np.arange(n), now] = True
     if int(allowed.sum()) == n:
         return None, 0  # no ride may change driver
@@ -143,22 +156,22 @@ def km_replan(
     least = _least_incoming(state, rides, dset, allowed)
     rest = km_w * np.concatenate((np.cumsum(least[::-1])[::-1], [0.0]))  # from ride i on
     today = km_w * float(state.deadhead[ds].sum()) + late_w * float(state.lateness[ds].sum())
-    ceiling = today - min_saving + 1e-9
-    earliest = p.earliest[rides].tolist()
-    latest = p.latest[rides].tolist()
-    deadline = (state.deadline[rides] + _EPS).tolist()
-    dur = duration(p, rides).tolist()
+    ceiling = today - min_saving + max(worse, 0.0) + 1e-9
+    earliest = p.earliest[rides]
+    latest = p.latest[rides]
+    deadline = state.deadline[rides] + _EPS
+    dur = duration(p, rides)
     # Legs into each ride: from a ride's drop-off (rows 0..n-1), from a driver's start (n + k).
     leg_min = np.concatenate(
         (
-            p.travel.dropoff_to_pickup[np.ix_(rides, rides)],
-            p.travel.start_to_pickup[np.ix_(dset, rides)],
+            p.travel.dropoff_to_pickup[rides[:, None], rides],
+            p.travel.start_to_pickup[dset[:, None], rides],
         )
     )
     leg_km = np.concatenate(
         (
-            p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)],
-            p.travel.start_to_pickup_km[np.ix_(dset, rides)],
+            p.travel.dropoff_to_pickup_km[rides[:, None], rides],
+            p.travel.start_to_pickup_km[dset[:, None], rides],
         )
     )
     shift_end = p.shift_end[dset] + _EPS
@@ -170,9 +183,76 @@ def km_replan(
             shift_end[k] = np.inf  # a shift the input already overran is not judged here
     c_lo, c_hi = int(counts_now.min()), int(counts_now.max())
 
-    # The beam: one row per partial plan.
+    tabs = (earliest, latest, deadline, dur, leg_min, leg_km, shift_end, cap, allowed, now, rest)
+    start = p.shift_start[dset].astype(float)
+    limits = (width, km_w, late_w, ceiling, c_lo, c_hi)
+    # A build from before `beam` existed (a checkout not rebuilt) runs the numpy beam.
+    fast = compiled is not None and hasattr(compiled, "beam")
+    found = (_beam_compiled if fast else _beam)(n, kk, start, tabs, limits)
+    parents, chosen, cnt, work, cost, inc, effort = found
+    if inc < 0:
+        return None, effort  # today's plan fell out of the model (it should not)
+    # Whole operating cost of each complete plan whose counts keep the day's gap (the
+    # fairness phase's verdict stands) and do not raise the squared deviation (counts within
+    # the subset's range, sum of squares not above today's: the total is fixed).
+    others = state.counts[inside < 0]
+    top = np.maximum(cnt.max(axis=1), others.max(initial=-1))
+    bottom = np.minimum(cnt.min(axis=1), others.min(initial=n + 1))
+    ok = (
+        (cnt.min(axis=1) >= c_lo)
+        & ((cnt**2).sum(axis=1) <= int((counts_now**2).sum()))
+        & (top - bottom == state.gap)
+    )
+    outside = state.workload[inside < 0]
+    w_hi = np.maximum(work.max(axis=1), outside.max() if len(outside) else -np.inf)
+    w_lo = np.minimum(work.min(axis=1), outside.min() if len(outside) else np.inf)
+    spread = np.maximum(w_hi - w_lo - objective.spread_band_minutes, 0.0)
+    total = np.where(ok, cost + objective.spread_weight * spread, np.inf)
+    limit = total[inc] - _EPS
+    if worse > 0:  # an annealing step: the best plan but today's, if not `worse` dearer
+        limit = total[inc] + worse
+        total[inc] = np.inf
+    best = int(np.argmin(total))
+    if not total[best] < limit:
+        return None, effort
+    plan = np.empty(n, dtype=np.int64)
+    row = best
+    for i in range(n - 1, -1, -1):
+        plan[i] = chosen[i][row]
+        row = int(parents[i][row])
+    steps = [
+        Step(int(rides[i]), ds[int(now[i])], ds[int(plan[i])])
+        for i in range(n)
+        if plan[i] != now[i]
+    ]
+    return (Move("compound", tuple(steps)) if steps else None), effort
+
+
+_BeamTables = tuple[
+    FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray,
+    IntArray, BoolArray, IntArray, FloatArray,
+]  # fmt: skip
+_BeamOut = tuple[list[IntArray], list[IntArray], IntArray, FloatArray, FloatArray, int, int]
+
+
+def _beam(
+    n: int,
+    kk: int,
+    start: FloatArray,
+    tabs: _BeamTables,
+    limits: tuple[int, float, float, float, int, int],
+) -> _BeamOut:
+    """`km_replan`'s beam over the `n` rides in service order (see the module docstring):
+    per ride, the kept partial plans' parents and drivers, then the last plans' counts,
+    workloads and costs, today's row among them (-1: it fell out) and the work done.
+    `tabs`: per ride its window, deadline (with the validator's epsilon), duration, the legs
+    into it, per driver shift end and ride cap, the allowed (ride, driver) pairs, today's
+    driver per ride and the least km the rides from each on could cost."""
+    earliest, latest, deadline, dur, leg_min, leg_km, shift_end, cap, allowed, now, rest = tabs
+    width, km_w, late_w, ceiling, c_lo, c_hi = limits
+    earliest, latest, deadline, dur = (x.tolist() for x in (earliest, latest, deadline, dur))
     last = (n + np.arange(kk, dtype=np.int64))[None, :]  # each driver's start
-    free = p.shift_start[dset][None, :].astype(float)
+    free = start[None, :]
     cnt = np.zeros((1, kk), dtype=np.int64)
     work = np.zeros((1, kk))
     cost = np.zeros(1)
@@ -191,7 +271,7 @@ def km_replan(
         effort += len(par)
         hit = np.nonzero((par == inc) & (dch == now[i]))[0]
         if len(hit) == 0:
-            return None, effort  # today's plan fell out of the model (it should not)
+            return parents, chosen, cnt, work, cost, -1, effort  # fell out of the model
         pick, km, minutes = pick[par, dch], km[par, dch], minutes[par, dch]
         rows = np.arange(len(par))
         last, free, cnt, work = last[par], free[par], cnt[par], work[par]
@@ -213,36 +293,48 @@ def km_replan(
         last, free, cnt, work, cost = last[keep], free[keep], cnt[keep], work[keep], cost[keep]
         parents.append(par[keep])
         chosen.append(dch[keep])
-    # Whole operating cost of each complete plan whose counts keep the day's gap (the
-    # fairness phase's verdict stands) and do not raise the squared deviation (counts within
-    # the subset's range, sum of squares not above today's: the total is fixed).
-    others = np.delete(state.counts, ds)
-    top = np.maximum(cnt.max(axis=1), others.max(initial=-1))
-    bottom = np.minimum(cnt.min(axis=1), others.min(initial=n + 1))
-    ok = (
-        (cnt.min(axis=1) >= c_lo)
-        & ((cnt**2).sum(axis=1) <= int((counts_now**2).sum()))
-        & (top - bottom == state.gap)
+    return parents, chosen, cnt, work, cost, inc, effort
+
+
+def _beam_compiled(
+    n: int,
+    kk: int,
+    start: FloatArray,
+    tabs: _BeamTables,
+    limits: tuple[int, float, float, float, int, int],
+) -> _BeamOut:
+    """`_beam` by `_kernels.beam` (the same arithmetic, choices and order)."""
+    assert compiled is not None
+    earliest, latest, deadline, dur, leg_min, leg_km, shift_end, cap, allowed, now, rest = tabs
+    width, km_w, late_w, ceiling, c_lo, c_hi = limits
+    parents = np.empty((n, width), dtype=np.int64)
+    chosen = np.empty((n, width), dtype=np.int64)
+    rows = np.empty(n, dtype=np.int64)
+    cnt = np.empty((width, kk), dtype=np.int64)
+    work = np.empty((width, kk))
+    cost = np.empty(width)
+    c = np.ascontiguousarray
+    kept, inc, effort = compiled.beam(
+        n, kk, width, float(km_w), float(late_w), float(ceiling), c_lo, c_hi,
+        c(leg_min, dtype=np.float64), c(leg_km, dtype=np.float64),
+        c(earliest, dtype=np.float64), c(latest, dtype=np.float64),
+        c(deadline, dtype=np.float64), c(dur, dtype=np.float64), c(start, dtype=np.float64),
+        c(shift_end, dtype=np.float64), c(cap, dtype=np.int64), c(allowed, dtype=np.bool_),
+        c(now, dtype=np.int64), c(rest, dtype=np.float64),
+        parents, chosen, rows, cnt, work, cost,
+    )  # fmt: skip
+    if kept < 0:
+        return [], [], cnt[:0], work[:0], cost[:0], -1, effort
+    per = rows.tolist()
+    return (
+        [parents[i, : per[i]] for i in range(n)],
+        [chosen[i, : per[i]] for i in range(n)],
+        cnt[:kept],
+        work[:kept],
+        cost[:kept],
+        inc,
+        effort,
     )
-    outside = np.delete(state.workload, ds)
-    w_hi = np.maximum(work.max(axis=1), outside.max() if len(outside) else -np.inf)
-    w_lo = np.minimum(work.min(axis=1), outside.min() if len(outside) else np.inf)
-    spread = np.maximum(w_hi - w_lo - objective.spread_band_minutes, 0.0)
-    total = np.where(ok, cost + objective.spread_weight * spread, np.inf)
-    best = int(np.argmin(total))
-    if not total[best] < total[inc] - _EPS:
-        return None, effort
-    plan = np.empty(n, dtype=np.int64)
-    row = best
-    for i in range(n - 1, -1, -1):
-        plan[i] = chosen[i][row]
-        row = int(parents[i][row])
-    steps = [
-        Step(int(rides[i]), ds[int(now[i])], ds[int(plan[i])])
-        for i in range(n)
-        if plan[i] != now[i]
-    ]
-    return (Move("compound", tuple(steps)) if steps else None), effort
 
 
 def _best_per_key(
@@ -277,7 +369,7 @@ def km_bound(state: SearchState, drivers: tuple[int, ...], objective: Objective)
         return 0.0
     rides = rides[np.argsort(p.order[rides], kind="stable")]
     dset = np.array(ds, dtype=np.int64)
-    allowed = state.solo[np.ix_(rides, dset)] & ~p.locked[rides][:, None]
+    allowed = state.solo[rides[:, None], dset] & ~p.locked[rides][:, None]
     allowed |= state.assignment[rides][:, None] == dset[None, :]
     least = _least_incoming(state, rides, dset, allowed)
     today = sum(float(state.deadhead[d]) for d in ds)
@@ -293,13 +385,13 @@ def _least_incoming(
     could still reach it in time and shares a driver that may take both."""
     p = state.problem
     n = len(rides)
-    start = np.where(allowed.T, p.travel.start_to_pickup_km[np.ix_(dset, rides)], np.inf)
+    start = np.where(allowed.T, p.travel.start_to_pickup_km[dset[:, None], rides], np.inf)
     # i may precede j: from i's earliest drop-off, j's pickup before its deadline.
     free_at = p.earliest[rides] + duration(p, rides)
-    arrive = free_at[:, None] + p.travel.dropoff_to_pickup[np.ix_(rides, rides)]
+    arrive = free_at[:, None] + p.travel.dropoff_to_pickup[rides[:, None], rides]
     reach = arrive <= state.deadline[rides][None, :] + _EPS
-    reach &= np.triu(np.ones((n, n), dtype=bool), 1)
+    reach &= np.arange(n)[:, None] < np.arange(n)[None, :]  # i before j in service order
     reach &= (allowed.astype(np.int64) @ allowed.T.astype(np.int64)) > 0
-    legs = np.where(reach, p.travel.dropoff_to_pickup_km[np.ix_(rides, rides)], np.inf)
+    legs = np.where(reach, p.travel.dropoff_to_pickup_km[rides[:, None], rides], np.inf)
     least: FloatArray = np.minimum(start.min(axis=0), legs.min(axis=0))
     return least

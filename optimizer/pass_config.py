@@ -129,6 +129,34 @@ class PassConfig:
     km_replan_max_bookings: int = 150
     """Days with more assigned bookings skip them too: the pass's 300 ms target at 300x40
     leaves them no room (the deadhead target is for days up to 100x13)."""
+    rr_iterations: int = 4000
+    """When the cost phase's moves and km re-plans are stuck, at most this many rounds of
+    ruin and recreate (`optimizer.ruin_recreate`) on days of `rr_min_bookings` ..
+    `km_replan_max_bookings` assigned bookings and `rr_min_drivers` drivers or more (0:
+    never) ..."""
+    rr_work: float = 1_000_000.0
+    """... and at most this much beam work in all (`km_replan_work`'s units): a
+    deterministic budget (0: never; `DISPATCH_RL_RUIN_RECREATE_WORK`), about 200 ms of one
+    core with the compiled beam (held-out 100x13, 10 days per kind and policy: deadhead
+    -5.4 to -10.2 %, generated days' lateness 12-13 -> 1-2 min; `bench/ruin_recreate.py`)."""
+    rr_min_bookings: int = 50
+    """Days with fewer assigned bookings skip ruin and recreate ..."""
+    rr_min_drivers: int = 10
+    """... and so do fleets under this many drivers: there the km re-plans' subsets of 3-5
+    drivers cover much of the fleet and come close to the minimum (the +10 % target is met
+    up to 60x8), and the phase's ~200 ms would multiply the pass's time for little
+    (held-out 60x8, 4 days per kind, with it: deadhead -0.1 to -4 %, the generated days'
+    pass 40 -> 250 ms). Patient 100x13 days often have only 70-80 bookings assigned."""
+    rr_sizes: tuple[int, ...] = (3, 4)
+    """How many drivers one ruin takes the rides of (one of these, at random)."""
+    rr_width: int = 48
+    """Partial plans the recreate's beam keeps per ride (`km_repair.km_replan`)."""
+    rr_temperature: tuple[float, float] = (5.0, 0.2)
+    """Annealing temperature at the first and the last round, in km of operating cost: a
+    round may replace the working plan with a dearer one (by up to an exponential draw of
+    this mean; 0: only cheaper plans)."""
+    rr_seed: int = 0
+    """Seed of the phase's random numbers (the same seed, the same plan)."""
     stop_at_target: bool = True
     """Stop once the ride-count gap is at its floor (0 or 1): fairness cannot improve."""
     polish_steps: int = 0
@@ -166,6 +194,17 @@ class PassConfig:
     def big_cost_day(self, n_bookings: int) -> bool:
         """Days whose cost phase has no km re-plans (`km_replan_max_bookings`)."""
         return n_bookings > self.km_replan_max_bookings
+
+    def rr_budget(self, n_bookings: int, n_drivers: int) -> int:
+        """Rounds of ruin and recreate for a day of `n_bookings` assigned bookings and
+        `n_drivers` drivers."""
+        if not self.rr_min_bookings <= n_bookings <= self.km_replan_max_bookings:
+            return 0
+        if n_drivers < self.rr_min_drivers:
+            return 0
+        if self.rr_work <= 0:
+            return 0
+        return max(self.rr_iterations, 0)
 
     def km_work(self, n_bookings: int) -> float:
         """The km re-plans' budget for a day of `n_bookings` assigned bookings (0 outside

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     """Work budget per booking of the cost phase's km re-plans of driver subsets
     (`PassConfig.km_replan_work`; 0: off, the pass is then several times cheaper on days of
     25-150 bookings and leaves more empty km)."""
+    ruin_recreate_work: float = Field(default=1_000_000.0, ge=0.0)
+    """Beam work of the cost phase's ruin and recreate on days of 50-150 bookings and 10+ drivers
+    (`PassConfig.rr_work`, about 200 ms of one core; 0: off, and those days keep 5-11 % more
+    empty km)."""
     polish_steps: int = Field(default=0, ge=0)
     """Once the ride counts are as even as they can be, up to this many more steps that
     even out workload minutes (then deadhead, lateness) without changing any count. Measured
@@ -309,6 +313,7 @@ class Settings(BaseSettings):
                 lookahead_depth=self.lookahead_depth,
                 cost_phase=self.cost_phase,
                 km_replan_work=self.km_replan_work,
+                rr_work=self.ruin_recreate_work,
                 time_limit_s=self.max_pass_seconds,
                 polish_steps=self.polish_steps,
                 objective=Objective(

@@ -296,3 +296,33 @@ def test_health_says_which_loops_serve(tmp_path: Path) -> None:
     from optimizer.serving import default_provider
 
     assert default_provider(tmp_path).status()["pass_loops"] == describe()  # type: ignore[attr-defined]
+
+
+@needs_kernels
+def test_the_km_beam_equals_the_numpy_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`km_repair.km_replan` with `_kernels.beam` and with its numpy beam: the same move and
+    work, for pairs, triples and fives, narrow and wide beams, improving and annealing
+    rounds, on generated and patient days (where moves exist and where none do)."""
+    import optimizer.km_repair as km_module
+    from optimizer.objective import Objective
+    from optimizer.patient_transport import PATIENT_RULES, patient_day
+    from optimizer.problem import Problem
+
+    days = [(d.problem, d.assignment) for d in generated_days([(40, 6), (60, 8)], range(90, 92))]
+    days += [Problem.from_event(patient_day(60, 8, s), rules=PATIENT_RULES) for s in (5, 6)]
+    objective = Objective()
+    moves = 0
+    for problem, upstream in days:
+        local = run_pass(problem, upstream, GreedyPolicy(), PassConfig(rr_iterations=0))
+        state = SearchState(problem, local.assignment, SearchState(problem, upstream).deadline)
+        subsets = km_module.km_subsets(state, 2)[:4] + km_module.km_subsets(state, 3)[:3]
+        subsets += km_module.km_subsets(state, 5)[:2]
+        for drivers in subsets:
+            for width, worse in ((8, 0.0), (48, 0.0), (96, 0.0), (48, 3.0)):
+                fast = km_module.km_replan(state, drivers, objective, width, 0.5, worse)
+                with monkeypatch.context() as m:
+                    m.setattr(km_module, "compiled", None)
+                    slow = km_module.km_replan(state, drivers, objective, width, 0.5, worse)
+                assert fast == slow, (drivers, width, worse)
+                moves += fast[0] is not None
+    assert moves > 0
