@@ -30,6 +30,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from optimizer.exchange import balanced_exchanges, partner_pairs
+from optimizer.km_repair import (
+    BOUND_COST,
+    REPLAN_COST,
+    km_bound,
+    km_replan,
+    km_subsets,
+    pair_promise,
+)
 from optimizer.moves import SWAP, Candidates, Move, Step
 from optimizer.problem import BoolArray, FloatArray, IntArray
 from optimizer.ruin_recreate import ruin_recreate
@@ -263,15 +271,6 @@ def _km_round(
     """Re-plan driver subsets for km (`optimizer.km_repair`) until the validator accepts one
     (1) or the subsets or `budget` run out (0). `tried`: each subset's routes when its
     re-plan last found nothing (the same routes give the same answer: skipped)."""
-    from optimizer.km_repair import (
-        BOUND_COST,
-        REPLAN_COST,
-        km_bound,
-        km_replan,
-        km_subsets,
-        pair_promise,
-    )
-
     if budget[0] <= 0:
         return 0
     state = search.state

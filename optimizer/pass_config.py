@@ -198,13 +198,12 @@ class PassConfig:
     def rr_budget(self, n_bookings: int, n_drivers: int) -> int:
         """Rounds of ruin and recreate for a day of `n_bookings` assigned bookings and
         `n_drivers` drivers."""
-        if not self.rr_min_bookings <= n_bookings <= self.km_replan_max_bookings:
-            return 0
-        if n_drivers < self.rr_min_drivers:
-            return 0
-        if self.rr_work <= 0:
-            return 0
-        return max(self.rr_iterations, 0)
+        runs = (
+            self.rr_min_bookings <= n_bookings <= self.km_replan_max_bookings
+            and n_drivers >= self.rr_min_drivers
+            and self.rr_work > 0
+        )
+        return max(self.rr_iterations, 0) if runs else 0
 
     def km_work(self, n_bookings: int) -> float:
         """The km re-plans' budget for a day of `n_bookings` assigned bookings (0 outside

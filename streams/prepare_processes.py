@@ -135,8 +135,9 @@ class PrepareProcesses:
         self._children: set[PrepareChild] = set()
         self._respawning: set[asyncio.Task[None]] = set()
         # The load: how long batches waited for a child since `_window_start`.
-        self._window_start = time.monotonic()
-        self._window_cpu = _host_cpu()
+        # (reset by `start`, before any batch)
+        self._window_start = 0.0
+        self._window_cpu: tuple[int, int] | None = None
         self._waited = 0.0
         self._idle_since: dict[PrepareChild, float] = {}
         self._shrink_timer: asyncio.TimerHandle | None = None
