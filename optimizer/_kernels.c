@@ -6,6 +6,7 @@
  *   grid(...)           `RouteArrays._grid` (insertion of every booking into every route)
  *   forward_slack(...)  `RouteArrays._forward_slack_small`
  *   beam(...)           `km_repair._beam` (the km re-plan's beam search)
+ *   replan(...)         `km_repair.km_replan` and `km_bound` whole (set-up, beam, choice)
  * Build: `python setup.py build_ext --inplace` (pip install builds it; a failed build is not an
  * error: the extension is optional). Compiled with -ffp-contract=off: no fused multiply-adds,
  * which would round differently from numpy.
@@ -817,46 +818,21 @@ static uint64_t beam_hash(const int64_t *last, const int64_t *cnt, Py_ssize_t kk
     return h;
 }
 
-static PyObject *beam(PyObject *self, PyObject *args) {
-    Py_ssize_t n, kk, width, c_lo, c_hi;
-    double km_w, late_w, ceiling;
-    Py_buffer bk[12], out[6];
-    PyObject *result = NULL;
+/* The beam's loop on raw arrays (see `beam` below); 0, or -1 when out of memory. */
+static int beam_core(Py_ssize_t n, Py_ssize_t kk, Py_ssize_t width, double km_w, double late_w,
+                     double ceiling, Py_ssize_t c_lo, Py_ssize_t c_hi, const double *leg_min,
+                     const double *leg_km, const double *earliest, const double *latest,
+                     const double *deadline, const double *dur, const double *shift_start,
+                     const double *shift_end, const int64_t *cap, const uint8_t *allowed,
+                     const int64_t *now, const double *rest, int64_t *parents, int64_t *chosen,
+                     int64_t *rows_out, int64_t *out_cnt, double *out_work, double *out_cost,
+                     Py_ssize_t *kept_out, Py_ssize_t *inc_out, Py_ssize_t *effort_out) {
+    int status = -1;
     int64_t *last = NULL, *cnt = NULL, *c_last = NULL, *c_cnt = NULL, *c_par = NULL;
     int64_t *c_dch = NULL, *table = NULL;
     double *fre = NULL, *work = NULL, *cost = NULL, *c_free = NULL, *c_work = NULL;
     double *c_cost = NULL;
     Py_ssize_t *keep = NULL, *order = NULL;
-    memset(bk, 0, sizeof(bk));
-    memset(out, 0, sizeof(out));
-    if (!PyArg_ParseTuple(args, "nnndddnny*y*y*y*y*y*y*y*y*y*y*y*w*w*w*w*w*w*", &n, &kk,
-                          &width, &km_w, &late_w, &ceiling, &c_lo, &c_hi, &bk[0], &bk[1],
-                          &bk[2], &bk[3], &bk[4], &bk[5], &bk[6], &bk[7], &bk[8], &bk[9],
-                          &bk[10], &bk[11], &out[0], &out[1], &out[2], &out[3],
-                          &out[4], &out[5]))
-        return NULL;
-    if (n < 1 || kk < 1 || width < 1 || check_len(&bk[0], (n + kk) * n, 8, "leg_min") ||
-        check_len(&bk[1], (n + kk) * n, 8, "leg_km") || check_len(&bk[2], n, 8, "earliest") ||
-        check_len(&bk[3], n, 8, "latest") || check_len(&bk[4], n, 8, "deadline") ||
-        check_len(&bk[5], n, 8, "duration") || check_len(&bk[6], kk, 8, "shift_start") ||
-        check_len(&bk[7], kk, 8, "shift_end") || check_len(&bk[8], kk, 8, "cap") ||
-        check_len(&bk[9], n * kk, 1, "allowed") || check_len(&bk[10], n, 8, "now") ||
-        check_len(&bk[11], n + 1, 8, "rest") || check_len(&out[0], n * width, 8, "parents") ||
-        check_len(&out[1], n * width, 8, "chosen") || check_len(&out[2], n, 8, "rows") ||
-        check_len(&out[3], width * kk, 8, "out_cnt") ||
-        check_len(&out[4], width * kk, 8, "out_work") ||
-        check_len(&out[5], width, 8, "out_cost")) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "beam: empty sizes");
-        goto done;
-    }
-    const double *leg_min = bk[0].buf, *leg_km = bk[1].buf, *earliest = bk[2].buf;
-    const double *latest = bk[3].buf, *deadline = bk[4].buf, *dur = bk[5].buf;
-    const double *shift_start = bk[6].buf, *shift_end = bk[7].buf;
-    const int64_t *cap = bk[8].buf, *now = bk[10].buf;
-    const uint8_t *allowed = bk[9].buf;
-    const double *rest = bk[11].buf;
-    int64_t *parents = out[0].buf, *chosen = out[1].buf, *rows_out = out[2].buf;
     Py_ssize_t cmax = width * kk, tsize = 1;
     while (tsize < 2 * cmax)
         tsize <<= 1;
@@ -876,10 +852,9 @@ static PyObject *beam(PyObject *self, PyObject *args) {
     order = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cmax);
     table = PyMem_Malloc(sizeof(int64_t) * (size_t)tsize);
     if (!last || !cnt || !fre || !work || !cost || !c_last || !c_cnt || !c_free || !c_work ||
-        !c_cost || !c_par || !c_dch || !keep || !order || !table) {
-        PyErr_NoMemory();
+        !c_cost || !c_par || !c_dch || !keep || !order || !table)
         goto done;
-    }
+    status = 0;
     Py_ssize_t nrows = 1, inc = 0, effort = 0;
     for (Py_ssize_t j = 0; j < kk; j++) {
         last[j] = n + j;
@@ -919,7 +894,9 @@ static PyObject *beam(PyObject *self, PyObject *args) {
         }
         effort += nc;
         if (hit < 0) {
-            result = Py_BuildValue("nnn", (Py_ssize_t)-1, (Py_ssize_t)0, effort);
+            *kept_out = -1;
+            *inc_out = 0;
+            *effort_out = effort;
             goto done;
         }
         Py_ssize_t left = n - i - 1, nk = 0;
@@ -988,10 +965,12 @@ static PyObject *beam(PyObject *self, PyObject *args) {
         rows_out[i] = npick;
         nrows = npick;
     }
-    memcpy(out[3].buf, cnt, sizeof(int64_t) * (size_t)(nrows * kk));
-    memcpy(out[4].buf, work, sizeof(double) * (size_t)(nrows * kk));
-    memcpy(out[5].buf, cost, sizeof(double) * (size_t)nrows);
-    result = Py_BuildValue("nnn", nrows, inc, effort);
+    memcpy(out_cnt, cnt, sizeof(int64_t) * (size_t)(nrows * kk));
+    memcpy(out_work, work, sizeof(double) * (size_t)(nrows * kk));
+    memcpy(out_cost, cost, sizeof(double) * (size_t)nrows);
+    *kept_out = nrows;
+    *inc_out = inc;
+    *effort_out = effort;
 done:
     PyMem_Free(last);
     PyMem_Free(cnt);
@@ -1008,6 +987,47 @@ done:
     PyMem_Free(keep);
     PyMem_Free(order);
     PyMem_Free(table);
+    return status;
+}
+
+static PyObject *beam(PyObject *self, PyObject *args) {
+    Py_ssize_t n, kk, width, c_lo, c_hi;
+    double km_w, late_w, ceiling;
+    Py_buffer bk[12], out[6];
+    PyObject *result = NULL;
+    memset(bk, 0, sizeof(bk));
+    memset(out, 0, sizeof(out));
+    if (!PyArg_ParseTuple(args, "nnndddnny*y*y*y*y*y*y*y*y*y*y*y*w*w*w*w*w*w*", &n, &kk,
+                          &width, &km_w, &late_w, &ceiling, &c_lo, &c_hi, &bk[0], &bk[1],
+                          &bk[2], &bk[3], &bk[4], &bk[5], &bk[6], &bk[7], &bk[8], &bk[9],
+                          &bk[10], &bk[11], &out[0], &out[1], &out[2], &out[3],
+                          &out[4], &out[5]))
+        return NULL;
+    if (n < 1 || kk < 1 || width < 1 || check_len(&bk[0], (n + kk) * n, 8, "leg_min") ||
+        check_len(&bk[1], (n + kk) * n, 8, "leg_km") || check_len(&bk[2], n, 8, "earliest") ||
+        check_len(&bk[3], n, 8, "latest") || check_len(&bk[4], n, 8, "deadline") ||
+        check_len(&bk[5], n, 8, "duration") || check_len(&bk[6], kk, 8, "shift_start") ||
+        check_len(&bk[7], kk, 8, "shift_end") || check_len(&bk[8], kk, 8, "cap") ||
+        check_len(&bk[9], n * kk, 1, "allowed") || check_len(&bk[10], n, 8, "now") ||
+        check_len(&bk[11], n + 1, 8, "rest") || check_len(&out[0], n * width, 8, "parents") ||
+        check_len(&out[1], n * width, 8, "chosen") || check_len(&out[2], n, 8, "rows") ||
+        check_len(&out[3], width * kk, 8, "out_cnt") ||
+        check_len(&out[4], width * kk, 8, "out_work") ||
+        check_len(&out[5], width, 8, "out_cost")) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "beam: empty sizes");
+        goto done;
+    }
+    Py_ssize_t kept, inc, effort;
+    if (beam_core(n, kk, width, km_w, late_w, ceiling, c_lo, c_hi, bk[0].buf, bk[1].buf,
+                  bk[2].buf, bk[3].buf, bk[4].buf, bk[5].buf, bk[6].buf, bk[7].buf, bk[8].buf,
+                  bk[9].buf, bk[10].buf, bk[11].buf, out[0].buf, out[1].buf, out[2].buf,
+                  out[3].buf, out[4].buf, out[5].buf, &kept, &inc, &effort) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_BuildValue("nnn", kept, inc, effort);
+done:
     for (int j = 0; j < 12; j++)
         if (bk[j].obj != NULL)
             PyBuffer_Release(&bk[j]);
@@ -1017,8 +1037,335 @@ done:
     return result;
 }
 
+/* replan(mode, kk, width, km_w, late_w, spread_w, band, min_saving, worse, gap, drivers,
+ *        by_order, assignment, locked, solo, earliest, latest, duration, deadline, drop_min,
+ *        drop_km, start_min, start_km, shift_start, shift_end, max_rides, overran, counts,
+ *        workload, deadhead, lateness)
+ * mode 0: `km_repair.km_bound`'s float; mode 1: `km_repair.km_replan`'s decision as
+ * (effort, steps or None), steps a tuple of (booking, from driver, to driver) in service order.
+ * The whole re-plan on the problem's own arrays: the subset's rides in service order, the
+ * allowed pairs, `_least_incoming`, the beam (`beam_core`) and the choice among its last plans,
+ * each sum in numpy's order. drivers: kk int64 (the subset, as the caller orders it); by_order:
+ * N int64 (bookings by service rank); assignment: N int64; locked: N bool; solo: N * K bool;
+ * earliest, latest, duration, deadline: N float64; drop_min, drop_km: N * N float64;
+ * start_min, start_km: K * N float64; shift_start, shift_end: K float64; max_rides: K int64;
+ * overran: kk bool (the input already broke that driver's shift); counts: K int64; workload,
+ * deadhead, lateness: K float64. */
+static PyObject *replan(PyObject *self, PyObject *args) {
+    int mode;
+    Py_ssize_t kk, width, gap;
+    double km_w, late_w, spread_w, band, min_saving, worse;
+    Py_buffer bk[21];
+    PyObject *result = NULL;
+    Py_ssize_t *inside = NULL;
+    int64_t *rides = NULL, *now = NULL, *cap = NULL, *cnow = NULL, *parents = NULL;
+    int64_t *chosen = NULL, *rows = NULL, *out_cnt = NULL, *plan = NULL;
+    uint8_t *allowed = NULL;
+    double *least = NULL, *rest = NULL, *e = NULL, *l = NULL, *dl = NULL, *du = NULL;
+    double *leg_min = NULL, *leg_km = NULL, *st = NULL, *sh_end = NULL, *out_work = NULL;
+    double *out_cost = NULL, *total = NULL, *tmp = NULL;
+    memset(bk, 0, sizeof(bk));
+    if (!PyArg_ParseTuple(args, "innddddddny*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*", &mode,
+                          &kk, &width, &km_w, &late_w, &spread_w, &band, &min_saving, &worse,
+                          &gap, &bk[0], &bk[1], &bk[2], &bk[3], &bk[4], &bk[5], &bk[6], &bk[7],
+                          &bk[8], &bk[9], &bk[10], &bk[11], &bk[12], &bk[13], &bk[14], &bk[15],
+                          &bk[16], &bk[17], &bk[18], &bk[19], &bk[20]))
+        return NULL;
+    Py_ssize_t N = bk[1].len / 8, K = bk[13].len / 8;
+    if (N < 1 || K < 1 || kk < 1 || kk > K || width < 1 || check_len(&bk[0], kk, 8, "drivers") ||
+        check_len(&bk[2], N, 8, "assignment") || check_len(&bk[3], N, 1, "locked") ||
+        check_len(&bk[4], N * K, 1, "solo") || check_len(&bk[5], N, 8, "earliest") ||
+        check_len(&bk[6], N, 8, "latest") || check_len(&bk[7], N, 8, "duration") ||
+        check_len(&bk[8], N, 8, "deadline") || check_len(&bk[9], N * N, 8, "drop_min") ||
+        check_len(&bk[10], N * N, 8, "drop_km") || check_len(&bk[11], K * N, 8, "start_min") ||
+        check_len(&bk[12], K * N, 8, "start_km") || check_len(&bk[14], K, 8, "shift_end") ||
+        check_len(&bk[15], K, 8, "max_rides") || check_len(&bk[16], kk, 1, "overran") ||
+        check_len(&bk[17], K, 8, "counts") || check_len(&bk[18], K, 8, "workload") ||
+        check_len(&bk[19], K, 8, "deadhead") || check_len(&bk[20], K, 8, "lateness")) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "replan: bad sizes");
+        goto done;
+    }
+    const int64_t *ds = bk[0].buf, *by_order = bk[1].buf, *assign = bk[2].buf;
+    const uint8_t *locked = bk[3].buf, *solo = bk[4].buf, *overran = bk[16].buf;
+    const double *E = bk[5].buf, *L = bk[6].buf, *D = bk[7].buf, *DL = bk[8].buf;
+    const double *dmin = bk[9].buf, *dkm = bk[10].buf, *smin = bk[11].buf, *skm = bk[12].buf;
+    const double *sstart = bk[13].buf, *send = bk[14].buf;
+    const int64_t *maxr = bk[15].buf, *counts = bk[17].buf;
+    const double *wl = bk[18].buf, *dh = bk[19].buf, *lt = bk[20].buf;
+    const double eps = 1e-6;
+    inside = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)K);
+    rides = PyMem_Malloc(sizeof(int64_t) * (size_t)N);
+    now = PyMem_Malloc(sizeof(int64_t) * (size_t)N);
+    if (!inside || !rides || !now) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t d = 0; d < K; d++)
+        inside[d] = -1;
+    for (Py_ssize_t k = 0; k < kk; k++) {
+        if (ds[k] < 0 || ds[k] >= K || inside[ds[k]] >= 0) {
+            PyErr_SetString(PyExc_ValueError, "replan: bad drivers");
+            goto done;
+        }
+        inside[ds[k]] = k;
+    }
+    Py_ssize_t n = 0;
+    for (Py_ssize_t t = 0; t < N; t++) {
+        int64_t b = by_order[t];
+        if (b < 0 || b >= N) {
+            PyErr_SetString(PyExc_ValueError, "replan: bad by_order");
+            goto done;
+        }
+        int64_t a = assign[b];
+        if (a >= 0 && a < K && inside[a] >= 0) {
+            rides[n] = b;
+            now[n] = inside[a];
+            n++;
+        }
+    }
+    if (n < 2) {
+        result = mode == 0 ? PyFloat_FromDouble(0.0) : Py_BuildValue("nO", (Py_ssize_t)0, Py_None);
+        goto done;
+    }
+    allowed = PyMem_Malloc((size_t)(n * kk));
+    least = PyMem_Malloc(sizeof(double) * (size_t)n);
+    tmp = PyMem_Malloc(sizeof(double) * (size_t)(n > kk ? n : kk));
+    if (!allowed || !least || !tmp) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t n_allowed = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        for (Py_ssize_t k = 0; k < kk; k++)
+            allowed[i * kk + k] = solo[rides[i] * K + ds[k]] && !locked[rides[i]];
+        allowed[i * kk + now[i]] = 1;
+        for (Py_ssize_t k = 0; k < kk; k++)
+            n_allowed += allowed[i * kk + k];
+    }
+    if (mode == 1 && n_allowed == n) {
+        result = Py_BuildValue("nO", (Py_ssize_t)0, Py_None);
+        goto done;
+    }
+    /* `_least_incoming` */
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int64_t rj = rides[j];
+        double best = INFINITY, lim = DL[rj] + eps;
+        for (Py_ssize_t k = 0; k < kk; k++)
+            if (allowed[j * kk + k] && skm[ds[k] * N + rj] < best)
+                best = skm[ds[k] * N + rj];
+        for (Py_ssize_t i = 0; i < j; i++) {
+            int64_t ri = rides[i];
+            int shared = 0;
+            for (Py_ssize_t k = 0; k < kk && !shared; k++)
+                shared = allowed[i * kk + k] && allowed[j * kk + k];
+            if (shared && (E[ri] + D[ri]) + dmin[ri * N + rj] <= lim && dkm[ri * N + rj] < best)
+                best = dkm[ri * N + rj];
+        }
+        least[j] = best;
+    }
+    if (mode == 0) { /* `km_bound` */
+        double today = 0.0, late = 0.0;
+        for (Py_ssize_t k = 0; k < kk; k++)
+            today += dh[ds[k]];
+        for (Py_ssize_t k = 0; k < kk; k++)
+            late += lt[ds[k]];
+        result = PyFloat_FromDouble(km_w * (today - pairwise_sum(least, n)) + late_w * late);
+        goto done;
+    }
+    rest = PyMem_Malloc(sizeof(double) * (size_t)(n + 1));
+    e = PyMem_Malloc(sizeof(double) * (size_t)n);
+    l = PyMem_Malloc(sizeof(double) * (size_t)n);
+    dl = PyMem_Malloc(sizeof(double) * (size_t)n);
+    du = PyMem_Malloc(sizeof(double) * (size_t)n);
+    leg_min = PyMem_Malloc(sizeof(double) * (size_t)((n + kk) * n));
+    leg_km = PyMem_Malloc(sizeof(double) * (size_t)((n + kk) * n));
+    st = PyMem_Malloc(sizeof(double) * (size_t)kk);
+    sh_end = PyMem_Malloc(sizeof(double) * (size_t)kk);
+    cap = PyMem_Malloc(sizeof(int64_t) * (size_t)kk);
+    cnow = PyMem_Malloc(sizeof(int64_t) * (size_t)kk);
+    parents = PyMem_Malloc(sizeof(int64_t) * (size_t)(n * width));
+    chosen = PyMem_Malloc(sizeof(int64_t) * (size_t)(n * width));
+    rows = PyMem_Malloc(sizeof(int64_t) * (size_t)n);
+    out_cnt = PyMem_Malloc(sizeof(int64_t) * (size_t)(width * kk));
+    out_work = PyMem_Malloc(sizeof(double) * (size_t)(width * kk));
+    out_cost = PyMem_Malloc(sizeof(double) * (size_t)width);
+    total = PyMem_Malloc(sizeof(double) * (size_t)width);
+    plan = PyMem_Malloc(sizeof(int64_t) * (size_t)n);
+    if (!rest || !e || !l || !dl || !du || !leg_min || !leg_km || !st || !sh_end || !cap ||
+        !cnow || !parents || !chosen || !rows || !out_cnt || !out_work || !out_cost || !total ||
+        !plan) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double s = 0.0; /* the km the rides from i on could cost at least (a reversed cumsum) */
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        s += least[i];
+        rest[i] = km_w * s;
+    }
+    rest[n] = km_w * 0.0;
+    for (Py_ssize_t k = 0; k < kk; k++)
+        tmp[k] = dh[ds[k]];
+    double today = km_w * pairwise_sum(tmp, kk);
+    for (Py_ssize_t k = 0; k < kk; k++)
+        tmp[k] = lt[ds[k]];
+    today = today + late_w * pairwise_sum(tmp, kk);
+    double ceiling = today - min_saving + (0.0 > worse ? 0.0 : worse) + 1e-9;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t r = rides[i];
+        e[i] = E[r];
+        l[i] = L[r];
+        dl[i] = DL[r] + eps;
+        du[i] = D[r];
+        for (Py_ssize_t a = 0; a < n; a++) {
+            leg_min[a * n + i] = dmin[rides[a] * N + r];
+            leg_km[a * n + i] = dkm[rides[a] * N + r];
+        }
+        for (Py_ssize_t k = 0; k < kk; k++) {
+            leg_min[(n + k) * n + i] = smin[ds[k] * N + r];
+            leg_km[(n + k) * n + i] = skm[ds[k] * N + r];
+        }
+    }
+    for (Py_ssize_t k = 0; k < kk; k++)
+        cnow[k] = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        cnow[now[i]]++;
+    int64_t c_lo = cnow[0], c_hi = cnow[0], ssq_now = 0;
+    for (Py_ssize_t k = 0; k < kk; k++) {
+        st[k] = sstart[ds[k]];
+        sh_end[k] = overran[k] ? INFINITY : send[ds[k]] + eps;
+        cap[k] = maxr[ds[k]];
+        if (cap[k] < 0 || cnow[k] > cap[k])
+            cap[k] = n;
+        if (cnow[k] < c_lo)
+            c_lo = cnow[k];
+        if (cnow[k] > c_hi)
+            c_hi = cnow[k];
+        ssq_now += cnow[k] * cnow[k];
+    }
+    Py_ssize_t kept, inc, effort;
+    if (beam_core(n, kk, width, km_w, late_w, ceiling, c_lo, c_hi, leg_min, leg_km, e, l, dl,
+                  du, st, sh_end, cap, allowed, now, rest, parents, chosen, rows, out_cnt,
+                  out_work, out_cost, &kept, &inc, &effort) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (kept < 0) {
+        result = Py_BuildValue("nO", effort, Py_None);
+        goto done;
+    }
+    /* The whole operating cost of each last plan that keeps the gap and the squared
+     * deviation (see `km_replan`). */
+    int64_t oth_max = -1, oth_min = n + 1;
+    double wo_max = -INFINITY, wo_min = INFINITY;
+    for (Py_ssize_t d = 0; d < K; d++) {
+        if (inside[d] >= 0)
+            continue;
+        if (counts[d] > oth_max)
+            oth_max = counts[d];
+        if (counts[d] < oth_min)
+            oth_min = counts[d];
+        if (wl[d] > wo_max)
+            wo_max = wl[d];
+        if (wl[d] < wo_min)
+            wo_min = wl[d];
+    }
+    for (Py_ssize_t r = 0; r < kept; r++) {
+        const int64_t *cr = out_cnt + r * kk;
+        const double *wr = out_work + r * kk;
+        int64_t cmn = cr[0], cmx = cr[0], ssq = 0;
+        double wmx = wr[0], wmn = wr[0];
+        for (Py_ssize_t k = 0; k < kk; k++) {
+            if (cr[k] < cmn)
+                cmn = cr[k];
+            if (cr[k] > cmx)
+                cmx = cr[k];
+            ssq += cr[k] * cr[k];
+            if (wr[k] > wmx)
+                wmx = wr[k];
+            if (wr[k] < wmn)
+                wmn = wr[k];
+        }
+        int64_t top = cmx > oth_max ? cmx : oth_max, bottom = cmn < oth_min ? cmn : oth_min;
+        int ok = cmn >= c_lo && ssq <= ssq_now && top - bottom == gap;
+        double w_hi = np_max(wmx, wo_max), w_lo = wmn <= wo_min ? wmn : wo_min;
+        double spread = np_max(w_hi - w_lo - band, 0.0);
+        total[r] = ok ? out_cost[r] + spread_w * spread : INFINITY;
+    }
+    double limit = total[inc] - eps;
+    if (worse > 0) { /* an annealing step: the best plan but today's, if not `worse` dearer */
+        limit = total[inc] + worse;
+        total[inc] = INFINITY;
+    }
+    Py_ssize_t best = 0;
+    for (Py_ssize_t r = 1; r < kept; r++)
+        if (total[r] < total[best])
+            best = r;
+    if (!(total[best] < limit)) {
+        result = Py_BuildValue("nO", effort, Py_None);
+        goto done;
+    }
+    Py_ssize_t row = best, moved = 0;
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        plan[i] = chosen[i * width + row];
+        row = (Py_ssize_t)parents[i * width + row];
+        moved += plan[i] != now[i];
+    }
+    if (moved == 0) {
+        result = Py_BuildValue("nO", effort, Py_None);
+        goto done;
+    }
+    PyObject *steps = PyTuple_New(moved);
+    if (steps == NULL)
+        goto done;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (plan[i] == now[i])
+            continue;
+        PyObject *step = Py_BuildValue("LLL", (long long)rides[i], (long long)ds[now[i]],
+                                       (long long)ds[plan[i]]);
+        if (step == NULL) {
+            Py_DECREF(steps);
+            goto done;
+        }
+        PyTuple_SET_ITEM(steps, at++, step);
+    }
+    result = Py_BuildValue("nN", effort, steps);
+done:
+    PyMem_Free(inside);
+    PyMem_Free(rides);
+    PyMem_Free(now);
+    PyMem_Free(allowed);
+    PyMem_Free(least);
+    PyMem_Free(tmp);
+    PyMem_Free(rest);
+    PyMem_Free(e);
+    PyMem_Free(l);
+    PyMem_Free(dl);
+    PyMem_Free(du);
+    PyMem_Free(leg_min);
+    PyMem_Free(leg_km);
+    PyMem_Free(st);
+    PyMem_Free(sh_end);
+    PyMem_Free(cap);
+    PyMem_Free(cnow);
+    PyMem_Free(parents);
+    PyMem_Free(chosen);
+    PyMem_Free(rows);
+    PyMem_Free(out_cnt);
+    PyMem_Free(out_work);
+    PyMem_Free(out_cost);
+    PyMem_Free(total);
+    PyMem_Free(plan);
+    for (int j = 0; j < 21; j++)
+        if (bk[j].obj != NULL)
+            PyBuffer_Release(&bk[j]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"beam", beam, METH_VARARGS, "km_repair.km_replan's beam."},
+    {"replan", replan, METH_VARARGS, "km_repair.km_replan's and km_bound's whole arithmetic."},
     {"flatten", flatten, METH_VARARGS, "RouteArrays.__init__'s flat arrays."},
     {"schedule", schedule, METH_VARARGS, "feasibility.schedule_route's numbers."},
     {"features", features, METH_VARARGS, "dqn.features' candidate rows."},

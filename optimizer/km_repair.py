@@ -17,9 +17,13 @@ At the end, plans that keep the day's gap and do not raise the subset's sum of s
 objective's whole operating cost, workload spread included (`Objective.cost`, the other
 drivers as they are).
 
-Pure numpy (the beam's loop also in `optimizer/_kernels.c`, `_kernels.beam`, the same
-arithmetic and choices, ~5x faster per re-plan): no solver import, the same answer on any
-machine (the effort is the beam width and the number of subsets, not time). The re-plan is
+Pure numpy, and in `optimizer/_kernels.c` with the same arithmetic and choices: the beam's
+loop (`_kernels.beam`) and the whole re-plan and bound (`_kernels.replan`: the set-up on the
+problem's own arrays, the beam and the choice; it serves when built). No solver import, the
+same answer on any machine (the effort is the beam width and the number of subsets, not
+time). Ruin and recreate calls this ~1,000 times a pass: with the set-up in numpy, 75 % of
+its time was Python around the beam (100x13 patient days, cProfile); `replan` took the
+phase from ~175 to ~67 ms of CPU there, with the same decisions. The re-plan is
 a candidate like any other: the validator (`SearchState.trial`) checks it on the whole plan
 and the audit lists its steps.
 """
@@ -31,7 +35,7 @@ import numpy as np
 from optimizer.kernels import compiled
 from optimizer.moves import Move, Step
 from optimizer.objective import Objective
-from optimizer.problem import BoolArray, FloatArray, IntArray
+from optimizer.problem import BoolArray, FloatArray, IntArray, Problem
 from optimizer.ride_model import duration
 from optimizer.search_state import SearchState
 
@@ -136,6 +140,8 @@ def km_replan(
     A partial plan whose km and lateness cost so far plus the least km the rides left could
     cost (`_least_incoming`) is not `min_saving` below today's is dropped: it cannot lead to
     a plan that saves that much on km and lateness."""
+    if compiled is not None and hasattr(compiled, "replan"):
+        return _replan_compiled(state, drivers, objective, width, min_saving, worse)
     p = state.problem
     ds = list(drivers)
     kk = len(ds)
@@ -362,6 +368,9 @@ def km_bound(state: SearchState, drivers: tuple[int, ...], objective: Objective)
     start of a driver that may take it, or from an earlier ride of the subset that could
     still reach it in time, which also may go to a driver that may take both). Every plan
     has one leg into each ride, so no re-plan saves more: below `min_improvement`, skip."""
+    if compiled is not None and hasattr(compiled, "replan"):
+        bound: float = compiled.replan(0, *_replan_args(state, drivers, objective, 1, 0.0, 0.0))
+        return bound
     p = state.problem
     ds = list(drivers)
     rides = np.array([b for d in ds for b in state.routes[d]], dtype=np.int64)
@@ -395,3 +404,65 @@ def _least_incoming(
     legs = np.where(reach, p.travel.dropoff_to_pickup_km[rides[:, None], rides], np.inf)
     least: FloatArray = np.minimum(start.min(axis=0), legs.min(axis=0))
     return least
+
+
+def _replan_compiled(
+    state: SearchState,
+    drivers: tuple[int, ...],
+    objective: Objective,
+    width: int,
+    min_saving: float,
+    worse: float,
+) -> tuple[Move | None, int]:
+    """`km_replan` whole in `_kernels.replan` (set-up, beam and choice: the same arithmetic,
+    choices and order as the numpy code above, on the problem's own arrays)."""
+    assert compiled is not None
+    effort, steps = compiled.replan(
+        1, *_replan_args(state, drivers, objective, width, min_saving, worse)
+    )
+    if steps is None:
+        return None, effort
+    return Move("compound", tuple(Step(b, a, c) for b, a, c in steps)), effort
+
+
+def _replan_args(
+    state: SearchState,
+    drivers: tuple[int, ...],
+    objective: Objective,
+    width: int,
+    min_saving: float,
+    worse: float,
+) -> tuple[object, ...]:
+    """`_kernels.replan`'s arguments after its mode (see there)."""
+    p = state.problem
+    t = p.memo("km_replan_arrays", _problem_arrays)
+    c = np.ascontiguousarray
+    overran = np.array(
+        [any(r == "shift" for r, _ in state.schedules[d].violations) for d in drivers],
+        dtype=np.bool_,
+    )
+    return (
+        len(drivers), width, float(objective.km_weight), float(objective.late_weight),
+        float(objective.spread_weight), float(objective.spread_band_minutes),
+        float(min_saving), float(worse), state.gap,
+        np.array(drivers, dtype=np.int64), t[0], c(state.assignment, dtype=np.int64), t[1],
+        c(state.solo, dtype=np.bool_), t[2], t[3], t[4], c(state.deadline, dtype=np.float64),
+        *t[5:], overran, c(state.counts, dtype=np.int64), c(state.workload, dtype=np.float64),
+        c(state.deadhead, dtype=np.float64), c(state.lateness, dtype=np.float64),
+    )  # fmt: skip
+
+
+def _problem_arrays(p: Problem) -> tuple[np.ndarray, ...]:
+    """The problem's arrays `_kernels.replan` reads, contiguous and of its dtypes (kept on the
+    problem: it never changes)."""
+    c = np.ascontiguousarray
+    tr = p.travel
+    return (
+        c(p.service_rank, dtype=np.int64), c(p.locked, dtype=np.bool_),
+        c(p.earliest, dtype=np.float64), c(p.latest, dtype=np.float64),
+        c(duration(p), dtype=np.float64),
+        c(tr.dropoff_to_pickup, dtype=np.float64), c(tr.dropoff_to_pickup_km, dtype=np.float64),
+        c(tr.start_to_pickup, dtype=np.float64), c(tr.start_to_pickup_km, dtype=np.float64),
+        c(p.shift_start, dtype=np.float64), c(p.shift_end, dtype=np.float64),
+        c(p.max_rides, dtype=np.int64),
+    )  # fmt: skip

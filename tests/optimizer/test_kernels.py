@@ -326,3 +326,43 @@ def test_the_km_beam_equals_the_numpy_one(monkeypatch: pytest.MonkeyPatch) -> No
                 assert fast == slow, (drivers, width, worse)
                 moves += fast[0] is not None
     assert moves > 0
+
+
+@needs_kernels
+def test_the_whole_km_replan_and_bound_equal_the_numpy_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_kernels.replan` (set-up, beam and choice in C) against `km_repair`'s numpy code: the
+    same move, work and bound to the last bit, on the working plans of ruin and recreate
+    (100x13 days, random subsets of 2-5 drivers, improving and annealing rounds)."""
+    import optimizer.km_repair as km_module
+    from optimizer.objective import Objective
+    from optimizer.patient_transport import PATIENT_RULES, patient_day
+    from optimizer.problem import Problem
+
+    days = [(d.problem, d.assignment) for d in generated_days([(100, 13)], range(93, 94))]
+    days += [Problem.from_event(patient_day(100, 13, 8), rules=PATIENT_RULES)]
+    objective = Objective()
+    rng = np.random.default_rng(0)
+    moves = 0
+    for problem, upstream in days:
+        state = SearchState(problem, upstream)
+        for _ in range(60):
+            size = int(rng.integers(2, 6))
+            drivers = tuple(sorted(rng.choice(problem.n_drivers, size, replace=False).tolist()))
+            worse = float(rng.choice([0.0, 0.0, 2.5]))
+            width = int(rng.choice([8, 48]))
+            fast = km_module.km_replan(state, drivers, objective, width, 0.5, worse)
+            fast_bound = km_module.km_bound(state, drivers, objective)
+            with monkeypatch.context() as m:
+                m.setattr(km_module, "compiled", None)
+                slow = km_module.km_replan(state, drivers, objective, width, 0.5, worse)
+                slow_bound = km_module.km_bound(state, drivers, objective)
+            assert fast == slow, (drivers, width, worse)
+            assert fast_bound == slow_bound, drivers
+            if fast[0] is not None:
+                moves += 1
+                trial = state.trial(fast[0])
+                if trial.value is not None and trial.violation is None:
+                    state.apply(trial)  # walk on, as the search does
+    assert moves > 0
