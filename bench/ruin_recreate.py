@@ -2,6 +2,8 @@
 
     python bench/ruin_recreate.py                                   # 60x8 and 100x13, 4 days
     python bench/ruin_recreate.py --classes 100x13 --per-class 10 --kinds patient --days
+    python bench/ruin_recreate.py --classes 100x13 --per-class 20 --fresh --rr-work 1e6 \
+        --rr-iterations 4000 --rr-temperature 5,0.2                # another budget, fresh days
 
 On the held-out days of each class and kind (`optimizer.heldout`, the seeds `bench/heldout.py`
 uses) and for each policy (greedy and the shipped DQN), the same pass twice in one run: the
@@ -43,10 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-class", type=int, default=4)
     ap.add_argument("--policies", default="greedy,dqn")
     ap.add_argument("--days", action="store_true", help="print every day too")
+    ap.add_argument("--fresh", action="store_true",
+                    help="fresh days of the same generators (seeds 8,000,000 / 9,000,000 up)")
+    ap.add_argument("--rr-work", type=float, help="the phase's budget (default: PassConfig's)")
+    ap.add_argument("--rr-iterations", type=int, help="its round cap (default: PassConfig's)")
+    ap.add_argument("--rr-temperature", help="HI,LO (default: PassConfig's)")
     args = ap.parse_args(argv)
     wanted = [tuple(int(x) for x in c.split("x")) for c in args.classes]
     # The held-out set's own seeds: a class's seeds depend on its index in SIZE_CLASSES.
-    spec = HeldOutSpec(per_class=args.per_class, classes=SIZE_CLASSES, kinds=tuple(args.kinds))
+    bases = {"generated_base": 8_000_000, "patient_base": 9_000_000} if args.fresh else {}
+    spec = HeldOutSpec(
+        per_class=args.per_class, classes=SIZE_CLASSES, kinds=tuple(args.kinds), **bases
+    )
     tags = [f"{n}x{k}" for n, k in wanted]
     days = [d for d in heldout_days(spec) if any(f"-{t}-" in d.name for t in tags)]
     policies: dict[str, MovePolicy] = {}
@@ -56,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "dqn":
             policies[name] = load_model(DEFAULT_MODEL_DIR, check_quality=False).policy()
     after_cfg = PassConfig()
+    if args.rr_work is not None:
+        after_cfg = replace(after_cfg, rr_work=args.rr_work)
+    if args.rr_iterations is not None:
+        after_cfg = replace(after_cfg, rr_iterations=args.rr_iterations)
+    if args.rr_temperature:
+        hi, lo = (float(x) for x in args.rr_temperature.split(","))
+        after_cfg = replace(after_cfg, rr_temperature=(hi, lo))
+    print(f"after: rr_work {after_cfg.rr_work:,.0f}, rr_iterations {after_cfg.rr_iterations}, "
+          f"rr_temperature {after_cfg.rr_temperature}", flush=True)
     before_cfg = replace(after_cfg, rr_iterations=0)
     rows: list[Row] = []
     started = time.perf_counter()

@@ -129,16 +129,22 @@ class PassConfig:
     km_replan_max_bookings: int = 150
     """Days with more assigned bookings skip them too: the pass's 300 ms target at 300x40
     leaves them no room (the deadhead target is for days up to 100x13)."""
-    rr_iterations: int = 4000
+    rr_iterations: int = 16000
     """When the cost phase's moves and km re-plans are stuck, at most this many rounds of
     ruin and recreate (`optimizer.ruin_recreate`) on days of `rr_min_bookings` ..
     `km_replan_max_bookings` assigned bookings and `rr_min_drivers` drivers or more (0:
-    never) ..."""
-    rr_work: float = 1_000_000.0
+    never; a cap on rounds that cost no work, as skipped ones: at the default work a 100x13
+    day takes ~2,600 re-plans and the cap does not bind) ..."""
+    rr_work: float = 4_000_000.0
     """... and at most this much beam work in all (`km_replan_work`'s units): a
-    deterministic budget (0: never; `DISPATCH_RL_RUIN_RECREATE_WORK`), about 200 ms of one
-    core with the compiled beam (held-out 100x13, 10 days per kind and policy: deadhead
-    -5.4 to -10.2 %, generated days' lateness 12-13 -> 1-2 min; `bench/ruin_recreate.py`)."""
+    deterministic budget (0: never; `DISPATCH_RL_RUIN_RECREATE_WORK`), about 220-250 ms of
+    one core with the compiled re-plan (`_kernels.replan`; a unit is ~55 ns there). Session
+    10, fresh 100x13 days (seeds 8,004,000+ / 9,004,000+, 20 per kind, both policies; the
+    whole pass, `bench/ruin_recreate.py --fresh`): 1,000,000 at (5, 0.2) -> 4,000,000 at
+    (10, 1) took the final deadhead 247.5 -> 241.7 km (generated, greedy), 248.4 -> 240.5
+    (generated, DQN), 422.1 -> 410.0 (patient, greedy), 421.1 -> 406.3 (patient, DQN).
+    The search saturates beyond: 6,000,000 and 8,000,000 (the phase alone, 40 held-out runs)
+    ended within +-1 % of 4,000,000's deadhead for 1.5-2x its CPU."""
     rr_min_bookings: int = 50
     """Days with fewer assigned bookings skip ruin and recreate ..."""
     rr_min_drivers: int = 10
@@ -151,10 +157,12 @@ class PassConfig:
     """How many drivers one ruin takes the rides of (one of these, at random)."""
     rr_width: int = 48
     """Partial plans the recreate's beam keeps per ride (`km_repair.km_replan`)."""
-    rr_temperature: tuple[float, float] = (5.0, 0.2)
+    rr_temperature: tuple[float, float] = (10.0, 1.0)
     """Annealing temperature at the first and the last round, in km of operating cost: a
     round may replace the working plan with a dearer one (by up to an exponential draw of
-    this mean; 0: only cheaper plans)."""
+    this mean; 0: only cheaper plans). At 4,000,000 work (10, 1) beat (5, 0.2) by ~0.6 % of
+    deadhead on average over 40 held-out and 80 fresh 100x13 runs (3 of 4 kind groups);
+    (20, 0.2), (15, 0.3), (10, 0.5), (3, 0.1), (5, 0.05) were no better."""
     rr_seed: int = 0
     """Seed of the phase's random numbers (the same seed, the same plan)."""
     stop_at_target: bool = True
