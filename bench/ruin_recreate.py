@@ -45,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-class", type=int, default=4)
     ap.add_argument("--policies", default="greedy,dqn")
     ap.add_argument("--days", action="store_true", help="print every day too")
-    ap.add_argument("--fresh", action="store_true",
-                    help="fresh days of the same generators (seeds 8,000,000 / 9,000,000 up)")
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="fresh days of the same generators (seeds 8,000,000 / 9,000,000 up)",
+    )
     ap.add_argument("--rr-work", type=float, help="the phase's budget (default: PassConfig's)")
     ap.add_argument("--rr-iterations", type=int, help="its round cap (default: PassConfig's)")
     ap.add_argument("--rr-temperature", help="HI,LO (default: PassConfig's)")
@@ -73,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rr_temperature:
         hi, lo = (float(x) for x in args.rr_temperature.split(","))
         after_cfg = replace(after_cfg, rr_temperature=(hi, lo))
-    print(f"after: rr_work {after_cfg.rr_work:,.0f}, rr_iterations {after_cfg.rr_iterations}, "
-          f"rr_temperature {after_cfg.rr_temperature}", flush=True)
+    print(
+        f"after: rr_work {after_cfg.rr_work:,.0f}, rr_iterations {after_cfg.rr_iterations}, "
+        f"rr_temperature {after_cfg.rr_temperature}",
+        flush=True,
+    )
     before_cfg = replace(after_cfg, rr_iterations=0)
     rows: list[Row] = []
     started = time.perf_counter()
