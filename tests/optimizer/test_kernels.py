@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import numpy.typing as npt
@@ -300,9 +301,10 @@ def test_health_says_which_loops_serve(tmp_path: Path) -> None:
 
 @needs_kernels
 def test_the_km_beam_equals_the_numpy_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`km_repair.km_replan` with `_kernels.beam` and with its numpy beam: the same move and
-    work, for pairs, triples and fives, narrow and wide beams, improving and annealing
-    rounds, on generated and patient days (where moves exist and where none do)."""
+    """`km_repair.km_replan` with `_kernels.replan`, with `_kernels.beam` alone and with its
+    numpy beam: the same move and work, for pairs, triples and fives, narrow and wide beams,
+    improving and annealing rounds, on generated and patient days (where moves exist and
+    where none do)."""
     import optimizer.km_repair as km_module
     from optimizer.objective import Objective
     from optimizer.patient_transport import PATIENT_RULES, patient_day
@@ -321,9 +323,12 @@ def test_the_km_beam_equals_the_numpy_one(monkeypatch: pytest.MonkeyPatch) -> No
             for width, worse in ((8, 0.0), (48, 0.0), (96, 0.0), (48, 3.0)):
                 fast = km_module.km_replan(state, drivers, objective, width, 0.5, worse)
                 with monkeypatch.context() as m:
+                    # a build with the beam's loop only (before `replan`): `_beam_compiled`
+                    m.setattr(km_module, "compiled", SimpleNamespace(beam=compiled.beam))
+                    loop = km_module.km_replan(state, drivers, objective, width, 0.5, worse)
                     m.setattr(km_module, "compiled", None)
                     slow = km_module.km_replan(state, drivers, objective, width, 0.5, worse)
-                assert fast == slow, (drivers, width, worse)
+                assert fast == loop == slow, (drivers, width, worse)
                 moves += fast[0] is not None
     assert moves > 0
 
