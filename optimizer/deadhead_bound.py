@@ -52,6 +52,8 @@ _EPS = 1e-6
 _INF = np.inf
 _PATIENCE = 50  # subgradient steps without a better bound before the step halves
 _MAX_TABLE = 12e6  # most extension-table entries (floats) before fewer time buckets
+_MAX_FINE_TABLE = 48e6  # the same for the finer second pass (about 400 MB at most)
+_FINE_STEP = 0.25  # its first step factor: it starts near the coarse optimum
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,8 @@ def deadhead_lower_bound(
     upper_km: float | None = None,
     iterations: int = 1000,
     buckets: int = 4,
+    fine_buckets: int = 0,
+    fine_iterations: int = 300,
     time_limit_s: float | None = None,
     max_lateness_minutes: float | None = None,
 ) -> DeadheadBound:
@@ -147,8 +151,89 @@ def deadhead_lower_bound(
     if not bands:
         return DeadheadBound(_INF, 0, False)
     top = min(int(cap.max()), bands[-1] + gap, n)  # most rides any driver may take
-    jj = top + 1  # counts 0..top
+    day = (rides, allowed, upper, shift_ok, cap)
+    tables = _build_tables(p, day, top, buckets, max_lateness_minutes)
+    capped = max_lateness_minutes is not None
+    cap_late = float(max_lateness_minutes or 0.0)
+    ascend = (bands, gap, cap, cap_late, upper_km, started, time_limit_s)
+    run = _ascend(tables, ascend, _least_incoming(tables), 0.0, iterations, 1.0)
+    if run is None:
+        return DeadheadBound(_INF, 1, False)
+    best_bound, best_lam, best_mu, done = run
+    # Finer buckets from the coarse multipliers: a tighter relaxation, and a few steps from
+    # near its optimum instead of a whole ascent. Either value is a bound; the best is kept.
+    fine = min(int(fine_buckets), _buckets_that_fit(kk, top, n, _MAX_FINE_TABLE))
+    if fine > tables.shape[2] and not _out_of_time(started, time_limit_s):
+        fine_tables = _build_tables(p, day, top, fine, max_lateness_minutes, _MAX_FINE_TABLE)
+        more = _ascend(fine_tables, ascend, best_lam, best_mu, fine_iterations, _FINE_STEP)
+        if more is not None and more[0] > best_bound:
+            tables = fine_tables
+            best_bound, best_lam, best_mu = more[0], more[1], more[2]
+        done += more[3] if more is not None else 0
+    # Floating sums: shave a hair so rounding never lifts the bound above a true minimum.
+    bound = float(best_bound) - 1e-6 * max(1.0, abs(best_bound))
+    excluded = None
+    if upper_km is not None and np.isfinite(bound):
+        excluded = _fixing(p.n_bookings, rides, tables, (best_lam, best_mu), cap, bound, upper_km)
+    return DeadheadBound(bound, done, True, excluded, best_mu if capped else 0.0)
 
+
+def _buckets_that_fit(kk: int, top: int, n: int, most: float) -> int:
+    """The most time buckets (at least 1) whose extension tables stay under `most` floats."""
+    nb = 1
+    while (nb + 1) ** 2 * kk * top * n * n / 2 <= most:
+        nb += 1
+    return nb
+
+
+def _out_of_time(started: float, limit: float | None) -> bool:
+    return limit is not None and time.process_time() - started > limit
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """The relaxed routes of one time-bucket resolution, fixed whatever the multipliers."""
+
+    first_km: FloatArray
+    """(K, n): km from each driver's start to each ride as its first (inf: not allowed)."""
+    first_bucket: IntArray
+    """(K, n): the bucket that first pickup lands in."""
+    ext: list[list[FloatArray]]
+    """ext[c][b]: (K, c * nb, top) km of each (predecessor, its bucket, count) -> (c, b)."""
+    late: list[FloatArray] | None
+    """With a lateness cap: late[0] (K, n) minutes late at each first pickup, late[c + 1]
+    (K, c * nb, top) at c after each extension."""
+    shape: tuple[int, int, int, int]
+    """Rides, drivers, time buckets, most rides a driver may take."""
+    legs: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, BoolArray]
+    """dur, leg minutes, leg km, deadline, shift end, allowed (for the backward pass)."""
+    earliest: FloatArray
+    width: FloatArray
+    """Each ride's bucket width (minutes)."""
+
+    def bucket_of(self, c: int, pick: FloatArray) -> IntArray:
+        nb = self.shape[2]
+        out: IntArray = np.clip(
+            ((pick - self.earliest[c]) // self.width[c]).astype(np.int64), 0, nb - 1
+        )
+        return out
+
+
+def _build_tables(
+    p: Problem,
+    day: tuple[IntArray, BoolArray, FloatArray, set[int], IntArray],
+    top: int,
+    buckets: int,
+    max_lateness_minutes: float | None,
+    most: float | None = None,
+) -> _Tables:
+    """Earliest pickup per (driver, ride, time bucket, count) over the relaxed routes, and
+    which (predecessor, its bucket, count) -> (ride, bucket) extensions exist. A ride's
+    pickup window [open, deadline] is cut into `buckets` equal parts (fewer if the tables
+    would pass `most` floats); a route is kept as (earliest pickup, least cost) of the
+    routes in its bucket, so the merge loses less than one label per (ride, count) would."""
+    rides, allowed, upper, shift_ok, cap = day
+    n, kk = len(rides), p.n_drivers
     earliest = p.earliest[rides].astype(float)
     latest = p.latest[rides].astype(float)
     capped = max_lateness_minutes is not None
@@ -165,28 +250,21 @@ def deadhead_lower_bound(
     shift_end = np.where(
         np.isin(np.arange(kk), list(shift_ok)), _INF, p.shift_end.astype(float) + _EPS
     )
-
-    # Earliest pickup per (driver, ride, time bucket, count) over the relaxed routes, and
-    # which (predecessor, its bucket, count) -> (ride, bucket) extensions exist: fixed,
-    # whatever the multipliers. A ride's pickup window [open, deadline] is cut into
-    # `buckets` equal parts; a route is kept as (earliest pickup, least cost) of the routes
-    # in its bucket, so the merge loses less than one label per (ride, count) would.
-    nb = max(1, int(buckets))
-    while nb > 1 and nb * nb * kk * top * n * n / 2 > _MAX_TABLE:
-        nb -= 1
+    nb = min(max(1, int(buckets)), _buckets_that_fit(kk, top, n, most or _MAX_TABLE))
     width = np.maximum(deadline - earliest, 1e-9) / nb
-
-    def bucket_of(c: int, pick: FloatArray) -> IntArray:
-        out: IntArray = np.clip(((pick - earliest[c]) // width[c]).astype(np.int64), 0, nb - 1)
-        return out
-
-    t_at = np.full((kk, n, nb, jj), _INF)
-    ext: list[list[FloatArray]] = []  # ext[c][b]: (K, c * nb, top) km into (c, bucket b)
-    # late[0]: (K, n) minutes late at each first pickup; late[c + 1]: (K, c * nb, top) at c
-    # after each extension (whatever bucket it lands in); only with a lateness cap.
-    late: list[FloatArray] = [np.zeros((kk, n))]
-    first_km = np.where(allowed.T, start_km, _INF)  # (K, n)
-    first_bucket = np.zeros((kk, n), dtype=np.int64)
+    out = _Tables(
+        np.where(allowed.T, start_km, _INF),
+        np.zeros((kk, n), dtype=np.int64),
+        [],
+        [np.zeros((kk, n))] if capped else None,
+        (n, kk, nb, top),
+        (dur, leg_min, leg_km, deadline, shift_end, allowed),
+        earliest,
+        width,
+    )
+    late: list[FloatArray] = out.late if out.late is not None else [np.zeros((kk, n))]
+    first_km, first_bucket, ext = out.first_km, out.first_bucket, out.ext
+    t_at = np.full((kk, n, nb, top + 1), _INF)
     counts_ok = cap[:, None, None] >= np.arange(1, top + 1)[None, None, :]  # (K, 1, top)
     for c in range(n):
         ok_k = allowed[c]  # (K,)
@@ -194,7 +272,7 @@ def deadhead_lower_bound(
         pick0 = np.maximum(arrive0, earliest[c])
         ok0 = ok_k & (pick0 <= deadline[c]) & (pick0 + dur[c] <= shift_end)
         first_km[~ok0, c] = _INF
-        b0 = bucket_of(c, pick0)
+        b0 = out.bucket_of(c, pick0)
         first_bucket[:, c] = b0
         late[0][:, c] = np.maximum(pick0 - latest[c], 0.0)
         t_at[np.nonzero(ok0)[0], c, b0[ok0], 1] = pick0[ok0]
@@ -207,12 +285,9 @@ def deadhead_lower_bound(
         pick = np.maximum(src + hop[None, :, None], earliest[c])
         ok = (pick <= deadline[c]) & (pick + dur[c] <= shift_end[:, None, None])
         ok &= ok_k[:, None, None] & counts_ok
-        land = bucket_of(c, np.where(ok, pick, earliest[c]))
-        late.append(
-            np.maximum(pick - latest[c], 0.0).astype(np.float32)
-            if capped
-            else np.zeros((kk, 0, top), dtype=np.float32)
-        )
+        land = out.bucket_of(c, np.where(ok, pick, earliest[c]))
+        if capped:
+            late.append(np.maximum(pick - latest[c], 0.0).astype(np.float32))
         km = np.repeat(leg_km[:c, c], nb)[None, :, None]
         into = []
         for b in range(nb):
@@ -222,23 +297,30 @@ def deadhead_lower_bound(
                 t_at[:, c, b, 1:], np.where(here, pick, _INF).min(axis=1)
             )
         ext.append(into)
+    return out
 
-    lam = _least_incoming(first_km, ext, n)
-    mu, cap_late = 0.0, float(max_lateness_minutes or 0.0)
-    best_lam, best_mu = lam, mu
-    lates = late if capped else None
-    best_bound = -_INF
-    step = 1.0
-    since = 0
-    ub = upper_km
-    done = 0
+
+def _ascend(
+    tables: _Tables,
+    setting: tuple[list[int], int, IntArray, float, float | None, float, float | None],
+    lam: FloatArray,
+    mu: float,
+    iterations: int,
+    step: float,
+) -> tuple[float, FloatArray, float, int] | None:
+    """Subgradient steps on L(lam, mu) from (lam, mu): (best bound, its lam, its mu,
+    steps); None when no choice of routes exists. `setting`: bands, gap, the drivers' ride
+    caps, the lateness cap, the known plan's km (the step target), when the CPU clock
+    started and the limit on it."""
+    bands, gap, cap, cap_late, ub, started, limit = setting
+    capped = tables.late is not None
+    best_bound, best_lam, best_mu = -_INF, lam, mu
+    since = done = 0
     for it in range(iterations):
         done = it + 1
-        value, grad, any_ok, late_sum = _lagrangian(
-            (lam, mu), first_km, first_bucket, (ext, lates), (n, kk, nb, top), bands, gap, cap
-        )
+        value, grad, any_ok, late_sum = _lagrangian((lam, mu), tables, bands, gap, cap)
         if not any_ok:
-            return DeadheadBound(_INF, done, False)
+            return None
         value -= mu * cap_late
         grad_mu = late_sum - cap_late if capped else 0.0
         if value > best_bound + 1e-9:
@@ -253,64 +335,70 @@ def deadhead_lower_bound(
         target = ub if ub is not None and ub > value else value + 0.05 * abs(value) + 1.0
         lam = lam + step * (target - value) / norm * grad
         mu = max(0.0, mu + step * (target - value) / norm * grad_mu)
-        if step < 1e-4:
+        if step < 1e-4 or _out_of_time(started, limit):
             break
-        if time_limit_s is not None and time.process_time() - started > time_limit_s:
-            break
-    # Floating sums: shave a hair so rounding never lifts the bound above a true minimum.
-    bound = float(best_bound) - 1e-6 * max(1.0, abs(best_bound))
-    excluded = None
-    if upper_km is not None and np.isfinite(bound):
-        cost, f = _forward(
-            (best_lam, best_mu), first_km, first_bucket, (ext, lates), (n, kk, nb, top), cap
-        )
-        low = earliest[None, :] + np.arange(nb)[:, None] * width[None, :]  # (nb, n)
-        legs = (dur, leg_min, leg_km, deadline, shift_end, allowed)
-        after = _backward(best_lam, legs, low, bucket_of, (n, kk, nb, top))
-        # Forced onto k, ride c costs at least h(j) with j rides in all: the cheapest
-        # prefix ending at c (j1 rides) plus suffix after it (j - j1), over c's buckets.
-        # (The suffix leaves out the lateness price: lower, so fewer pairs drop; still valid.)
-        h = np.full((kk, n, jj), _INF)
-        for j1 in range(1, jj):
-            for j2 in range(0, jj - j1):
-                both = (cost[:, :, :, j1] + after[:, :, :, j2]).min(axis=2)  # (K, n)
-                h[:, :, j1 + j2] = np.minimum(h[:, :, j1 + j2], both)
-        both_ok = np.isfinite(h) & np.isfinite(f)[:, None, :]  # (f is inf above the cap)
-        rise = np.where(both_ok, h - np.where(both_ok, f[:, None, :], 0.0), _INF).min(axis=2)
-        margin = 1e-6 * max(1.0, abs(upper_km)) + 1e-9
-        drop = (bound + rise > upper_km + margin).T  # (n, K)
-        excluded = np.zeros((p.n_bookings, kk), dtype=bool)
-        excluded[rides] = drop
-    return DeadheadBound(bound, done, True, excluded, best_mu)
+    return best_bound, best_lam, best_mu, done
 
 
-def _least_incoming(first_km: FloatArray, ext: list[list[FloatArray]], n: int) -> FloatArray:
+def _fixing(
+    n_bookings: int,
+    rides: IntArray,
+    tables: _Tables,
+    mult: tuple[FloatArray, float],
+    cap: IntArray,
+    bound: float,
+    upper_km: float,
+) -> BoolArray:
+    """Reduced-cost fixing (the module docstring): (N, K) True where booking b on driver k
+    already lifts the bound above `upper_km`."""
+    n, kk, nb, top = tables.shape
+    jj = top + 1
+    cost, f = _forward(mult, tables, cap)
+    low = tables.earliest[None, :] + np.arange(nb)[:, None] * tables.width[None, :]  # (nb, n)
+    after = _backward(mult[0], tables.legs, low, tables.bucket_of, tables.shape)
+    # Forced onto k, ride c costs at least h(j) with j rides in all: the cheapest
+    # prefix ending at c (j1 rides) plus suffix after it (j - j1), over c's buckets.
+    # (The suffix leaves out the lateness price: lower, so fewer pairs drop; still valid.)
+    h = np.full((kk, n, jj), _INF)
+    for j1 in range(1, jj):
+        for j2 in range(0, jj - j1):
+            both = (cost[:, :, :, j1] + after[:, :, :, j2]).min(axis=2)  # (K, n)
+            h[:, :, j1 + j2] = np.minimum(h[:, :, j1 + j2], both)
+    both_ok = np.isfinite(h) & np.isfinite(f)[:, None, :]  # (f is inf above the cap)
+    rise = np.where(both_ok, h - np.where(both_ok, f[:, None, :], 0.0), _INF).min(axis=2)
+    margin = 1e-6 * max(1.0, abs(upper_km)) + 1e-9
+    drop = (bound + rise > upper_km + margin).T  # (n, K)
+    excluded = np.zeros((n_bookings, kk), dtype=bool)
+    excluded[rides] = drop
+    return excluded
+
+
+def _least_incoming(tables: _Tables) -> FloatArray:
     """The starting multipliers: each ride's cheapest possible incoming leg."""
+    n = tables.shape[0]
     out = np.zeros(n)
     for c in range(n):
-        least = min([float(first_km[:, c].min())] + [float(e.min()) for e in ext[c] if e.size])
+        least = min(
+            [float(tables.first_km[:, c].min())] + [float(e.min()) for e in tables.ext[c] if e.size]
+        )
         out[c] = least if np.isfinite(least) else 0.0
     return out
 
 
 def _lagrangian(
     mult: tuple[FloatArray, float],
-    first_km: FloatArray,
-    first_bucket: IntArray,
-    tables: tuple[list[list[FloatArray]], list[FloatArray] | None],
-    shape: tuple[int, int, int, int],
+    tables: _Tables,
     bands: list[int],
     gap: int,
     cap: IntArray,
 ) -> tuple[float, FloatArray, bool, float]:
     """L(lam, mu) without the `- mu x cap` term, a subgradient in lam (1 - times each ride
     is served in the minimising choice), whether any choice exists, and that choice's
-    lateness (0 without lateness tables). `shape`: rides, drivers, time buckets, most rides a
-    driver may take."""
+    lateness (0 without lateness tables)."""
     lam = mult[0]
-    late = tables[1]
-    n, _, nb, top = shape
-    _, f, end, back = _forward(mult, first_km, first_bucket, tables, shape, cap, trace=True)
+    late = tables.late
+    n, _, nb, top = tables.shape
+    _, f, end, back = _forward(mult, tables, cap, trace=True)
     best_val, best_choice = _INF, None
     for m in bands:
         if m + gap > top:
@@ -336,10 +424,7 @@ def _lagrangian(
 
 def _forward(
     mult: tuple[FloatArray, float],
-    first_km: FloatArray,
-    first_bucket: IntArray,
-    tables: tuple[list[list[FloatArray]], list[FloatArray] | None],
-    shape: tuple[int, int, int, int],
+    tables: _Tables,
     cap: IntArray,
     *,
     trace: bool = False,
@@ -349,9 +434,10 @@ def _forward(
     ends (K, jj) and each route's predecessor (a * nb + a's bucket; -1: the start). The
     reduced cost is km - lam, plus mu x minutes late where lateness tables are given."""
     lam, mu = mult
-    ext, late = tables
+    ext, late = tables.ext, tables.late
+    first_km, first_bucket = tables.first_km, tables.first_bucket
     priced = late is not None and mu > 0
-    n, kk, nb, top = shape
+    n, kk, nb, top = tables.shape
     jj = top + 1
     cost = np.full((kk, n, nb, jj), _INF)
     back = np.full((kk, n, nb, jj), -1, dtype=np.int64)
