@@ -148,25 +148,14 @@ def deadhead_lower_bound(
     so the relaxation stays valid."""
     started = time.process_time()
     p = problem
-    allowed_all, upper, shift_ok, limit_ok = allowed_drivers(p, assignment)
-    rides = np.nonzero(assignment >= 0)[0]
-    rides = rides[np.argsort(p.order[rides], kind="stable")]
-    n, kk = len(rides), p.n_drivers
-    if n == 0 or kk == 0:
+    setup = _setup(p, assignment, gap)
+    if setup is None:
         return DeadheadBound(0.0, 0, True)
-    allowed = allowed_all[rides]  # (n, K)
-    cap = np.array(
-        [
-            n if (int(p.max_rides[k]) < 0 or k in limit_ok) else int(p.max_rides[k])
-            for k in range(kk)
-        ],
-        dtype=np.int64,
-    )
-    bands = [m for m in range(0, n // kk + 1) if kk * m <= n <= kk * (m + gap)]
+    day, bands, top = setup
     if not bands:
         return DeadheadBound(_INF, 0, False)
-    top = min(int(cap.max()), bands[-1] + gap, n)  # most rides any driver may take
-    day = (rides, allowed, upper, shift_ok, cap)
+    rides, cap = day[0], day[4]
+    n, kk = len(rides), p.n_drivers
     tables = _build_tables(p, day, top, buckets, max_lateness_minutes)
     capped = max_lateness_minutes is not None
     cap_late = float(max_lateness_minutes or 0.0)
@@ -193,6 +182,32 @@ def deadhead_lower_bound(
     if upper_km is not None and np.isfinite(bound):
         excluded = _fixing(p.n_bookings, rides, tables, (best_lam, best_mu), cap, bound, upper_km)
     return DeadheadBound(bound, done, True, excluded, best_mu if capped else 0.0)
+
+
+_Day = tuple[IntArray, BoolArray, FloatArray, set[int], IntArray]
+
+
+def _setup(p: Problem, assignment: IntArray, gap: int) -> tuple[_Day, list[int], int] | None:
+    """The relaxation's day: (the assigned rides in service order, (n, K) allowed drivers,
+    per-booking deadlines, drivers whose shift the input broke, each driver's ride cap), the
+    bands (least counts m: every driver takes m .. m + gap rides; empty: no plan has this
+    gap) and the most rides any driver may take; None without rides or drivers."""
+    allowed_all, upper, shift_ok, limit_ok = allowed_drivers(p, assignment)
+    rides = np.nonzero(assignment >= 0)[0]
+    rides = rides[np.argsort(p.order[rides], kind="stable")]
+    n, kk = len(rides), p.n_drivers
+    if n == 0 or kk == 0:
+        return None
+    cap = np.array(
+        [
+            n if (int(p.max_rides[k]) < 0 or k in limit_ok) else int(p.max_rides[k])
+            for k in range(kk)
+        ],
+        dtype=np.int64,
+    )
+    bands = [m for m in range(0, n // kk + 1) if kk * m <= n <= kk * (m + gap)]
+    top = min(int(cap.max()), bands[-1] + gap, n) if bands else 0
+    return (rides, allowed_all[rides], upper, shift_ok, cap), bands, top
 
 
 def _buckets_that_fit(kk: int, top: int, n: int, most: float) -> int:
@@ -238,7 +253,7 @@ class _Tables:
 
 def _build_tables(
     p: Problem,
-    day: tuple[IntArray, BoolArray, FloatArray, set[int], IntArray],
+    day: _Day,
     top: int,
     buckets: int,
     max_lateness_minutes: float | None,
