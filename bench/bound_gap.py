@@ -27,6 +27,7 @@ import time
 import numpy as np
 from ortools.linear_solver import pywraplp
 
+from optimizer import _route_tables as rt
 from optimizer import deadhead_bound as db
 from optimizer.exact import solve_lexicographic, solve_min_gap
 from optimizer.generate import generate_day
@@ -78,10 +79,10 @@ def lp_value(
     assert setup is not None and setup[1], "no rides or no plan at this gap"
     day, bands, top = setup
     cap = day[4]
-    tables = db._build_tables(problem, day, top, buckets, None, db._MAX_FINE_TABLE)
+    tables = rt.build_tables(problem, day, top, buckets, None, db._MAX_FINE_TABLE)
     run = db._ascend(
         tables, (bands, gap, cap, 0.0, None, time.process_time(), None),
-        db._least_incoming(tables), 0.0, 1000, 1.0,
+        rt.least_incoming(tables), 0.0, 1000, 1.0,
     )  # fmt: skip
     assert run is not None
     best, center = run[0], run[1]
@@ -101,7 +102,7 @@ def lp_value(
 
 
 def _price(
-    tables: db._Tables, lam: FloatArray, bands: list[int], gap: int, cap: IntArray
+    tables: rt.Tables, lam: FloatArray, bands: list[int], gap: int, cap: IntArray
 ) -> tuple[float, float, FloatArray]:
     """L(lam), and its minimising choice's km and times each ride is served."""
     value, grad, ok, _ = db._lagrangian((lam, 0.0), tables, bands, gap, cap)
