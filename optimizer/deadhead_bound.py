@@ -27,10 +27,10 @@ A second pass repeats this with finer buckets (8), starting from the first pass'
 multipliers, and the bound is the better of the two. Each pass's value is a bound on its own
 (its routes are a superset of the real ones whatever the bucket count, and `L(lam)` bounds
 every plan for any `lam`), so taking the larger needs nothing more; it never lowers the
-bound. What it buys is small (0.2-0.7 % at 100x13), because the bound is close to what this
-relaxation can give: on a patient 100x13 day the first pass's best `L` is within 0.03 % of the
-LP value of the set-partitioning master over the same routes (column generation priced by
-this DP, `bench/bound_gap.py`), and 8 buckets from scratch add 0.3-0.5 % over 4 (16 and 32
+bound. What it buys is small (0-0.7 % on six fresh 100x13 days), because the bound is close
+to what this relaxation can give: on a patient 100x13 day the first pass's best `L` is within
+0.03 % of the LP value of the set-partitioning master over the same routes (column generation
+priced by this DP, `bench/bound_gap.py`), and 8 buckets from scratch add 0.3-0.5 % over 4 (16 and 32
 add nothing more on a 40x6 day). The rest of the distance to the minimum is the master's
 integrality gap (7.0 % on a patient 40x6 day whose minimum CP-SAT proves; 0-1.8 % on nine
 other proven 40x6 and 60x8 days), which no choice of multipliers closes. Cuts that see it
