@@ -126,10 +126,10 @@ class Settings(BaseSettings):
     """Work budget per booking of the cost phase's km re-plans of driver subsets
     (`PassConfig.km_replan_work`; 0: off, the pass is then several times cheaper on days of
     25-150 bookings and leaves more empty km)."""
-    ruin_recreate_work: float = Field(default=1_000_000.0, ge=0.0)
+    ruin_recreate_work: float = Field(default=PassConfig().rr_work, ge=0.0)
     """Beam work of the cost phase's ruin and recreate on days of 50-150 bookings and 10+ drivers
-    (`PassConfig.rr_work`, about 200 ms of one core; 0: off, and those days keep 5-11 % more
-    empty km)."""
+    (`PassConfig.rr_work`, 4,000,000 work units: a 100x13 day's whole pass then takes ~250-330 ms
+    of one core on average; 0: off, and those days keep 7-14 % more empty km)."""
     polish_steps: int = Field(default=0, ge=0)
     """Once the ride counts are as even as they can be, up to this many more steps that
     even out workload minutes (then deadhead, lateness) without changing any count. Measured
