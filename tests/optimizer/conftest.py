@@ -103,3 +103,31 @@ def cpsat_solves(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(cp_model.CpSolver, "solve", recording)
     return spent
+
+
+def proven_minimum(
+    problem: Any, upstream: Any, share: float | None, free_time_limit_s: float = 60
+) -> tuple[Any, Any, float | None]:
+    """(the deadhead-only minimum, the minimum under a lateness cap of `share` x its
+    lateness (itself when `share` is None), the cap): both proven by CP-SAT without the
+    Lagrangian bound, the reference a bound must never pass."""
+    from optimizer.exact import solve_lexicographic
+
+    free = solve_lexicographic(
+        problem, upstream, time_limit_s=free_time_limit_s, workers=1, lagrangian=False
+    )
+    assert free.proven_optimal and free.lateness_minutes is not None
+    if share is None:
+        return free, free, None
+    cap = share * free.lateness_minutes
+    exact = solve_lexicographic(
+        problem,
+        upstream,
+        gap=free.gap,
+        time_limit_s=60,
+        workers=1,
+        lagrangian=False,
+        max_lateness_minutes=cap,
+    )
+    assert exact.status == "OPTIMAL" and exact.deadhead_km is not None, exact.status
+    return free, exact, cap

@@ -12,7 +12,7 @@ from optimizer.patient_transport import patient_day, patient_days
 from optimizer.policy import GreedyPolicy
 from optimizer.problem import Problem
 from optimizer.swap_pass import run_pass
-from tests.optimizer.conftest import GENEVA, booking, day, driver
+from tests.optimizer.conftest import GENEVA, booking, day, driver, proven_minimum
 
 FAR = (GENEVA[0] + 0.09, GENEVA[1])  # about 10 km north of the rides
 
@@ -137,22 +137,7 @@ def test_the_finer_second_pass_never_lowers_the_bound_nor_passes_the_minimum(
     at most CP-SAT's proven minimum (solved without the bound), free or under a lateness cap
     (a share of the free minimum plan's lateness)."""
     problem, upstream = _day(kind, size, seed)
-    free = solve_lexicographic(problem, upstream, time_limit_s=60, workers=1, lagrangian=False)
-    assert free.proven_optimal and free.lateness_minutes is not None
-    cap = None if share is None else share * free.lateness_minutes
-    exact = (
-        free
-        if cap is None
-        else solve_lexicographic(
-            problem,
-            upstream,
-            gap=free.gap,
-            time_limit_s=60,
-            workers=1,
-            lagrangian=False,
-            max_lateness_minutes=cap,
-        )
-    )
+    free, exact, cap = proven_minimum(problem, upstream, share)
     assert exact.status == "OPTIMAL" and exact.deadhead_km is not None, exact.status
     # No known plan: the second pass always runs (with one, it skips days already closed).
     one = deadhead_lower_bound(

@@ -12,6 +12,7 @@ from optimizer.generate import generate_day
 from optimizer.policy import GreedyPolicy
 from optimizer.problem import Problem
 from optimizer.swap_pass import run_pass
+from tests.optimizer.conftest import proven_minimum
 
 # generated 25x4 seed 1,000,000, gap 2: the least-deadhead plan (95.3 km) is 10.1 minutes
 # late in all; no plan at most 2 minutes late has less than 109.9 km (both proven by CP-SAT).
@@ -51,19 +52,8 @@ def test_the_capped_bound_never_exceeds_the_capped_minimum(
     """Valid: the capped Lagrangian bound is at most CP-SAT's proven capped minimum (solved
     without the bound), the cap being a share of the free minimum plan's lateness."""
     problem, upstream = Problem.from_event(generate_day(size[0], size[1], seed))
-    free = solve_lexicographic(problem, upstream, time_limit_s=30, workers=1, lagrangian=False)
-    assert free.proven_optimal and free.lateness_minutes is not None
-    cap = share * free.lateness_minutes
-    exact = solve_lexicographic(
-        problem,
-        upstream,
-        gap=free.gap,
-        time_limit_s=60,
-        workers=1,
-        lagrangian=False,
-        max_lateness_minutes=cap,
-    )
-    assert exact.status == "OPTIMAL" and exact.deadhead_km is not None, exact.status
+    free, exact, cap = proven_minimum(problem, upstream, share, free_time_limit_s=30)
+    assert cap is not None and exact.deadhead_km is not None
     bound = deadhead_lower_bound(
         problem, upstream, free.gap, upper_km=exact.deadhead_km, max_lateness_minutes=cap
     )
