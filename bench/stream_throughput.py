@@ -31,11 +31,19 @@ pass, to measure everything around it).
    the other partitions at 20/s while it runs; the small days' latency shows whether the large
    one holds them (serial vs pipelined).
 
+4. **scaling out** (`--worker-cpus C`): each worker, with its prepare processes, runs in a
+   cgroup of its own with a CPU quota of C CPUs, standing in for a host of that size; the
+   broker and this process stay outside. The "2 workers / 1 worker" ratio then shows whether
+   a second worker that brings its own CPU adds its share, which one 2-core host cannot show
+   otherwise (one unbounded worker fills it). The rows say in how many 100 ms periods each
+   quota was used up: near 100 %, the quota was what bound the worker.
+
 The broker: `--bootstrap` or `KAFKA_BOOTSTRAP_SERVERS`, else a local one (`streams.local_kafka`)
 started for the run and stopped after.
 
     python bench/stream_throughput.py                       # 10x3: all of the above but --large
     python bench/stream_throughput.py --large 2000x200      # plus the large-day check
+    python bench/stream_throughput.py --worker-cpus 0.5 --skip serial,thread,fixed,store,steady
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from optimizer.generate import generate_day, generate_days  # noqa: E402
 from schemas import HeuristicDone  # noqa: E402
 from streams import stage_trace  # noqa: E402
+from streams.cpu_quota import QuotaGroup  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import (  # noqa: E402
     MAX_MESSAGE_BYTES,
@@ -99,6 +108,9 @@ class Figures:
     """This process's (producer and consumer of the row) CPU per dispatch during the row."""
     children: int = 0
     """The workers' prepare processes alive when the row's last result was visible."""
+    throttled: list[float] | None = None
+    """With `--worker-cpus`: per worker, the share of the row's 100 ms periods in which its
+    quota was used up (near 1: the quota bound it, as a host of that size would)."""
     pass_p99_ms: float = float("nan")
     """p99 of the `Optimized` events' own `latency_ms` (decode, pass, encode, in the worker):
     against the end-to-end p99, how much of the tail is the pass and how much waiting."""
@@ -451,6 +463,19 @@ def _pin_to(cpu: int | None) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
+def _preexec(pin: int | None, quota: QuotaGroup | None) -> Callable[[], None] | None:
+    """For `Popen(preexec_fn=...)`: --pin and --worker-cpus, either or both."""
+    steps = [f for f in (_pin_to(pin), quota.enter if quota else None) if f]
+    if not steps:
+        return None
+
+    def run() -> None:
+        for step in steps:
+            step()
+
+    return run
+
+
 @contextlib.contextmanager
 def _workers(
     settings: Settings,
@@ -462,11 +487,14 @@ def _workers(
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     state_dir = args.state_dir
     extra = (env or {}) | dict(kv.split("=", 1) for kv in args.worker_env)
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
+    quotas: list[QuotaGroup] = []
     try:
         for i in range(n):
             state = state_dir / f"{settings.app_id}-{i}"
             state.mkdir(parents=True, exist_ok=True)
+            if args.worker_cpus:
+                quotas.append(QuotaGroup.create(f"{settings.app_id}-{i}", args.worker_cpus))
             procs.append(
                 subprocess.Popen(
                     # `make run`'s worker (store and dataset writer in-process) when the row
@@ -478,9 +506,13 @@ def _workers(
                     stdout=subprocess.DEVNULL,
                     stderr=(state_dir / f"{settings.app_id}-{i}.log").open("wb"),
                     # --pin: worker i and its prepare processes on CPU i (mod the count)
-                    preexec_fn=_pin_to(i % (os.cpu_count() or 1) if args.pin else None),
+                    preexec_fn=_preexec(
+                        i % (os.cpu_count() or 1) if args.pin else None,
+                        quotas[i] if quotas else None,
+                    ),
                 )
             )
+        args.quotas = quotas
         yield procs
     finally:
         for p in procs:
@@ -491,6 +523,8 @@ def _workers(
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        for q in quotas:
+            q.remove()
 
 
 async def _warm(h: Harness, pool: list[HeuristicDone], tag: str, workers: int) -> None:
@@ -531,8 +565,13 @@ async def _run(
             each = [_cpu_seconds([p])[0] for p in procs]
             side = _side_cpu_seconds(args.broker_pid)
             worker_pids = {p.pid for p in procs}
+            periods = [q.throttled() for q in args.quotas]
             sent = await h.send(batch, rate)
             await h.wait_for(set(sent), timeout=900)
+            periods = [
+                (q.throttled()[1] - held) / max(1, q.throttled()[0] - total)
+                for q, (total, held) in zip(args.quotas, periods, strict=True)
+            ]
             children = _children(procs)
             cpu_after, child_after = _cpu_seconds(procs)
             each = [_cpu_seconds([p])[0] - e for p, e in zip(procs, each, strict=True)]
@@ -550,6 +589,7 @@ async def _run(
                 broker_cpu_ms=broker_ms,
                 bench_cpu_ms=bench_ms,
                 children=children,
+                throttled=periods or None,
             )
     if args.stages:  # the workers have stopped: their stamps are written
         prefix = args.state_dir / f"stages-{tag}"
@@ -645,12 +685,24 @@ def main(argv: list[str] | None = None) -> int:
         "broker and this process are not pinned",
     )
     parser.add_argument(
+        "--worker-cpus",
+        type=float,
+        default=None,
+        metavar="CPUS",
+        help="each worker (with its prepare processes) held to this many CPUs by a cgroup CPU "
+        "quota of its own, as on a host of that size; the broker and this process are not: "
+        "how workers scale when each brings its own CPU (needs write access to the cgroups)",
+    )
+    parser.add_argument(
         "--stages",
         action="store_true",
         help="per-stage latency of each burst/steady row (streams.stage_trace; the bench "
         "topics stamped by the broker at append)",
     )
     args = parser.parse_args(argv)
+    args.quotas = []
+    if args.worker_cpus is not None and not 0.01 <= args.worker_cpus <= (os.cpu_count() or 1):
+        parser.error(f"--worker-cpus: between 0.01 and {os.cpu_count()} CPUs")
     args.state_dir.mkdir(parents=True, exist_ok=True)
     if args.stages:
         stage_trace.watch_gc()
@@ -794,6 +846,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\nstream throughput: broker: {broker} at {bootstrap}; {os.cpu_count()} CPUs; "
         f"{args.partitions} partitions; load average before {load_before[0]:.1f}, "
         f"after {os.getloadavg()[0]:.1f}"
+        + (
+            f"; each worker held to {args.worker_cpus:g} CPUs by a cgroup quota"
+            if args.worker_cpus
+            else ""
+        )
     )
     print(
         f"{'run':>56} {'days':>6} {'seconds':>8} {'disp/s':>8} "
@@ -812,6 +869,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {f.what}: broker {f.broker_cpu_ms:.2f}, bench {f.bench_cpu_ms:.2f}"
             + (f"; per worker {shares}" if f.worker_cpu_ms and len(f.worker_cpu_ms) > 1 else "")
+            + (
+                "; quota used up in " + " / ".join(f"{t:.0%}" for t in f.throttled) + " of periods"
+                if f.throttled
+                else ""
+            )
         )
     for f in results:
         if f.stages:

@@ -35,6 +35,7 @@ from schemas import (
     DEFAULT_WINDOW_DAYS,
     Limits,
 )
+from streams.cpu_quota import usable_cpus
 from streams.local_kafka.state import DEFAULT_CONTROLLER_PORT, DEFAULT_PORT, default_data_dir
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -212,7 +213,8 @@ class Settings(BaseSettings):
     holds it)."""
     prepare_processes_max: int | None = Field(default=None, ge=0)
     """Most prepare processes the pool grows to under load (see `prepare_grow_seconds`);
-    None: 2 where the worker may use 2 cores or more, else `prepare_processes` (no growth).
+    None: 2 where the worker may use 2 cores or more (its CPU affinity, and its cgroup's CPU
+    quota in a container: `streams.cpu_quota`), else `prepare_processes` (no growth).
     Each one more costs ~100 MB while it runs; with several workers on one host, 1 keeps
     them from taking more cores than the host has."""
     prepare_grow_seconds: float = Field(default=2.0, gt=0)
@@ -288,7 +290,7 @@ class Settings(BaseSettings):
         may use 2 cores or more, else no growth."""
         if self.prepare_processes_max is not None:
             return max(self.prepare_processes, self.prepare_processes_max)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        cores = usable_cpus()  # the affinity, lowered to a container's CPU quota
         return max(self.prepare_processes, 2 if cores >= 2 else 1)
 
     def limits(self) -> Limits:

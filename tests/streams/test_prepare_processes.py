@@ -15,6 +15,7 @@ from optimizer.generate import generate_day
 from optimizer.serving import StaticPolicyProvider
 from streams import codec
 from streams.agents import DispatchHandler, Prepared, Source, TopicNames
+from streams.cpu_quota import usable_cpus
 from streams.prepare_processes import PrepareProcesses, settings_handler
 from streams.settings import Settings
 
@@ -279,7 +280,7 @@ async def test_a_busy_pool_does_not_grow_beyond_its_most_or_the_free_cores(
 
 
 def test_the_most_prepare_processes_follows_the_cores(monkeypatch: Any) -> None:
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cpus()  # the affinity, and a container's CPU quota (test_cpu_quota.py)
     assert Settings().prepare_processes_limit() == (2 if cores >= 2 else 1)
     monkeypatch.setenv("DISPATCH_RL_PREPARE_PROCESSES_MAX", "1")
     assert Settings().prepare_processes_limit() == 1
