@@ -3,9 +3,11 @@
 A worker in a container (Kubernetes `resources.limits.cpu`, `docker run --cpus`) sees every
 core of the host in `os.sched_getaffinity`, but the kernel's CFS bandwidth control lets its
 cgroup run only `quota / period` CPUs' worth. A prepare pool sized from the affinity alone then
-grows to processes that only take turns on the same quota: measured with
-`bench/stream_throughput.py --worker-cpus 0.5`, 2.63 ms of CPU per 10x3 dispatch with the grown
-pool against 2.29 ms with one child, for 13 % fewer dispatches per second.
+grows to processes that only take turns on the same quota. Measured with
+`bench/stream_throughput.py --worker-cpus 0.5` (each worker held to half a CPU), runs
+interleaved: the pool grown to 2 children (`DISPATCH_RL_PREPARE_PROCESSES_MAX=2`, what the
+affinity alone gave) cost 3.15-3.23 ms of CPU per 10x3 dispatch and did 155-159 dispatches/s,
+one child 2.63-2.69 ms and 183-189/s.
 
 The quota is read as the kernel applies it: cgroup v2 `cpu.max` ("max 100000" or "50000
 100000") or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us` (-1: none), of the process's own cgroup
