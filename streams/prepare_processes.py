@@ -38,6 +38,7 @@ from functools import partial
 import structlog
 
 from streams.agents import DispatchHandler, Prepared
+from streams.cpu_quota import cgroup_cpus
 from streams.prepare_child import Job, settings_handler
 from streams.prepare_pipe import ChildDied, OnPart, PrepareChild
 from streams.settings import Settings
@@ -177,6 +178,8 @@ class PrepareProcesses:
         log.info(
             "prepare_processes_started",
             processes=self.processes,
+            max_processes=self.max_processes,
+            cpu_quota=cgroup_cpus(),  # a container's CPU limit (None: none), which caps the max
             seconds=round(time.perf_counter() - t, 2),
         )
 
