@@ -142,9 +142,9 @@ async def start_web(
     return running
 
 
-async def store_caught_up(settings: Settings, timeout: float) -> bool:
-    """Wait (at most `timeout` s) until the store's consumer group has committed the end of
-    every partition of its topics, i.e. the store holds everything published so far."""
+async def store_caught_up(settings: Settings, group: str, timeout: float) -> bool:
+    """Wait (at most `timeout` s) until the store's consumer group (`store.consumer_group`) has
+    committed the end of every partition of its topics: the store holds all published so far."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     from streams.reader import TopicReader, topic_kinds
@@ -158,7 +158,7 @@ async def store_caught_up(settings: Settings, timeout: float) -> bool:
         async with TopicReader(settings, *topic_kinds(settings)) as reader:
             while True:
                 ends = await reader.end_offsets()
-                done = await admin.list_consumer_group_offsets(settings.store_group)
+                done = await admin.list_consumer_group_offsets(group)
                 if all(end <= (done[tp].offset if tp in done else 0) for tp, end in ends.items()):
                     return True
                 if loop.time() > deadline:

@@ -19,9 +19,13 @@ Guarantees:
   writer's pid). A second worker on the same host does not fight over it: it waits as a standby
   (`run_dataset_writer_standby`), says so in one log line, and takes over when the lock frees.
 
+* Every directory records every dispatch: the consumer group is named after the directory's
+  own random id (`.dataset-id`, see `consumer_group`), so writers on two hosts, each with its
+  own directory, do not split the partitions between them.
+
 Input that fails validation is skipped here (the optimizer agent dead-letters it). The consumer is
-a plain aiokafka consumer in its own group (`dataset_group`) with manual commits: simpler and more
-honest than Faust for "durable before commit".
+a plain aiokafka consumer in its own group with manual commits: simpler and more honest than
+Faust for "durable before commit".
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import fcntl
 import json
 import os
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,6 +73,7 @@ class DatasetLockedError(RuntimeError):
 
 
 LOCK_FILE = ".lock"
+ID_FILE = ".dataset-id"
 
 
 def lock_holder(directory: Path) -> int | None:
@@ -89,6 +95,8 @@ class DatasetWriter:
         self._dirty: set[str] = set()
         self._new_files = False
         self._lock: IO[bytes] | None = None
+        self.dataset_id = ""
+        """The directory's random id (`.dataset-id`, read or made by `open`)."""
 
     def open(self) -> DatasetWriter:
         """Lock the directory, repair torn tails, rebuild the index of written records."""
@@ -105,12 +113,27 @@ class DatasetWriter:
         lock.write(f"{os.getpid()}\n".encode())
         lock.flush()
         self._lock = lock
+        self.dataset_id = self._own_id()
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             _cut_torn_tail(path)
             for rec in _read_lines(path):
                 self.written.add((str(rec.get("kind")), str(rec.get("dispatch_id"))))
         log.info("dataset_opened", directory=str(self.directory), records=len(self.written))
         return self
+
+    def _own_id(self) -> str:
+        """The directory's random id, made once (under the lock) and kept in `.dataset-id`."""
+        if found := read_dataset_id(self.directory):
+            return found
+        path = self.directory / ID_FILE
+        made = uuid.uuid4().hex
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            f.write(made + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+        return made
 
     def close(self) -> None:
         self.sync()
@@ -221,6 +244,24 @@ class WriterCounters:
     commits: int = 0
 
 
+def read_dataset_id(directory: Path) -> str | None:
+    """The id a dataset writer gave `directory` (None: none has opened it yet)."""
+    with contextlib.suppress(OSError):
+        if len(found := (Path(directory) / ID_FILE).read_text().strip()) == 32:
+            return found
+    return None
+
+
+def consumer_group(settings: Settings, dataset_id: str) -> str:
+    """The dataset writer's group: `DISPATCH_RL_DATASET_GROUP` as given when set, else one per
+    dataset directory, `dispatch-rl-dataset-<dataset id>`: each directory records every
+    dispatch (two hosts with their own directories do not split the partitions between them),
+    and a new directory reads the topics from the start instead of inheriting offsets."""
+    if "dataset_group" in settings.model_fields_set:
+        return settings.dataset_group
+    return f"{settings.dataset_group}-{dataset_id[:12]}"
+
+
 async def run_dataset_writer(
     settings: Settings,
     stop: asyncio.Event,
@@ -241,11 +282,12 @@ async def run_dataset_writer(
     counters = counters if counters is not None else WriterCounters()
     limits = settings.limits()
     writer = writer if writer is not None else DatasetWriter(settings.dataset_dir).open()
+    group = consumer_group(settings, writer.dataset_id)
     consumer = AIOKafkaConsumer(
         settings.topic_input,
         settings.topic_optimized,
-        group_id=settings.dataset_group,
-        client_id=f"{settings.dataset_group}-writer",
+        group_id=group,
+        client_id=f"{group}-writer",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
@@ -258,7 +300,7 @@ async def run_dataset_writer(
             ready.set()
         log.info(
             "dataset_writer_started",
-            group=settings.dataset_group,
+            group=group,
             directory=str(settings.dataset_dir),
         )
         beat = 0.0

@@ -61,7 +61,10 @@ class Settings(BaseSettings):
     app_id: str = "dispatch-rl"
     """Faust application id: the consumer group of the optimizer agent."""
     dataset_group: str = "dispatch-rl-dataset"
-    """Consumer group of the dataset writer (separate, so it sees every dispatch)."""
+    """Consumer group of the dataset writer (separate, so it sees every dispatch). Unset: one
+    group per dataset directory, `dispatch-rl-dataset-<dataset id>` (a random id kept in the
+    directory), so each directory records every dispatch, whichever host it is on. Set: used
+    as is."""
     topic_input: str = "dispatch.heuristic_done"
     topic_optimized: str = "dispatch.optimized"
     topic_audit: str = "dispatch.swap_audit"
@@ -192,7 +195,10 @@ class Settings(BaseSettings):
     """SQLAlchemy URL of the audit store, e.g. `postgresql+psycopg://user:pw@host/db`. Unset:
     an embedded SQLite file, `<data_dir>/audit.sqlite3`."""
     store_group: str = "dispatch-rl-store"
-    """Consumer group of the audit store consumer (separate: it sees every event)."""
+    """Consumer group of the audit store consumer (separate from the optimizer's: it sees every
+    event). Unset: one group per store, `dispatch-rl-store-<store id>` (a random id the store
+    keeps), so every store gets every event: two hosts with their own SQLite stores each hold the
+    whole swap log, workers sharing one database share the work. Set: used as is."""
     store_enabled: bool = True
     """False: the worker runs no audit store consumer (and the API has nothing to serve)."""
     pipelined: bool = True

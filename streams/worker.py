@@ -428,8 +428,10 @@ async def _demo(
         found = await collect_optimized(settings, {d.dispatch_id for d in days}, start, timeout)
         if worker.store is not None:  # leave the store (the dashboard, `audit`) complete
             from streams.audit_service import store_caught_up
+            from streams.store.store import consumer_group
 
-            if not await store_caught_up(settings, timeout=30.0):
+            group = consumer_group(settings, worker.store.store)
+            if not await store_caught_up(settings, group, timeout=30.0):
                 log.warning("store_behind", message="the audit store has not caught up yet")
         failure = worker.failed()
         if failure is not None:

@@ -1,11 +1,12 @@
 """The audit store consumer: the three dispatch topics into the database, exactly once per event.
 
-A plain aiokafka consumer in its own group (`settings.store_group`) with manual commits, like
-the dataset writer. Per batch: decode, store in one transaction (`AuditStore.add`, idempotent
-by event id), and only then commit the batch's offsets; a crash between the two redelivers the
-batch and the store absorbs it. When the database is unreachable the batch is retried with
-backoff and nothing is committed, so no event is skipped. After the commit, each newly stored
-`Optimized` is announced on the notifier (the dashboard's live updates).
+A plain aiokafka consumer with manual commits, like the dataset writer, in a consumer group of
+its own per store (`store.consumer_group`: every store gets every event). Per batch: decode,
+store in one transaction (`AuditStore.add`, idempotent by event id), and only then commit the
+batch's offsets; a crash between the two redelivers the batch and the store absorbs it. When
+the database is unreachable the batch is retried with backoff and nothing is committed, so no
+event is skipped. After the commit, each newly stored `Optimized` is announced on the notifier
+(the dashboard's live updates).
 
 Undecodable records are counted and skipped here: bad input is the optimizer agent's to
 dead-letter, and the outputs are ours.
@@ -24,7 +25,7 @@ from streams.metrics import ConsumerLag, default_metrics
 from streams.reader import topic_kinds
 from streams.settings import Settings
 from streams.store.notify import OptimizedNotifier
-from streams.store.store import AuditStore, DispatchEvent, Source
+from streams.store.store import AuditStore, DispatchEvent, Source, consumer_group
 from streams.topics import MAX_MESSAGE_BYTES, client_options, consumer_group_options
 
 log = structlog.get_logger("dispatch_rl.store")
@@ -60,10 +61,11 @@ async def run_store_consumer(
     counters = counters if counters is not None else StoreCounters()
     kinds = topic_kinds(settings)
     limits = settings.limits()
+    group = consumer_group(settings, store)
     consumer = AIOKafkaConsumer(
         *kinds,
-        group_id=settings.store_group,
-        client_id=f"{settings.store_group}-consumer",
+        group_id=group,
+        client_id=f"{group}-consumer",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
@@ -72,11 +74,11 @@ async def run_store_consumer(
     )
     await consumer.start()
     # /metrics reports this group's lag (dispatch_rl_consumer_lag_messages{consumer=...})
-    unwatch = default_metrics().watch(settings.store_group, ConsumerLag(consumer))
+    unwatch = default_metrics().watch(group, ConsumerLag(consumer))
     try:
         if ready is not None:
             ready.set()
-        log.info("store_consumer_started", group=settings.store_group, store=store.url)
+        log.info("store_consumer_started", group=group, store=store.url)
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=300, max_records=500)
             if not batches:

@@ -27,7 +27,7 @@ from streams.settings import Settings
 from streams.store import queries
 from streams.store.migrate import upgrade
 from streams.store.queries import AuditFilter, DispatchFilter, DispatchRow, Page
-from streams.store.tables import audits, inputs, outcomes, refs
+from streams.store.tables import audits, inputs, outcomes, refs, store_meta
 
 log = structlog.get_logger("dispatch_rl.store")
 
@@ -56,6 +56,17 @@ def store_url(settings: Settings) -> str:
 def sqlite_path(settings: Settings) -> Path:
     """Where the default embedded store lives."""
     return Path(settings.data_dir).expanduser().absolute() / SQLITE_FILE
+
+
+def consumer_group(settings: Settings, store: AuditStore) -> str:
+    """The store consumer's group: `DISPATCH_RL_STORE_GROUP` as given when set, else one group
+    per store, `dispatch-rl-store-<store id>`. Each store is then filled completely: workers on
+    two hosts with their own SQLite files do not split the partitions between their stores
+    (each would hold only part of the swap log), workers sharing one database share one group,
+    and a re-created database reads the topics from the start instead of inheriting offsets."""
+    if "store_group" in settings.model_fields_set:
+        return settings.store_group
+    return f"{settings.store_group}-{store.store_id()[:12]}"
 
 
 def default_store_exists(settings: Settings) -> bool:
@@ -88,6 +99,14 @@ class AuditStore:
             upgrade(engine)
         log.info("audit_store_opened", url=store.url, dialect=engine.dialect.name)
         return store
+
+    def store_id(self) -> str:
+        """This database's random id (made once by migration 0002)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(store_meta.c.value).where(store_meta.c.key == "store_id")
+            ).scalar_one()
+        return str(value)
 
     @property
     def url(self) -> str:

@@ -158,3 +158,12 @@ refs = Table(
     Index(None, "event_id"),
 )
 """(ref, ref_id) leads the primary key: a lookup by booking or driver is a range scan."""
+
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+"""The store's own facts: `store_id`, a random id made once per database (migration 0002), which
+names the store consumer's default consumer group."""

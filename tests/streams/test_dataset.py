@@ -17,11 +17,14 @@ from schemas import HeuristicDone
 from streams.dataset import (
     DatasetLockedError,
     DatasetWriter,
+    consumer_group,
     dataset_stats,
     iter_records,
     load_days,
     lock_holder,
+    read_dataset_id,
 )
+from streams.settings import Settings
 
 
 def test_each_dispatch_is_written_once_per_kind(tmp_path: Path, seed_day: HeuristicDone) -> None:
@@ -133,3 +136,17 @@ def test_records_are_json_lines_with_the_event(tmp_path: Path, seed_day: Heurist
     rec = json.loads(line)
     assert rec["source"] == {"topic": "t", "partition": 0, "offset": 5}
     assert HeuristicDone.model_validate(rec["event"]) == seed_day
+
+
+def test_each_directory_has_an_id_that_names_its_group(tmp_path: Path) -> None:
+    """A directory's id is made once (by the first writer) and kept; another directory (another
+    host's) gets another one, hence another consumer group: each records every dispatch."""
+    assert read_dataset_id(tmp_path / "a") is None
+    with DatasetWriter(tmp_path / "a") as w:
+        id_a = w.dataset_id
+    with DatasetWriter(tmp_path / "a") as w:
+        assert w.dataset_id == id_a == read_dataset_id(tmp_path / "a")
+    with DatasetWriter(tmp_path / "b") as w:
+        assert w.dataset_id != id_a
+    assert consumer_group(Settings(), id_a) == f"dispatch-rl-dataset-{id_a[:12]}"
+    assert consumer_group(Settings(dataset_group="mine"), id_a) == "mine"

@@ -6,14 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from optimizer.dispatch import Outcome
 from schemas import HeuristicDone
 from streams.audit import DispatchRecord, verify
+from streams.settings import Settings
 from streams.store import AuditFilter, AuditStore, DispatchFilter, Source
-from streams.store.migrate import current, head
+from streams.store.migrate import alembic_config, current, head
+from streams.store.store import consumer_group
 from streams.store.tables import metadata
 
 Days = list[tuple[HeuristicDone, Outcome]]
@@ -30,7 +33,7 @@ def _events(days: Days) -> list[tuple[Any, Source | None]]:
 
 def test_migrations_build_exactly_the_declared_schema(store: AuditStore) -> None:
     """After `open`, the database is at the newest revision and matches tables.py."""
-    assert current(store.engine) == head() == "0001"
+    assert current(store.engine) == head() == "0002"
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
@@ -188,3 +191,44 @@ def test_payloads_as_read_are_stored_as_is(store: AuditStore, days_and_outcomes:
     ]
     assert store.add(many) == []
     assert store.counts()["swap_audit"] == len(outcome.audits) + len(many)
+
+
+def test_each_store_has_an_id_of_its_own_kept_across_restarts(tmp_path: Path) -> None:
+    """The id that names the store consumer's default group: made once per database, the same
+    after a restart, different for another database (another host's SQLite file)."""
+    a, b = (f"sqlite:///{tmp_path / name}" for name in ("a.sqlite3", "b.sqlite3"))
+    first = AuditStore.open(a)
+    id_a = first.store_id()
+    first.close()
+    again, other = AuditStore.open(a), AuditStore.open(b)
+    try:
+        assert len(id_a) == 32 and again.store_id() == id_a
+        assert other.store_id() != id_a
+    finally:
+        again.close()
+        other.close()
+
+
+def test_a_store_made_before_ids_gets_one_on_upgrade(tmp_path: Path) -> None:
+    """A database left at revision 0001 (before store ids) is migrated at open and given one."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    old = AuditStore.open(url, migrate=False)
+    with old.engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    assert current(old.engine) == "0001"
+    old.close()
+    store = AuditStore.open(url)
+    try:
+        assert current(store.engine) == "0002" and len(store.store_id()) == 32
+    finally:
+        store.close()
+
+
+def test_the_store_consumer_group_is_one_per_store_unless_set(store: AuditStore) -> None:
+    default = Settings()
+    assert consumer_group(default, store) == f"dispatch-rl-store-{store.store_id()[:12]}"
+    assert consumer_group(Settings(store_group="shared"), store) == "shared"
+    # set to the default's own value, it is still used as given
+    assert consumer_group(Settings(store_group="dispatch-rl-store"), store) == "dispatch-rl-store"
