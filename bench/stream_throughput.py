@@ -494,7 +494,13 @@ def _workers(
             state = state_dir / f"{settings.app_id}-{i}"
             state.mkdir(parents=True, exist_ok=True)
             if args.worker_cpus:
-                quotas.append(QuotaGroup.create(f"{settings.app_id}-{i}", args.worker_cpus))
+                try:
+                    quotas.append(QuotaGroup.create(f"{settings.app_id}-{i}", args.worker_cpus))
+                except OSError as exc:
+                    raise SystemExit(
+                        f"--worker-cpus: cannot create a cgroup here ({exc}); it needs write "
+                        "access to a cgroup file system with the cpu controller (root)"
+                    ) from None
             procs.append(
                 subprocess.Popen(
                     # `make run`'s worker (store and dataset writer in-process) when the row
