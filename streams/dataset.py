@@ -253,13 +253,10 @@ def read_dataset_id(directory: Path) -> str | None:
 
 
 def consumer_group(settings: Settings, dataset_id: str) -> str:
-    """The dataset writer's group: `DISPATCH_RL_DATASET_GROUP` as given when set, else one per
-    dataset directory, `dispatch-rl-dataset-<dataset id>`: each directory records every
-    dispatch (two hosts with their own directories do not split the partitions between them),
-    and a new directory reads the topics from the start instead of inheriting offsets."""
-    if "dataset_group" in settings.model_fields_set:
-        return settings.dataset_group
-    return f"{settings.dataset_group}-{dataset_id[:12]}"
+    """The dataset writer's group: `DISPATCH_RL_DATASET_GROUP` as given when set, else
+    `dispatch-rl-dataset-<dataset id>` (`Settings.sink_group`): each directory records every
+    dispatch, whichever host it is on."""
+    return settings.sink_group("dataset_group", dataset_id)
 
 
 async def run_dataset_writer(

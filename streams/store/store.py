@@ -59,14 +59,10 @@ def sqlite_path(settings: Settings) -> Path:
 
 
 def consumer_group(settings: Settings, store: AuditStore) -> str:
-    """The store consumer's group: `DISPATCH_RL_STORE_GROUP` as given when set, else one group
-    per store, `dispatch-rl-store-<store id>`. Each store is then filled completely: workers on
-    two hosts with their own SQLite files do not split the partitions between their stores
-    (each would hold only part of the swap log), workers sharing one database share one group,
-    and a re-created database reads the topics from the start instead of inheriting offsets."""
-    if "store_group" in settings.model_fields_set:
-        return settings.store_group
-    return f"{settings.store_group}-{store.store_id()[:12]}"
+    """The store consumer's group: `DISPATCH_RL_STORE_GROUP` as given when set, else
+    `dispatch-rl-store-<store id>` (`Settings.sink_group`): workers sharing one database share
+    one group, two hosts' own SQLite files each get every event."""
+    return settings.sink_group("store_group", store.store_id())
 
 
 def default_store_exists(settings: Settings) -> bool:
