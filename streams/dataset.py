@@ -256,7 +256,7 @@ def consumer_group(settings: Settings, dataset_id: str) -> str:
     """The dataset writer's group: `DISPATCH_RL_DATASET_GROUP` as given when set, else
     `dispatch-rl-dataset-<dataset id>` (`Settings.sink_group`): each directory records every
     dispatch, whichever host it is on."""
-    return settings.sink_group("dataset_group", dataset_id)
+    return settings.sink_group("dataset_group", lambda: dataset_id)
 
 
 async def run_dataset_writer(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -291,14 +292,17 @@ class Settings(BaseSettings):
                 update[name] = root / sub
         return self.model_copy(update=update)
 
-    def sink_group(self, field: Literal["store_group", "dataset_group"], sink_id: str) -> str:
+    def sink_group(
+        self, field: Literal["store_group", "dataset_group"], sink_id: Callable[[], str]
+    ) -> str:
         """The consumer group of a sink that must see every event (the audit store, the dataset
         writer): the setting as given when set, else one group per sink, `<default>-<its id>`,
         so two sinks (two hosts' SQLite files or dataset directories) never split the
-        partitions between them, and a re-created sink reads the topics from the start."""
+        partitions between them, and a re-created sink reads the topics from the start.
+        `sink_id` is called only then (the store's reads its database)."""
         if field in self.model_fields_set:
             return str(getattr(self, field))
-        return f"{getattr(self, field)}-{sink_id[:12]}"
+        return f"{getattr(self, field)}-{sink_id()[:12]}"
 
     def prepare_processes_limit(self) -> int:
         """`prepare_processes_max`, or its default: 2 prepare processes where this process

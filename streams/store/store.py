@@ -62,7 +62,7 @@ def consumer_group(settings: Settings, store: AuditStore) -> str:
     """The store consumer's group: `DISPATCH_RL_STORE_GROUP` as given when set, else
     `dispatch-rl-store-<store id>` (`Settings.sink_group`): workers sharing one database share
     one group, two hosts' own SQLite files each get every event."""
-    return settings.sink_group("store_group", store.store_id())
+    return settings.sink_group("store_group", store.store_id)
 
 
 def default_store_exists(settings: Settings) -> bool:
